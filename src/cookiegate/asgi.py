@@ -1,0 +1,169 @@
+"""ASGI adapter (Starlette, FastAPI, any ASGI 3 app). Translation only.
+
+Usage::
+
+    app.add_middleware(CookieGateMiddleware, gate=gate)          # Starlette / FastAPI
+    app = CookieGateMiddleware(app, gate=gate)                    # any ASGI app
+
+    consent(request).allows("performance")                       # in a handler
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from . import SCOPE_KEY, consent_of
+from .consent import RequestConsent
+from .gate import Decision, Gate, PlainResponse, RequestInfo
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+__all__ = ["CookieGateMiddleware", "consent"]
+
+
+def consent(request: Any) -> RequestConsent:
+    """The visitor's consent for a Starlette/FastAPI ``Request`` (or an ASGI scope)."""
+    return consent_of(request)
+
+
+def _request_info(scope: Scope) -> RequestInfo:
+    cookie = origin = fetch_site = ctype = accept = None
+    host = ""
+    gpc: list[str] | None = None
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            # several Cookie headers (HTTP/2) are joined, as RFC 9113 says
+            cookie = (
+                value.decode("latin-1")
+                if cookie is None
+                else cookie + "; " + value.decode("latin-1")
+            )
+        elif name == b"host":
+            host = value.decode("latin-1")
+        elif name == b"sec-gpc":
+            (gpc := gpc or []).append(value.decode("latin-1"))
+        elif name == b"origin":
+            origin = value.decode("latin-1")
+        elif name == b"sec-fetch-site":
+            fetch_site = value.decode("latin-1")
+        elif name == b"content-type":
+            ctype = value.decode("latin-1")
+        elif name == b"accept":
+            accept = value.decode("latin-1")
+    if not host and scope.get("server"):
+        server = scope["server"]
+        host = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
+    return RequestInfo(
+        scope.get("method", "GET"),
+        scope.get("path", "/"),
+        scope.get("scheme", "http"),
+        host,
+        "",
+        cookie,
+        gpc,
+        origin,
+        fetch_site,
+        ctype,
+        accept,
+    )
+
+
+def _with_cookie(scope: Scope, cookie: str) -> Scope:
+    headers = [(k, v) for k, v in scope["headers"] if k != b"cookie"]
+    if cookie:
+        headers.append((b"cookie", cookie.encode("latin-1")))
+    return {**scope, "headers": headers}
+
+
+async def _send_plain(resp: PlainResponse, send: Send, head: bool) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers]
+    headers.append((b"content-length", str(len(resp.body)).encode()))
+    await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else resp.body})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or ``None`` if it is over ``limit`` (read no further)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks)
+        body = message.get("body", b"")
+        size += len(body)
+        if size > limit:
+            return None
+        chunks.append(body)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class CookieGateMiddleware:
+    """Pure ASGI middleware enforcing a :class:`~cookiegate.Gate`.
+
+    :param app: the ASGI application to protect.
+    :param gate: the configured gate.
+    """
+
+    def __init__(self, app: ASGIApp, *, gate: Gate) -> None:
+        if not isinstance(gate, Gate):
+            raise TypeError("gate must be a cookiegate.Gate")
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Any) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)  # lifespan and anything else
+            return
+        info = _request_info(scope)
+        if kind == "websocket":
+            info.method = "GET"
+        decision = self.gate.begin(info)
+        if kind == "http" and (decision.response is not None or decision.needs_body):
+            await self._own(decision, receive, send)
+            return
+        if decision.cookie_header is not None:
+            scope = _with_cookie(scope, decision.cookie_header)
+        scope[SCOPE_KEY] = decision.consent
+        if kind == "websocket":
+            await self.app(scope, receive, _WebSocketSend(send, decision))
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = decision.response_headers(message.get("headers", ()))
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+    async def _own(self, decision: Decision, receive: Receive, send: Send) -> None:
+        head = decision.info.method == "HEAD"
+        if decision.response is not None:
+            await _send_plain(decision.response, send, head)
+            return
+        body = await _read_body(receive, self.gate.max_body)
+        await _send_plain(self.gate.respond(decision, body), send, head)
+
+
+class _WebSocketSend:
+    """Filters Set-Cookie headers of ``websocket.accept``."""
+
+    __slots__ = ("decision", "send")
+
+    def __init__(self, send: Send, decision: Decision) -> None:
+        self.send = send
+        self.decision = decision
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "websocket.accept" and message.get("headers"):
+            message = dict(message)
+            message["headers"] = self.decision.response_headers(message["headers"])
+        await self.send(message)

@@ -1,0 +1,104 @@
+"""Consent state: what a visitor decided, as the gate and the app see it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: How a decision was given.
+METHODS = ("banner", "preferences", "gpc", "api", "withdraw")
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    """A visitor's consent, verified.
+
+    ``decided`` is true when a valid, current consent token was presented, or when
+    a ``Sec-GPC: 1`` signal stands in for a choice (``method == "gpc"``).
+    ``granted`` holds the non-necessary categories the visitor allowed; strictly
+    necessary cookies are always allowed. ``reason`` says why a state is
+    undecided: ``"none"`` (no token), ``"invalid"`` (bad, tampered, oversized or
+    foreign-key token), ``"expired"`` or ``"stale"`` (older policy version).
+    """
+
+    decided: bool
+    granted: frozenset[str] = frozenset()
+    policy_version: str | None = None
+    consent_id: str | None = None
+    decided_at: int | None = None
+    expires_at: int | None = None
+    method: str | None = None
+    gpc: bool = False
+    reason: str = "none"
+    #: the token was signed with an older key and must be re-issued
+    needs_reissue: bool = False
+
+    def allows(self, category: str) -> bool:
+        """Whether cookies/telemetry of ``category`` may be used."""
+        return category == "strictly_necessary" or category in self.granted
+
+    @property
+    def refused(self) -> bool:
+        """A decision exists (explicit or GPC) and may have refused categories."""
+        return self.decided
+
+    def as_json(self, optional: tuple[str, ...]) -> dict[str, object]:
+        """The public JSON shape of ``GET /_cookiegate/consent``."""
+        return {
+            "decided": self.decided,
+            "categories": {name: name in self.granted for name in optional},
+            "policy_version": self.policy_version,
+            "consent_id": self.consent_id,
+            "gpc": self.gpc,
+            "method": self.method,
+            "decided_at": self.decided_at,
+            "expires_at": self.expires_at,
+        }
+
+
+UNDECIDED = ConsentState(False)
+
+
+class RequestConsent:
+    """The per-request view of the consent state given to the app.
+
+    Reading it marks the response as consent-dependent, so the gate adds
+    ``Vary: Cookie`` to it.
+    """
+
+    __slots__ = ("_state", "queried")
+
+    def __init__(self, state: ConsentState) -> None:
+        self._state = state
+        self.queried = False
+
+    @property
+    def state(self) -> ConsentState:
+        self.queried = True
+        return self._state
+
+    def allows(self, category: str) -> bool:
+        """Whether ``category`` is allowed for this request's visitor."""
+        self.queried = True
+        return self._state.allows(category)
+
+    @property
+    def decided(self) -> bool:
+        self.queried = True
+        return self._state.decided
+
+    @property
+    def gpc(self) -> bool:
+        self.queried = True
+        return self._state.gpc
+
+    @property
+    def granted(self) -> frozenset[str]:
+        self.queried = True
+        return self._state.granted
+
+    @property
+    def consent_id(self) -> str | None:
+        return self._state.consent_id
+
+    def __repr__(self) -> str:
+        return f"RequestConsent({self._state!r})"

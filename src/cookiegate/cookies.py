@@ -1,0 +1,212 @@
+"""The one Cookie / Set-Cookie parser and serializer.
+
+Nothing here raises on input from the network: malformed headers are read the
+way browsers read them (RFC 6265 section 5) or skipped.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+EPOCH_EXPIRES = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+@lru_cache(maxsize=4096)
+def _parse_cookie_cached(header: str) -> tuple[tuple[str, str], ...]:
+    return _parse_cookie(header)
+
+
+def _parse_cookie(header: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for segment in header.split(";"):
+        segment = segment.strip()
+        if not segment:
+            continue
+        eq = segment.find("=")
+        name = segment[:eq].strip() if eq >= 0 else ""
+        out.append((name, segment))
+    return tuple(out)
+
+
+def parse_cookie_header(header: str) -> tuple[tuple[str, str], ...]:
+    """Split a ``Cookie`` request header into ``(name, "name=value")`` pairs.
+
+    A segment without ``=`` is a nameless cookie (name ``""``), as browsers treat
+    it. Never raises. Results for headers under 4 KiB are cached.
+    """
+    if len(header) < 4096:
+        return _parse_cookie_cached(header)
+    return _parse_cookie(header)
+
+
+def cookie_values(header: str) -> dict[str, str]:
+    """``{name: value}`` of a Cookie header; the first occurrence of a name wins."""
+    out: dict[str, str] = {}
+    for name, segment in parse_cookie_header(header):
+        if name and name not in out:
+            value = segment.partition("=")[2].strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            out[name] = value
+    return out
+
+
+def set_cookie_name(header_value: str) -> str:
+    """The cookie name of a ``Set-Cookie`` value (``""`` for a nameless cookie)."""
+    head = header_value.split(";", 1)[0]
+    eq = head.find("=")
+    return head[:eq].strip() if eq >= 0 else ""
+
+
+@dataclass(slots=True)
+class SetCookie:
+    """A parsed ``Set-Cookie`` header value."""
+
+    name: str
+    value: str
+    attrs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def domain(self) -> str | None:
+        d = self.attrs.get("domain")
+        return d.lstrip(".").lower() if d else None
+
+    @property
+    def path(self) -> str | None:
+        p = self.attrs.get("path")
+        return p if p and p.startswith("/") else None
+
+    def is_deletion(self, now: float | None = None) -> bool:
+        """Whether this header deletes the cookie (Max-Age <= 0 or Expires in the past)."""
+        max_age = self.attrs.get("max-age")
+        if max_age is not None:
+            ma = max_age.strip()
+            if re.fullmatch(r"-?[0-9]+", ma):
+                return int(ma) <= 0
+        expires = self.attrs.get("expires")
+        if expires is not None:
+            ts = parse_cookie_date(expires)
+            if ts is not None:
+                return ts <= (time.time() if now is None else now)
+        return False
+
+
+def parse_set_cookie(header_value: str) -> SetCookie:
+    """Parse a ``Set-Cookie`` value (RFC 6265 section 5.2). Never raises.
+
+    Attribute names are lower-cased; the last occurrence of an attribute wins.
+    Commas are not separators: ``Expires=Wed, 21 Oct 2015 07:28:00 GMT`` stays whole.
+    """
+    parts = header_value.split(";")
+    head = parts[0]
+    eq = head.find("=")
+    if eq >= 0:
+        name, value = head[:eq].strip(), head[eq + 1 :].strip()
+    else:
+        name, value = "", head.strip()
+    attrs: dict[str, str] = {}
+    for part in parts[1:]:
+        key, _, val = part.partition("=")
+        key = key.strip().lower()
+        if key:
+            attrs[key] = val.strip()
+    return SetCookie(name, value, attrs)
+
+
+_DELIM = re.compile(r"[\x09\x20-\x2F\x3B-\x40\x5B-\x60\x7B-\x7E]+")
+_TIME = re.compile(r"(\d{1,2}):(\d{1,2}):(\d{1,2})(?:[^\d]|$)")
+_DAY = re.compile(r"(\d{1,2})(?:[^\d]|$)")
+_YEAR = re.compile(r"(\d{2,4})(?:[^\d]|$)")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def parse_cookie_date(text: str) -> float | None:
+    """Parse a cookie date with the RFC 6265 section 5.1.1 algorithm.
+
+    Returns a POSIX timestamp, or ``None`` if the date is invalid. Never raises.
+    """
+    if len(text) > 200:
+        return None
+    hms = day = month = year = None
+    for token in _DELIM.split(text):
+        if not token:
+            continue
+        if hms is None:
+            m = _TIME.match(token)
+            if m:
+                hms = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+                continue
+        if day is None:
+            m = _DAY.match(token)
+            if m:
+                day = int(m.group(1))
+                continue
+        if month is None and token[:3].lower() in _MONTHS:
+            month = _MONTHS.index(token[:3].lower()) + 1
+            continue
+        if year is None:
+            m = _YEAR.match(token)
+            if m:
+                year = int(m.group(1))
+                continue
+    if hms is None or day is None or month is None or year is None:
+        return None
+    if 70 <= year <= 99:
+        year += 1900
+    elif 0 <= year <= 69:
+        year += 2000
+    h, mi, s = hms
+    if not (1 <= day <= 31) or year < 1601 or h > 23 or mi > 59 or s > 59:
+        return None
+    try:
+        return float(calendar.timegm((year, month, day, h, mi, s, 0, 0, 0)))
+    except (OverflowError, ValueError):  # pragma: no cover - guarded above
+        return None
+
+
+def serialize_set_cookie(
+    name: str,
+    value: str,
+    *,
+    max_age: int | None = None,
+    path: str = "/",
+    domain: str | None = None,
+    secure: bool = False,
+    httponly: bool = False,
+    samesite: str | None = None,
+) -> str:
+    """Build a ``Set-Cookie`` header value."""
+    parts = [f"{name}={value}"]
+    if max_age is not None:
+        parts.append(f"Max-Age={max_age}")
+        if max_age <= 0:
+            parts.append(f"Expires={EPOCH_EXPIRES}")
+    if domain:
+        parts.append(f"Domain={domain}")
+    parts.append(f"Path={path}")
+    if secure:
+        parts.append("Secure")
+    if httponly:
+        parts.append("HttpOnly")
+    if samesite:
+        parts.append(f"SameSite={samesite}")
+    return "; ".join(parts)
+
+
+def expire_cookie(
+    name: str, *, path: str = "/", domain: str | None = None, secure: bool = False
+) -> str:
+    """A ``Set-Cookie`` value that deletes ``name`` at ``path``/``domain``.
+
+    ``__Secure-`` and ``__Host-`` cookies are always expired with ``Secure``, as
+    browsers require.
+    """
+    if name.startswith(("__Secure-", "__Host-")):
+        secure = True
+        if name.startswith("__Host-"):
+            domain, path = None, "/"
+    return serialize_set_cookie(name, "", max_age=0, path=path, domain=domain, secure=secure)

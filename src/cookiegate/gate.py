@@ -1,0 +1,777 @@
+"""The sans-IO engine: ``Gate.begin(RequestInfo) -> Decision``.
+
+No I/O and no framework here. The adapters (``asgi.py``, ``wsgi.py``) turn a
+request into a :class:`RequestInfo`, call :meth:`Gate.begin`, and either send the
+:class:`PlainResponse` it produced (cookiegate's own endpoints) or call the app
+with the filtered Cookie header and pass the app's response headers through
+:meth:`Decision.response_headers`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .consent import METHODS, UNDECIDED, ConsentState, RequestConsent
+from .cookies import (
+    expire_cookie,
+    parse_cookie_header,
+    parse_set_cookie,
+    serialize_set_cookie,
+    set_cookie_name,
+)
+from .errors import BadRequest, ConfigError, TokenError
+from .policy import MAX_COOKIE_AGE, NECESSARY, Policy
+from .signals import gpc_enabled
+from .token import ConsentCodec
+
+log = logging.getLogger("cookiegate")
+
+SIX_MONTHS = 182 * 24 * 3600
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SENTINEL: Any = object()
+
+
+@dataclass(slots=True)
+class RequestInfo:
+    """The plain values of a request that the gate needs. Header values are
+    ``str`` (latin-1 decoded); ``None`` means the header was absent."""
+
+    method: str
+    path: str
+    scheme: str = "http"
+    host: str = ""
+    query: str = ""
+    cookie: str | None = None
+    #: every ``Sec-GPC`` value received (several headers are possible)
+    sec_gpc: list[str] | None = None
+    origin: str | None = None
+    sec_fetch_site: str | None = None
+    content_type: str | None = None
+    accept: str | None = None
+
+
+@dataclass(slots=True)
+class PlainResponse:
+    """A complete response produced by cookiegate itself."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    """Handed to ``on_consent`` listeners when a visitor decides or withdraws."""
+
+    previous: ConsentState
+    current: ConsentState
+    source: str
+    expired_cookies: tuple[str, ...] = ()
+
+
+class Decision:
+    """What the gate decided for one request. Per-request, never shared."""
+
+    __slots__ = (
+        "consent",
+        "cookie_header",
+        "expire",
+        "gate",
+        "info",
+        "needs_body",
+        "removed",
+        "response",
+        "state",
+    )
+
+    def __init__(self, gate: Gate, info: RequestInfo, state: ConsentState) -> None:
+        self.gate = gate
+        self.info = info
+        self.state = state
+        self.consent = RequestConsent(state)
+        #: a complete response to send instead of calling the app
+        self.response: PlainResponse | None = None
+        #: the adapter must read the request body and call :meth:`Gate.respond`
+        self.needs_body = False
+        #: the Cookie header to give the app; ``None`` means "unchanged"
+        self.cookie_header: str | None = None
+        #: names of request cookies withheld from the app
+        self.removed: list[str] = []
+        #: Set-Cookie values expiring refused cookies the browser still sends
+        self.expire: list[str] = []
+
+    def response_headers(self, headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """Filter the app's response headers: drop Set-Cookie headers of
+        non-consented categories (deletions always pass), append expiry and
+        re-issued consent cookies, and add ``Vary`` when the response depends on
+        consent. Header names must be lower case (as in ASGI)."""
+        gate = self.gate
+        state = self.state
+        out: list[tuple[bytes, bytes]] = []
+        depends = bool(self.removed) or self.consent.queried
+        vary_at = -1
+        for item in headers:
+            name = item[0]
+            if name == b"set-cookie":
+                value = item[1].decode("latin-1")
+                category = gate.set_cookie_category(value, self.info)
+                if category != NECESSARY:
+                    depends = True
+                    if not gate.allowed(state, category):
+                        sc = parse_set_cookie(value)
+                        if not sc.is_deletion():
+                            gate.note_unknown(sc.name, category)
+                            continue
+            elif name == b"vary":
+                vary_at = len(out)
+            out.append((name, item[1]))
+        if self.expire:
+            depends = True
+            out.extend((b"set-cookie", v.encode("latin-1")) for v in self.expire)
+        if state.needs_reissue and state.decided and state.method != "gpc":
+            depends = True
+            out.append((b"set-cookie", gate.consent_cookie(state, self.info).encode("latin-1")))
+        if depends:
+            if vary_at < 0:
+                out.append((b"vary", gate.vary_value))
+            else:
+                out[vary_at] = (b"vary", gate.merge_vary(out[vary_at][1]))
+        return out
+
+
+def _safe_next(value: str | None) -> str | None:
+    """A same-origin path to redirect to, or ``None`` if ``value`` is not one."""
+    if not value or len(value) > 2048 or not value.startswith("/") or value.startswith("//"):
+        return None
+    if "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return None
+    return value
+
+
+class Gate:
+    """The consent gate: verifies consent, serves cookiegate's own endpoints and
+    filters cookies in both directions.
+
+    :param policy: the site's :class:`~cookiegate.Policy`.
+    :param secret_keys: signing keys for the consent cookie, oldest first.
+    :param prefix: URL prefix of cookiegate's endpoints.
+    :param cookie_name: consent cookie name; on https it gets the ``__Host-``
+        prefix.
+    :param max_age: how long a decision is valid, in seconds (default about 6
+        months; must be under 400 days).
+    :param secure: force the https cookie form on (``True``) or off (``False``);
+        ``None`` follows the request scheme.
+    :param gpc: honour ``Sec-GPC: 1`` as a refusal of every non-necessary category
+        until the visitor makes an explicit choice.
+    :param gpc_json: serve ``/.well-known/gpc.json``.
+    :param gpc_last_update: ``lastUpdate`` of gpc.json (``YYYY-MM-DD``), optional.
+    :param clear_site_data: values for a ``Clear-Site-Data`` header sent on
+        withdrawal over https, e.g. ``('"storage"',)``. Empty = not sent.
+        ``"cookies"`` also logs visitors out (it clears every cookie of the site).
+    :param trusted_origins: extra origins (``https://shop.example``) allowed to
+        POST to the consent endpoints.
+    :param on_consent: called with a :class:`ConsentChange` after each decision;
+        must not block (it runs on the request path).
+    :param max_body: largest accepted body for the consent endpoints, in bytes.
+    :param token_cache_size: how many verified tokens to keep (LRU).
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        secret_keys: Sequence[str | bytes],
+        prefix: str = "/_cookiegate/",
+        cookie_name: str = "cookiegate",
+        max_age: int = SIX_MONTHS,
+        secure: bool | None = None,
+        gpc: bool = True,
+        gpc_json: bool = True,
+        gpc_last_update: str | None = None,
+        clear_site_data: Sequence[str] = (),
+        trusted_origins: Sequence[str] = (),
+        on_consent: Callable[[ConsentChange], None] | None = None,
+        max_body: int = 16 * 1024,
+        token_cache_size: int = 4096,
+    ) -> None:
+        if not isinstance(policy, Policy):
+            raise ConfigError("policy", "must be a cookiegate.Policy")
+        self.policy = policy
+        self.codec = ConsentCodec(secret_keys)
+        if not isinstance(prefix, str) or not prefix.startswith("/") or not prefix.endswith("/"):
+            raise ConfigError("prefix", "must start and end with '/', e.g. '/_cookiegate/'")
+        if prefix == "/":
+            raise ConfigError("prefix", "must not be '/' (it would shadow the whole site)")
+        self.prefix = prefix
+        if not isinstance(cookie_name, str) or not re.fullmatch(
+            r"[A-Za-z0-9_\-.]{1,64}", cookie_name
+        ):
+            raise ConfigError("cookie_name", "must be 1-64 letters, digits, '_', '-' or '.'")
+        if cookie_name.startswith("__"):
+            raise ConfigError("cookie_name", "must not carry a prefix; __Host- is added on https")
+        self.cookie_name = cookie_name
+        self.secure_cookie_name = "__Host-" + cookie_name
+        if (
+            isinstance(max_age, bool)
+            or not isinstance(max_age, int)
+            or not 60 <= max_age < MAX_COOKIE_AGE
+        ):
+            raise ConfigError(
+                "max_age", f"must be an integer from 60 to {MAX_COOKIE_AGE - 1} seconds"
+            )
+        self.max_age = max_age
+        if secure is not None and not isinstance(secure, bool):
+            raise ConfigError("secure", "must be True, False or None")
+        self.secure = secure
+        self.gpc = bool(gpc)
+        self.gpc_json = bool(gpc_json)
+        if gpc_last_update is not None and not (
+            isinstance(gpc_last_update, str) and _DATE.fullmatch(gpc_last_update)
+        ):
+            raise ConfigError("gpc_last_update", "must be a date like '2026-11-01'")
+        self.gpc_last_update = gpc_last_update
+        for i, v in enumerate(clear_site_data):
+            if v not in ('"cookies"', '"storage"', '"cache"', '"*"'):
+                raise ConfigError(
+                    f"clear_site_data[{i}]",
+                    'must be one of "cookies", "storage", "cache", "*" (quoted)',
+                )
+        self.clear_site_data = ", ".join(clear_site_data)
+        origins = set()
+        for i, o in enumerate(trusted_origins):
+            parts = urlsplit(o) if isinstance(o, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(f"trusted_origins[{i}]", "must look like 'https://example.com'")
+            origins.add(parts.netloc.lower())
+        self.trusted_hosts = frozenset(origins)
+        if on_consent is not None and not callable(on_consent):
+            raise ConfigError("on_consent", "must be callable")
+        self.on_consent = on_consent
+        if not isinstance(max_body, int) or max_body < 256:
+            raise ConfigError("max_body", "must be an integer >= 256")
+        self.max_body = max_body
+        if not isinstance(token_cache_size, int) or token_cache_size < 1:
+            raise ConfigError("token_cache_size", "must be a positive integer")
+        self._state_cached = lru_cache(maxsize=token_cache_size)(self._verify)
+        self.vary_value = b"Cookie, Sec-GPC" if self.gpc else b"Cookie"
+        self._n_optional = len(policy.optional)
+        self._unknown_seen: set[str] = set()
+        self._routes = {
+            prefix + "consent": self._route_consent,
+            prefix + "withdraw": self._route_withdraw,
+        }
+
+    # -- consent ----------------------------------------------------------
+
+    def _verify(self, token: str | None, gpc: bool) -> ConsentState:
+        if token is None:
+            state = UNDECIDED
+        else:
+            try:
+                payload, newest = self.codec.loads(token)
+                state = self._state_from_payload(payload, newest)
+            except TokenError:
+                state = ConsentState(False, reason="invalid")
+        if gpc:
+            return self._with_gpc(state)
+        return state
+
+    def _state_from_payload(self, p: dict[str, Any], newest: bool) -> ConsentState:
+        cid, granted, version, at, method = (
+            p.get("id"),
+            p.get("g"),
+            p.get("p"),
+            p.get("t"),
+            p.get("m"),
+        )
+        if (
+            not isinstance(cid, str)
+            or not 8 <= len(cid) <= 64
+            or not isinstance(granted, list)
+            or not all(isinstance(g, str) for g in granted)
+            or not isinstance(version, str)
+            or isinstance(at, bool)
+            or not isinstance(at, int)
+            or method not in METHODS
+        ):
+            raise TokenError("payload does not have the consent shape")
+        if version != self.policy.version:
+            return ConsentState(False, consent_id=cid, policy_version=version, reason="stale")
+        optional = self.policy.optional
+        return ConsentState(
+            True,
+            granted=frozenset(g for g in granted if g in optional),
+            policy_version=version,
+            consent_id=cid,
+            decided_at=at,
+            expires_at=at + self.max_age,
+            method=method,
+            reason="ok",
+            needs_reissue=not newest,
+        )
+
+    def _with_gpc(self, state: ConsentState) -> ConsentState:
+        if state.decided:  # an explicit choice wins over the signal
+            return replace(state, gpc=True)
+        return ConsentState(
+            True,
+            policy_version=self.policy.version,
+            consent_id=state.consent_id,
+            method="gpc",
+            gpc=True,
+            reason="gpc",
+        )
+
+    def state_for(
+        self, token: str | None, gpc: bool = False, now: float | None = None
+    ) -> ConsentState:
+        """The verified consent state for a consent-cookie value (cached; the expiry
+        is checked on every call)."""
+        if token is not None and len(token) > 1024:
+            token = ""  # oversized: never cached, always invalid
+        state = self._state_cached(token, gpc)
+        if state.expires_at is not None and state.expires_at <= (
+            time.time() if now is None else now
+        ):
+            state = ConsentState(False, consent_id=state.consent_id, reason="expired")
+            if gpc:
+                state = self._with_gpc(state)
+        return state
+
+    def make_token(
+        self,
+        categories: Sequence[str] = (),
+        *,
+        method: str = "api",
+        consent_id: str | None = None,
+        decided_at: int | None = None,
+        policy_version: str | None = None,
+    ) -> str:
+        """Sign a consent token granting ``categories`` (for tests, benchmarks and
+        server-side integrations)."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}")
+        payload = {
+            "v": 1,
+            "id": consent_id or secrets.token_urlsafe(12),
+            "g": sorted(c for c in set(categories) if c in self.policy.optional),
+            "p": policy_version or self.policy.version,
+            "t": int(time.time()) if decided_at is None else decided_at,
+            "m": method,
+        }
+        return self.codec.dumps(payload)
+
+    def is_secure(self, info: RequestInfo) -> bool:
+        return info.scheme in ("https", "wss") if self.secure is None else self.secure
+
+    def consent_cookie_name(self, info: RequestInfo) -> str:
+        return self.secure_cookie_name if self.is_secure(info) else self.cookie_name
+
+    def consent_cookie(self, state: ConsentState, info: RequestInfo) -> str:
+        """The Set-Cookie value that stores ``state`` (signed with the newest key)."""
+        token = self.make_token(
+            sorted(state.granted),
+            method=state.method or "api",
+            consent_id=state.consent_id,
+            decided_at=state.decided_at,
+        )
+        remaining = self.max_age
+        if state.decided_at is not None:
+            remaining = max(1, state.decided_at + self.max_age - int(time.time()))
+        secure = self.is_secure(info)
+        return serialize_set_cookie(
+            self.consent_cookie_name(info),
+            token,
+            max_age=remaining,
+            secure=secure,
+            httponly=True,
+            samesite="Lax",
+        )
+
+    # -- classification ---------------------------------------------------
+
+    def allowed(self, state: ConsentState, category: str | None) -> bool:
+        """Whether a cookie of ``category`` (``None`` = unknown) may pass."""
+        if category == NECESSARY:
+            return True
+        if category is None:
+            unknown = self.policy.unknown_category
+            if unknown is None:
+                return len(state.granted) == self._n_optional
+            category = unknown
+        return category in state.granted
+
+    def set_cookie_category(self, value: str, info: RequestInfo) -> str | None:
+        name = set_cookie_name(value)
+        if name == self.cookie_name or name == self.secure_cookie_name:
+            return NECESSARY
+        policy = self.policy
+        fast = policy._fast.get(name, _SENTINEL)
+        if fast is not _SENTINEL:
+            return fast  # type: ignore[no-any-return]
+        cands = policy.candidates(name)
+        if cands and (cands[0].domain is not None or cands[0].path is not None):
+            sc = parse_set_cookie(value)
+            return policy.category_of(
+                name, sc.domain or _host_only(info.host), sc.path or info.path
+            )
+        return policy.category_of(name)
+
+    def note_unknown(self, name: str, category: str | None) -> None:
+        """Log an undeclared cookie once per name (bounded, so random names cannot
+        flood the log)."""
+        if category is not None or name in self._unknown_seen:
+            return
+        if len(self._unknown_seen) < 1000:
+            self._unknown_seen.add(name)
+            log.warning(
+                "cookiegate: undeclared cookie %r treated as non-necessary; "
+                "declare it in the policy to classify it",
+                name[:100],
+            )
+
+    def _expiry_for(self, name: str, info: RequestInfo) -> list[str]:
+        rule = self.policy.rule_for(name, _host_only(info.host), info.path)
+        path = rule.path if rule and rule.path else "/"
+        domains: list[str | None] = [None]
+        if rule and rule.domain:
+            domains.append(rule.domain)
+        domains.extend(d for d in self.policy.expire_domains if d not in domains)
+        secure = self.is_secure(info)
+        return [expire_cookie(name, path=path, domain=d, secure=secure) for d in domains]
+
+    # -- the request ------------------------------------------------------
+
+    def begin(self, info: RequestInfo) -> Decision:
+        """Decide what happens to one request. Never raises on request input."""
+        pairs = parse_cookie_header(info.cookie) if info.cookie else ()
+        token = None
+        if pairs:
+            cname = self.consent_cookie_name(info)
+            for name, segment in pairs:
+                if name == cname:
+                    token = segment[len(name) + 1 :].strip().strip('"')
+                    break
+        gpc = self.gpc and info.sec_gpc is not None and gpc_enabled(info.sec_gpc)
+        state = self.state_for(token, gpc)
+        decision = Decision(self, info, state)
+
+        path = info.path
+        if path.startswith(self.prefix) or (self.gpc_json and path == "/.well-known/gpc.json"):
+            self._own_route(decision)
+            if decision.response is not None or decision.needs_body:
+                return decision
+
+        if pairs:
+            self._filter_request_cookies(decision, pairs, state)
+        return decision
+
+    def _filter_request_cookies(
+        self, decision: Decision, pairs: tuple[tuple[str, str], ...], state: ConsentState
+    ) -> None:
+        policy = self.policy
+        fast = policy._fast
+        kept: list[str] = []
+        removed = decision.removed
+        info = decision.info
+        for name, segment in pairs:
+            if name == self.cookie_name or name == self.secure_cookie_name:
+                kept.append(segment)
+                continue
+            category = fast.get(name, _SENTINEL)
+            if category is _SENTINEL:
+                category = policy.category_of(name, _host_only(info.host), info.path)
+            if self.allowed(state, category):
+                kept.append(segment)
+            else:
+                removed.append(name)
+                self.note_unknown(name, category)
+        if removed:
+            decision.cookie_header = "; ".join(kept)
+            if state.decided:
+                seen = set()
+                for name in removed:
+                    if name and name not in seen:
+                        seen.add(name)
+                        decision.expire.extend(self._expiry_for(name, info))
+
+    # -- own endpoints ----------------------------------------------------
+
+    def _own_route(self, decision: Decision) -> None:
+        info = decision.info
+        if info.path == "/.well-known/gpc.json":
+            if info.method not in ("GET", "HEAD"):
+                decision.response = _method_not_allowed("GET, HEAD")
+                return
+            doc: dict[str, Any] = {"gpc": True}
+            if self.gpc_last_update:
+                doc["lastUpdate"] = self.gpc_last_update
+            decision.response = _json(200, doc, cache="public, max-age=86400", vary=None)
+            return
+        route = self._routes.get(info.path)
+        if route is None:
+            decision.response = _json(404, {"error": f"no cookiegate endpoint at {info.path}"})
+            return
+        route(decision)
+
+    def _route_consent(self, decision: Decision) -> None:
+        info = decision.info
+        if info.method in ("GET", "HEAD"):
+            decision.response = _json(
+                200, decision.state.as_json(self.policy.optional), vary=self.vary_value
+            )
+        elif info.method == "POST":
+            self._check_same_origin(decision)
+        else:
+            decision.response = _method_not_allowed("GET, HEAD, POST")
+
+    def _route_withdraw(self, decision: Decision) -> None:
+        if decision.info.method == "POST":
+            self._check_same_origin(decision)
+        else:
+            decision.response = _method_not_allowed("POST")
+
+    def _check_same_origin(self, decision: Decision) -> None:
+        info = decision.info
+        site = (info.sec_fetch_site or "").strip().lower()
+        if info.sec_fetch_site is not None and site not in ("same-origin", "none"):
+            decision.response = _error(
+                403, f"cross-site request refused (Sec-Fetch-Site: {site or 'empty'})", info
+            )
+            return
+        if info.origin is not None:
+            origin = info.origin.strip()
+            netloc = ""
+            if origin != "null":
+                try:
+                    parts = urlsplit(origin)
+                    if parts.scheme in ("http", "https"):
+                        netloc = parts.netloc.lower()
+                except ValueError:
+                    netloc = ""
+            host = info.host.strip().lower()
+            if not netloc or (netloc != host and netloc not in self.trusted_hosts):
+                decision.response = _error(
+                    403,
+                    f"cross-site request refused (Origin {origin[:100]!r} is not this site)",
+                    info,
+                )
+                return
+        decision.needs_body = True
+
+    def respond(self, decision: Decision, body: bytes | None) -> PlainResponse:
+        """Answer a POST to a consent endpoint once the adapter has read its body
+        (``None``: the body was larger than ``max_body``).
+
+        Malformed input gets a 4xx that says what is wrong; never raises.
+        """
+        info = decision.info
+        wants_json = _is_json(info.content_type)
+        try:
+            if body is None or len(body) > self.max_body:
+                raise BadRequest(413, f"request body is larger than {self.max_body} bytes")
+            fields = self._parse_body(info.content_type, body)
+            if info.path == self.prefix + "withdraw":
+                granted: frozenset[str] = frozenset()
+                method = "withdraw"
+            else:
+                granted, method = self._parse_choice(fields, wants_json)
+        except BadRequest as exc:
+            return _error(exc.status, exc.message, info)
+
+        previous = decision.state
+        now = int(time.time())
+        current = ConsentState(
+            True,
+            granted=granted,
+            policy_version=self.policy.version,
+            consent_id=previous.consent_id or secrets.token_urlsafe(12),
+            decided_at=now,
+            expires_at=now + self.max_age,
+            method=method,
+            gpc=previous.gpc,
+            reason="ok",
+        )
+        headers = [
+            ("set-cookie", self.consent_cookie(current, info)),
+            ("cache-control", "no-store"),
+            ("vary", self.vary_value.decode()),
+        ]
+        expired: list[str] = []
+        if info.cookie:
+            for name, _segment in parse_cookie_header(info.cookie):
+                if not name or name in expired:
+                    continue
+                if name == self.cookie_name or name == self.secure_cookie_name:
+                    continue
+                category = self.policy.category_of(name, _host_only(info.host), info.path)
+                if not self.allowed(current, category):
+                    expired.append(name)
+                    headers.extend(("set-cookie", v) for v in self._expiry_for(name, info))
+        if method == "withdraw" and self.clear_site_data and self.is_secure(info):
+            headers.append(("clear-site-data", self.clear_site_data))
+
+        change = ConsentChange(previous, current, method, tuple(expired))
+        if self.on_consent is not None:
+            try:
+                self.on_consent(change)
+            except Exception:  # a listener must never cost the visitor their choice
+                log.exception("cookiegate: on_consent listener failed")
+
+        if wants_json:
+            doc = current.as_json(self.policy.optional)
+            if method == "withdraw":
+                doc["withdrawn"] = True
+            doc["expired_cookies"] = expired
+            return PlainResponse(200, [("content-type", "application/json"), *headers], _dumps(doc))
+        target = _safe_next(_first(fields, "next"))
+        if target is None:
+            if _first(fields, "next"):
+                log.warning("cookiegate: refused off-site or malformed 'next'; redirecting to '/'")
+            target = "/"
+        headers.append(("location", target))
+        headers.append(("content-type", "text/plain; charset=utf-8"))
+        return PlainResponse(303, headers, b"Your choice was saved.\n")
+
+    def _parse_body(self, content_type: str | None, body: bytes) -> dict[str, list[Any]]:
+        ctype = (content_type or "").split(";", 1)[0].strip().lower()
+        if _is_json(content_type):
+            try:
+                data = json.loads(body.decode("utf-8")) if body.strip() else {}
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise BadRequest(400, f"malformed JSON body: {exc}") from None
+            if not isinstance(data, dict):
+                raise BadRequest(400, "JSON body must be an object")
+            return {k: [v] for k, v in data.items()}
+        if ctype in ("application/x-www-form-urlencoded", ""):
+            try:
+                text = body.decode("utf-8")
+                pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=64)
+            except UnicodeDecodeError:
+                raise BadRequest(400, "form body is not valid UTF-8") from None
+            except ValueError:
+                raise BadRequest(400, "form body has too many fields (max 64)") from None
+            fields: dict[str, list[Any]] = {}
+            for k, v in pairs:
+                fields.setdefault(k, []).append(v)
+            return fields
+        raise BadRequest(
+            415,
+            f"unsupported Content-Type {ctype!r}; "
+            "use application/x-www-form-urlencoded or application/json",
+        )
+
+    def _parse_choice(
+        self, fields: dict[str, list[Any]], is_json: bool
+    ) -> tuple[frozenset[str], str]:
+        optional = self.policy.optional
+        action = _first(fields, "action")
+        if is_json and "categories" in fields:
+            cats = fields["categories"][0]
+            if not isinstance(cats, dict):
+                raise BadRequest(400, '"categories" must be an object like {"performance": true}')
+            granted = set()
+            for name, value in cats.items():
+                if name == NECESSARY:
+                    continue  # always on; a request to refuse it is ignored
+                if name not in optional:
+                    raise BadRequest(
+                        400, f"unknown category {name!r} (known: {', '.join(optional)})"
+                    )
+                if not isinstance(value, bool):
+                    raise BadRequest(400, f"category {name!r} must be true or false")
+                if value:
+                    granted.add(name)
+            return frozenset(granted), "api"
+        if action is None:
+            raise BadRequest(400, "missing 'action' (accept_all, reject_all or save)")
+        if not isinstance(action, str):
+            raise BadRequest(400, "'action' must be a string")
+        source = "api" if is_json else "banner"
+        if action == "accept_all":
+            return frozenset(optional), source
+        if action == "reject_all":
+            return frozenset(), source
+        if action == "save":
+            granted = set()
+            for name in fields.get("category", []):
+                if not isinstance(name, str):
+                    raise BadRequest(400, "'category' values must be strings")
+                if name == NECESSARY:
+                    continue
+                if name not in optional:
+                    raise BadRequest(
+                        400, f"unknown category {name[:60]!r} (known: {', '.join(optional)})"
+                    )
+                granted.add(name)
+            return frozenset(granted), "api" if is_json else "preferences"
+        raise BadRequest(
+            400, f"unknown action {action[:60]!r} (use accept_all, reject_all or save)"
+        )
+
+    def merge_vary(self, existing: bytes) -> bytes:
+        text = existing.decode("latin-1")
+        tokens = {t.strip().lower() for t in text.split(",")}
+        if "*" in tokens:
+            return existing
+        add = [t for t in self.vary_value.decode().split(", ") if t.lower() not in tokens]
+        if not add:
+            return existing
+        return (text + ", " + ", ".join(add) if text.strip() else ", ".join(add)).encode("latin-1")
+
+
+def _host_only(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    return ctype == "application/json" or ctype.endswith("+json")
+
+
+def _first(fields: dict[str, list[Any]], key: str) -> Any:
+    values = fields.get(key)
+    return values[0] if values else None
+
+
+def _dumps(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+
+def _json(
+    status: int, doc: Any, *, cache: str = "no-store", vary: bytes | None = b"Cookie"
+) -> PlainResponse:
+    headers = [("content-type", "application/json"), ("cache-control", cache)]
+    if vary:
+        headers.append(("vary", vary.decode()))
+    return PlainResponse(status, headers, _dumps(doc))
+
+
+def _error(status: int, message: str, info: RequestInfo) -> PlainResponse:
+    if _is_json(info.content_type) or "application/json" in (info.accept or ""):
+        return _json(status, {"error": message, "status": status})
+    return PlainResponse(
+        status,
+        [("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store")],
+        f"{status} {message}\n".encode(),
+    )
+
+
+def _method_not_allowed(allow: str) -> PlainResponse:
+    resp = _json(405, {"error": f"method not allowed; use {allow}", "status": 405})
+    resp.headers.append(("allow", allow))
+    return resp

@@ -1,0 +1,494 @@
+"""The site's consent policy: categories, cookie rules and a version.
+
+A :class:`Policy` is frozen once built. Everything is validated at construction
+and any problem raises :class:`~cookiegate.errors.ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+NECESSARY = "strictly_necessary"
+PERFORMANCE = "performance"
+
+MatchKind = Literal["exact", "glob", "regex"]
+_MATCH_KINDS = ("exact", "glob", "regex")
+_CATEGORY_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 6265 token characters
+#: Cookie Max-Age is capped by browsers at 400 days (rfc6265bis).
+MAX_COOKIE_AGE = 400 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A consent category shown to visitors.
+
+    :param name: identifier used in forms, JSON and the consent token
+        (lower case, digits and ``_``).
+    :param label: short human name.
+    :param description: what cookies of this category are used for.
+    :param necessary: always on and cannot be refused. Only
+        ``strictly_necessary`` may be necessary.
+    """
+
+    name: str
+    label: str = ""
+    description: str = ""
+    necessary: bool = False
+
+
+DEFAULT_CATEGORIES: tuple[Category, ...] = (
+    Category(
+        NECESSARY,
+        "Strictly necessary",
+        "Needed for the site to work: login, forms, security and routing. Always on.",
+        necessary=True,
+    ),
+    Category(
+        PERFORMANCE,
+        "Performance",
+        "Web analysis, affiliate tracing, error measurement and design testing. "
+        "Collected only with your consent and processed anonymously.",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CookieRule:
+    """Classifies cookies by name (exact, glob or regex), optionally narrowed to a
+    domain and a path.
+
+    ``domain`` and ``path`` are also the declared attributes used to expire the
+    cookie when a visitor refuses or withdraws.
+    """
+
+    name: str
+    category: str
+    match: MatchKind = "exact"
+    domain: str | None = None
+    path: str | None = None
+    vendor: str = ""
+    purpose: str = ""
+    lifetime: str = ""
+    lifetime_seconds: int | None = None
+    source: str = ""
+    justification: str = ""
+    origin: str = "site"  # "site" or "catalog"
+    _regex: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+
+    def matches_name(self, name: str) -> bool:
+        if self.match == "exact":
+            return name == self.name
+        if self._regex is None:  # pragma: no cover - set by _compile()
+            return False
+        return self._regex.fullmatch(name) is not None
+
+    def fits(self, domain: str | None, path: str | None) -> bool:
+        """Whether the cookie's effective domain and path fall under this rule."""
+        if self.domain is not None:
+            if domain is None:
+                return False
+            d = domain.lower().lstrip(".")
+            if d != self.domain and not d.endswith("." + self.domain):
+                return False
+        if self.path is not None:
+            p = path or "/"
+            base = self.path.rstrip("/")
+            if p != self.path and p != base and not p.startswith(base + "/"):
+                return False
+        return True
+
+
+def _compile(rule: CookieRule, where: str) -> CookieRule:
+    if rule.match not in _MATCH_KINDS:
+        raise ConfigError(f"{where}.match", f"must be one of {', '.join(_MATCH_KINDS)}")
+    if not isinstance(rule.name, str) or not rule.name:
+        raise ConfigError(f"{where}.name", "must be a non-empty string")
+    if rule.match == "exact":
+        regex = None
+    elif rule.match == "glob":
+        regex = re.compile(fnmatch.translate(rule.name))
+    else:
+        try:
+            regex = re.compile(rule.name)
+        except re.error as exc:
+            raise ConfigError(f"{where}.name", f"invalid regular expression: {exc}") from None
+    domain = rule.domain
+    if domain is not None:
+        if not isinstance(domain, str) or not domain.strip(". "):
+            raise ConfigError(f"{where}.domain", "must be a host name such as 'example.com'")
+        domain = domain.strip().lstrip(".").lower()
+    if rule.path is not None and (not isinstance(rule.path, str) or not rule.path.startswith("/")):
+        raise ConfigError(f"{where}.path", "must start with '/'")
+    if rule.lifetime_seconds is not None and (
+        not isinstance(rule.lifetime_seconds, int) or rule.lifetime_seconds < 0
+    ):
+        raise ConfigError(f"{where}.lifetime_seconds", "must be a non-negative integer")
+    object.__setattr__(rule, "_regex", regex)
+    object.__setattr__(rule, "domain", domain)
+    return rule
+
+
+_RULE_KEYS = {
+    "name",
+    "category",
+    "match",
+    "domain",
+    "path",
+    "vendor",
+    "purpose",
+    "lifetime",
+    "lifetime_seconds",
+    "source",
+    "justification",
+}
+
+
+def _rule_from_mapping(data: Mapping[str, Any], where: str, origin: str) -> CookieRule:
+    if not isinstance(data, Mapping):
+        raise ConfigError(where, "must be a table/mapping")
+    unknown = set(data) - _RULE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}.{sorted(unknown)[0]}", "unknown key")
+    for key in ("name", "category"):
+        if key not in data:
+            raise ConfigError(f"{where}.{key}", "is required")
+    for key in ("name", "category", "match", "vendor", "purpose", "lifetime", "source"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"{where}.{key}", "must be a string")
+    return CookieRule(origin=origin, **dict(data))
+
+
+def load_catalog() -> tuple[CookieRule, ...]:
+    """Load the built-in catalogue of well-known cookies (``catalog/cookies.toml``)."""
+    text = resources.files("cookiegate.catalog").joinpath("cookies.toml").read_text("utf-8")
+    data = tomllib.loads(text)
+    rules = []
+    for i, entry in enumerate(data.get("cookie", [])):
+        rules.append(
+            _compile(_rule_from_mapping(entry, f"catalog[{i}]", "catalog"), f"catalog[{i}]")
+        )
+    return tuple(rules)
+
+
+_CATALOG: tuple[CookieRule, ...] | None = None
+
+
+def catalog() -> tuple[CookieRule, ...]:
+    """The built-in catalogue, loaded once per process."""
+    global _CATALOG
+    if _CATALOG is None:
+        _CATALOG = load_catalog()
+    return _CATALOG
+
+
+# Where catalogue categories go when the site has no category of that name.
+_CATALOG_FALLBACK = {"marketing": PERFORMANCE, "functional": PERFORMANCE}
+
+
+class Policy:
+    """What the site declares: consent categories, cookie rules and a version.
+
+    :param version: the policy version; changing it asks every visitor again.
+    :param categories: the consent categories. ``strictly_necessary`` is always
+        present (added if missing) and always on. Defaults to
+        ``strictly_necessary`` and ``performance``.
+    :param cookies: the site's own cookie rules (:class:`CookieRule` or mappings
+        with the same keys). They win over the built-in catalogue.
+    :param use_catalog: classify well-known cookies with the built-in catalogue.
+    :param catalog_categories: map a catalogue category (``performance``,
+        ``marketing``, ``functional``, ``strictly_necessary``) to one of the site's
+        categories. By default ``marketing`` and ``functional`` map to a category of
+        the same name if the site has one, else to ``performance``.
+    :param unknown_category: which category an undeclared cookie belongs to. The
+        default ``None`` means such cookies pass only when the visitor granted
+        *every* non-necessary category.
+    :param expire_domains: extra ``Domain`` values to expire refused cookies on,
+        e.g. ``["example.com"]`` for analytics cookies set on the registrable
+        domain.
+    """
+
+    __slots__ = (
+        "_candidates_cache",
+        "_exact",
+        "_fast",
+        "_patterns",
+        "catalog_categories",
+        "categories",
+        "expire_domains",
+        "optional",
+        "rules",
+        "unknown_category",
+        "version",
+    )
+
+    def __init__(
+        self,
+        *,
+        version: str | int = "1",
+        categories: Sequence[Category] | None = None,
+        cookies: Iterable[CookieRule | Mapping[str, Any]] = (),
+        use_catalog: bool = True,
+        catalog_categories: Mapping[str, str] | None = None,
+        unknown_category: str | None = None,
+        expire_domains: Sequence[str] = (),
+    ) -> None:
+        if isinstance(version, bool) or not isinstance(version, str | int):
+            raise ConfigError("version", "must be a string or an integer")
+        version = str(version).strip()
+        if not version or len(version) > 64:
+            raise ConfigError("version", "must be 1 to 64 characters")
+        self.version: str = version
+
+        cats: dict[str, Category] = {}
+        for i, cat in enumerate(DEFAULT_CATEGORIES if categories is None else categories):
+            where = f"categories[{i}]"
+            if not isinstance(cat, Category):
+                raise ConfigError(where, "must be a cookiegate.Category")
+            if not isinstance(cat.name, str) or not _CATEGORY_NAME.fullmatch(cat.name):
+                raise ConfigError(
+                    f"{where}.name", "must be lower case letters, digits or '_' (max 40)"
+                )
+            if cat.name in cats:
+                raise ConfigError(f"{where}.name", f"duplicate category {cat.name!r}")
+            if cat.necessary != (cat.name == NECESSARY):
+                raise ConfigError(
+                    f"{where}.necessary", f"only {NECESSARY!r} is necessary, and it always is"
+                )
+            cats[cat.name] = cat
+        if NECESSARY not in cats:
+            cats = {NECESSARY: DEFAULT_CATEGORIES[0], **cats}
+        self.categories: Mapping[str, Category] = cats
+        #: non-necessary category names, in declaration order
+        self.optional: tuple[str, ...] = tuple(n for n, c in cats.items() if not c.necessary)
+
+        mapping: dict[str, str] = {NECESSARY: NECESSARY, PERFORMANCE: PERFORMANCE}
+        for name, fallback in _CATALOG_FALLBACK.items():
+            mapping[name] = name if name in cats else fallback
+        for key, target in (catalog_categories or {}).items():
+            if target not in cats:
+                raise ConfigError(f"catalog_categories.{key}", f"unknown category {target!r}")
+            mapping[key] = target
+        if mapping[PERFORMANCE] not in cats:
+            # A site without "performance" must say where analytics cookies go.
+            raise ConfigError(
+                "catalog_categories.performance",
+                "the site has no 'performance' category; map the catalogue's "
+                "'performance' (and 'marketing', 'functional') to one of its categories",
+            )
+        self.catalog_categories: Mapping[str, str] = mapping
+
+        if unknown_category is not None and unknown_category not in cats:
+            raise ConfigError("unknown_category", f"unknown category {unknown_category!r}")
+        self.unknown_category = unknown_category
+
+        domains = []
+        for i, d in enumerate(expire_domains):
+            if not isinstance(d, str) or not d.strip(". "):
+                raise ConfigError(f"expire_domains[{i}]", "must be a host name")
+            domains.append(d.strip().lstrip(".").lower())
+        self.expire_domains: tuple[str, ...] = tuple(domains)
+
+        site: list[CookieRule] = []
+        for i, raw in enumerate(cookies):
+            where = f"cookies[{i}]"
+            rule = raw if isinstance(raw, CookieRule) else _rule_from_mapping(raw, where, "site")
+            rule = _compile(rule, where)
+            if rule.category not in cats:
+                known = ", ".join(cats)
+                raise ConfigError(
+                    f"{where}.category", f"unknown category {rule.category!r} (known: {known})"
+                )
+            site.append(rule)
+        cat_rules: list[CookieRule] = []
+        if use_catalog:
+            for rule in catalog():
+                target = mapping.get(rule.category, PERFORMANCE)
+                if target != rule.category:
+                    rule = _compile(
+                        CookieRule(
+                            name=rule.name,
+                            category=target,
+                            match=rule.match,
+                            domain=rule.domain,
+                            path=rule.path,
+                            vendor=rule.vendor,
+                            purpose=rule.purpose,
+                            lifetime=rule.lifetime,
+                            lifetime_seconds=rule.lifetime_seconds,
+                            source=rule.source,
+                            justification=rule.justification,
+                            origin="catalog",
+                        ),
+                        "catalog",
+                    )
+                cat_rules.append(rule)
+        self.rules: tuple[CookieRule, ...] = (*site, *cat_rules)
+
+        # Priority: site exact, site patterns, catalogue exact, catalogue patterns.
+        exact: dict[str, list[tuple[int, CookieRule]]] = {}
+        patterns: list[tuple[int, CookieRule]] = []
+        for group, rules in enumerate((site, cat_rules)):
+            for rule in rules:
+                if rule.match == "exact":
+                    exact.setdefault(rule.name, []).append((group * 2, rule))
+                else:
+                    patterns.append((group * 2 + 1, rule))
+        self._exact = exact
+        self._patterns = tuple(patterns)
+        self._candidates_cache: dict[str, tuple[CookieRule, ...]] = {}
+        # name -> category for names whose best rule has no domain/path constraint
+        self._fast: dict[str, str | None] = {}
+
+    # -- classification -------------------------------------------------
+
+    def candidates(self, name: str) -> tuple[CookieRule, ...]:
+        """All rules whose name pattern matches ``name``, best first."""
+        found = self._candidates_cache.get(name)
+        if found is not None:
+            return found
+        ranked = list(self._exact.get(name, ()))
+        ranked.extend(p for p in self._patterns if p[1].matches_name(name))
+        ranked.sort(key=lambda item: item[0])  # stable: keeps declaration order
+        result = tuple(rule for _, rule in ranked)
+        if len(self._candidates_cache) >= 8192:
+            self._candidates_cache.clear()  # bounded: random names cannot grow memory
+        self._candidates_cache[name] = result
+        return result
+
+    def rule_for(
+        self, name: str, domain: str | None = None, path: str | None = None
+    ) -> CookieRule | None:
+        """The rule that classifies a cookie, or ``None`` if it is unknown."""
+        for rule in self.candidates(name):
+            if rule.fits(domain, path):
+                return rule
+        return None
+
+    def category_of(
+        self, name: str, domain: str | None = None, path: str | None = None
+    ) -> str | None:
+        """The category of a cookie, or ``None`` if it is unknown.
+
+        Fast for the common case (a name whose best rule has no domain/path
+        constraint): one dictionary lookup after the first call.
+        """
+        fast = self._fast
+        if name in fast:
+            return fast[name]
+        cands = self.candidates(name)
+        if not cands or (cands[0].domain is None and cands[0].path is None):
+            cat = cands[0].category if cands else None
+            if len(fast) >= 8192:
+                fast.clear()
+            fast[name] = cat
+            return cat
+        rule = self.rule_for(name, domain, path)
+        return rule.category if rule else None
+
+    # -- loading --------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Policy:
+        """Build a policy from the structure of ``cookiegate.toml``::
+
+        version = "2026-11-01"
+        unknown_category = "performance"   # optional
+        use_catalog = true                 # optional
+        expire_domains = ["example.com"]   # optional
+
+        [categories.performance]
+        label = "Performance"
+        description = "..."
+
+        [[cookies]]
+        name = "ab_variant"
+        category = "performance"
+        vendor = "Shop"
+        purpose = "Design testing"
+        lifetime = "30 days"
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError("<root>", "must be a table/mapping")
+        section = data.get("policy", data)
+        allowed = {
+            "version",
+            "categories",
+            "cookies",
+            "use_catalog",
+            "catalog_categories",
+            "unknown_category",
+            "expire_domains",
+        }
+        for key in section:
+            if key not in allowed and key != "gate":
+                raise ConfigError(str(key), "unknown key")
+        categories: list[Category] | None = None
+        if "categories" in section:
+            raw = section["categories"]
+            if not isinstance(raw, Mapping):
+                raise ConfigError("categories", "must be a table of tables")
+            categories = []
+            for name, spec in raw.items():
+                where = f"categories.{name}"
+                if not isinstance(spec, Mapping):
+                    raise ConfigError(where, "must be a table")
+                extra = set(spec) - {"label", "description"}
+                if extra:
+                    raise ConfigError(f"{where}.{sorted(extra)[0]}", "unknown key")
+                for key in ("label", "description"):
+                    if key in spec and not isinstance(spec[key], str):
+                        raise ConfigError(f"{where}.{key}", "must be a string")
+                categories.append(
+                    Category(
+                        str(name),
+                        spec.get("label", ""),
+                        spec.get("description", ""),
+                        necessary=name == NECESSARY,
+                    )
+                )
+        cookies = section.get("cookies", [])
+        if not isinstance(cookies, list):
+            raise ConfigError("cookies", "must be an array of tables ([[cookies]])")
+        use_catalog = section.get("use_catalog", True)
+        if not isinstance(use_catalog, bool):
+            raise ConfigError("use_catalog", "must be true or false")
+        expire = section.get("expire_domains", [])
+        if not isinstance(expire, list):
+            raise ConfigError("expire_domains", "must be an array of strings")
+        cat_map = section.get("catalog_categories")
+        if cat_map is not None and not isinstance(cat_map, Mapping):
+            raise ConfigError("catalog_categories", "must be a table")
+        return cls(
+            version=section.get("version", "1"),
+            categories=categories,
+            cookies=cookies,
+            use_catalog=use_catalog,
+            catalog_categories=cat_map,
+            unknown_category=section.get("unknown_category"),
+            expire_domains=expire,
+        )
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Policy:
+        """Load a policy from a ``cookiegate.toml`` file."""
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(str(path), "file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"invalid TOML: {exc}") from None
+        return cls.from_dict(data)
+
+    def __repr__(self) -> str:
+        return f"Policy(version={self.version!r}, categories={list(self.categories)!r})"

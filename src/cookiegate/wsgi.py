@@ -1,0 +1,137 @@
+"""WSGI adapter (Flask, Django, any WSGI app). Translation only.
+
+Usage::
+
+    flask_app.wsgi_app = CookieGateMiddleware(flask_app.wsgi_app, gate=gate)
+
+    consent().allows("performance")         # in a Flask view (uses flask.request)
+    consent(environ).allows("performance")  # any WSGI app
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+from . import SCOPE_KEY, consent_of
+from .consent import RequestConsent
+from .gate import Gate, PlainResponse, RequestInfo
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+__all__ = ["CookieGateMiddleware", "consent"]
+
+
+def consent(request_or_environ: Any = None) -> RequestConsent:
+    """The visitor's consent. Without an argument, Flask's current request."""
+    if request_or_environ is None:
+        from flask import request  # only when asked for; Flask is optional
+
+        request_or_environ = request
+    return consent_of(request_or_environ)
+
+
+def _request_info(environ: dict[str, Any]) -> RequestInfo:
+    gpc = environ.get("HTTP_SEC_GPC")
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return RequestInfo(
+        environ.get("REQUEST_METHOD", "GET"),
+        path or "/",
+        environ.get("wsgi.url_scheme", "http"),
+        environ.get("HTTP_HOST")
+        or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}",
+        environ.get("QUERY_STRING", ""),
+        environ.get("HTTP_COOKIE"),
+        None if gpc is None else [gpc],
+        environ.get("HTTP_ORIGIN"),
+        environ.get("HTTP_SEC_FETCH_SITE"),
+        environ.get("CONTENT_TYPE"),
+        environ.get("HTTP_ACCEPT"),
+    )
+
+
+def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
+    """The request body, or ``None`` if it is over ``limit`` (read no further)."""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        return None
+    if length <= 0:
+        # No length (chunked): read at most limit + 1 bytes, if the server allows it.
+        if not environ.get("wsgi.input_terminated"):
+            return b""
+        data = stream.read(limit + 1)
+        return None if len(data) > limit else bytes(data)
+    return bytes(stream.read(length))
+
+
+def _plain(resp: PlainResponse, start_response: StartResponse, head: bool) -> list[bytes]:
+    headers = [*resp.headers, ("content-length", str(len(resp.body)))]
+    start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}", headers)
+    return [b"" if head else resp.body]
+
+
+_REASONS = {
+    200: "OK",
+    303: "See Other",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+}
+
+
+class CookieGateMiddleware:
+    """WSGI middleware enforcing a :class:`~cookiegate.Gate`.
+
+    :param app: the WSGI application to protect.
+    :param gate: the configured gate.
+    """
+
+    def __init__(self, app: WSGIApp, *, gate: Gate) -> None:
+        if not isinstance(gate, Gate):
+            raise TypeError("gate must be a cookiegate.Gate")
+        self.app = app
+        self.gate = gate
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        info = _request_info(environ)
+        decision = self.gate.begin(info)
+        head = info.method == "HEAD"
+        if decision.response is not None:
+            return _plain(decision.response, start_response, head)
+        if decision.needs_body:
+            body = _read_body(environ, self.gate.max_body)
+            return _plain(self.gate.respond(decision, body), start_response, head)
+
+        if decision.cookie_header is not None:
+            if decision.cookie_header:
+                environ["HTTP_COOKIE"] = decision.cookie_header
+            else:
+                environ.pop("HTTP_COOKIE", None)
+        environ[SCOPE_KEY] = decision.consent
+
+        def gated_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Callable[[bytes], object]:
+            raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+            filtered = [
+                (k.decode("latin-1"), v.decode("latin-1"))
+                for k, v in decision.response_headers(raw)
+            ]
+            if exc_info is not None:
+                return start_response(status, filtered, exc_info)
+            return start_response(status, filtered)
+
+        # The app's iterable is returned as is, so the server calls its close().
+        return self.app(environ, gated_start_response)

@@ -1,0 +1,139 @@
+"""ASGI adapter specifics: non-HTTP scopes, streaming, HEAD/304, Starlette glue."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket
+
+from cookiegate.asgi import CookieGateMiddleware, consent
+
+from ..conftest import make_gate
+
+
+def run(app: Any, scope: dict[str, Any], incoming: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    queue = list(incoming)
+
+    async def receive() -> dict[str, Any]:
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_lifespan_passes_through_untouched() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope)
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        await send({"type": "lifespan.startup.complete"})
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    sent = run(CookieGateMiddleware(app, gate=make_gate()), scope, [{"type": "lifespan.startup"}])
+    assert seen == [scope] and seen[0] is scope
+    assert sent == [{"type": "lifespan.startup.complete"}]
+
+
+def _starlette() -> Starlette:
+    async def home(request: Request) -> Response:
+        resp = PlainTextResponse(
+            f"perf={consent(request).allows('performance')} cookies={sorted(request.cookies)}"
+        )
+        resp.set_cookie("_ga", "GA1.1.1")
+        resp.set_cookie("session", "s")
+        return resp
+
+    async def stream(request: Request) -> Response:
+        async def chunks() -> Any:
+            for i in range(50):
+                yield f"chunk{i}\n".encode()
+
+        resp = StreamingResponse(chunks(), media_type="text/plain")
+        resp.set_cookie("_ga", "GA1.1.1")
+        return resp
+
+    async def not_modified(request: Request) -> Response:
+        return Response(status_code=304, headers={"etag": '"x"', "set-cookie": "_ga=1"})
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept(headers=[(b"set-cookie", b"_ga=1"), (b"set-cookie", b"session=s")])
+        await websocket.send_text(",".join(sorted(websocket.cookies)))
+        await websocket.close()
+
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/stream", stream),
+            Route("/304", not_modified),
+            WebSocketRoute("/ws", ws),
+        ]
+    )
+    app.add_middleware(CookieGateMiddleware, gate=make_gate())
+    return app
+
+
+def test_starlette_add_middleware_and_helper() -> None:
+    with TestClient(_starlette()) as client:
+        res = client.get("/", headers={"cookie": "_ga=x; session=s"})
+    assert res.text == "perf=False cookies=['session']"
+    assert [c.split("=")[0] for c in res.headers.get_list("set-cookie")] == ["session"]
+    assert "Cookie" in res.headers["vary"]
+
+
+def test_streaming_body_passes_through() -> None:
+    with TestClient(_starlette()) as client:
+        res = client.get("/stream")
+    assert res.text == "".join(f"chunk{i}\n" for i in range(50))
+    assert "set-cookie" not in res.headers
+
+
+def test_head_and_304() -> None:
+    with TestClient(_starlette()) as client:
+        head = client.head("/")
+        assert head.status_code == 200 and head.content == b""
+        assert [c.split("=")[0] for c in head.headers.get_list("set-cookie")] == ["session"]
+        nm = client.get("/304")
+        assert nm.status_code == 304 and nm.content == b"" and "set-cookie" not in nm.headers
+        assert nm.headers["etag"] == '"x"'
+        own = client.head("/_cookiegate/consent")
+        assert own.status_code == 200 and own.content == b""
+
+
+def test_websocket_cookies_filtered_both_ways() -> None:
+    with (
+        TestClient(_starlette()) as client,
+        client.websocket_connect("/ws", headers={"cookie": "_ga=1; session=s"}) as ws,
+    ):
+        assert ws.receive_text() == "session"
+
+
+def test_body_read_stops_at_limit() -> None:
+    gate = make_gate(max_body=1024)
+    called = False
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - not reached
+        nonlocal called
+        called = True
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/_cookiegate/consent",
+        "scheme": "http",
+        "headers": [(b"host", b"t"), (b"content-type", b"application/x-www-form-urlencoded")],
+    }
+    chunks = [{"type": "http.request", "body": b"x" * 600, "more_body": True}] * 5
+    sent = run(CookieGateMiddleware(app, gate=gate), scope, chunks)
+    assert sent[0]["status"] == 413 and not called

@@ -1,0 +1,127 @@
+"""WSGI adapter specifics: close(), exc_info, write(), Flask glue."""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Flask, make_response
+
+from cookiegate.wsgi import CookieGateMiddleware, consent
+
+from ..conftest import make_gate
+
+
+def environ(path: str = "/", cookie: str | None = None, method: str = "GET") -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "t",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "t",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+    }
+    if cookie:
+        env["HTTP_COOKIE"] = cookie
+    return env
+
+
+class Body:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"a"
+        yield b"b"
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_close_is_honoured() -> None:
+    body = Body()
+
+    def app(env: dict[str, Any], start_response: Any) -> Body:
+        start_response("200 OK", [("Set-Cookie", "_ga=1"), ("Set-Cookie", "session=s")])
+        return body
+
+    captured: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured["headers"] = headers
+        return lambda data: None
+
+    result = CookieGateMiddleware(app, gate=make_gate())(environ(), start_response)
+    assert result is body  # the app's iterable is handed to the server as is
+    assert b"".join(result) == b"ab"
+    result.close()
+    assert body.closed
+    assert [v for k, v in captured["headers"] if k == "set-cookie"] == ["session=s"]
+
+
+def test_exc_info_and_write_pass_through() -> None:
+    written: list[bytes] = []
+    got: dict[str, Any] = {}
+
+    def app(env: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Set-Cookie", "_ga=1")])
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            write = start_response("500 Error", [("Set-Cookie", "_ga=1")], sys.exc_info())
+        write(b"partial")
+        return [b"!"]
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        got["status"], got["headers"], got["exc_info"] = status, headers, exc_info
+        return written.append
+
+    out = CookieGateMiddleware(app, gate=make_gate())(environ(), start_response)
+    assert list(out) == [b"!"]
+    assert written == [b"partial"]
+    assert got["status"] == "500 Error"
+    assert got["exc_info"] is not None and got["exc_info"][0] is ValueError
+    assert not any(k == "set-cookie" for k, _ in got["headers"])
+
+
+def test_flask_helper_and_filtering() -> None:
+    app = Flask(__name__)
+
+    @app.route("/")
+    def home() -> Any:
+        from flask import request
+
+        resp = make_response(
+            f"perf={consent().allows('performance')} cookies={sorted(request.cookies)}"
+        )
+        resp.set_cookie("_ga", "GA1.1.1")
+        resp.set_cookie("session", "s")
+        return resp
+
+    app.wsgi_app = CookieGateMiddleware(app.wsgi_app, gate=make_gate())  # type: ignore[method-assign]
+    client = app.test_client()
+    client.set_cookie("_ga", "x")
+    client.set_cookie("session", "s")
+    res = client.get("/")
+    assert res.get_data(as_text=True) == "perf=False cookies=['session']"
+    assert [c.split("=")[0] for c in res.headers.getlist("Set-Cookie")] == ["session"]
+    assert client.get("/_cookiegate/consent").get_json()["decided"] is False
+
+
+def test_wsgi_chunked_body_limit() -> None:
+    gate = make_gate(max_body=1024)
+    env = environ("/_cookiegate/consent", method="POST")
+    env["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+    env["wsgi.input"] = io.BytesIO(b"x" * 5000)
+    env["wsgi.input_terminated"] = True
+    got: dict[str, Any] = {}
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        got["status"] = status
+        return lambda d: None
+
+    CookieGateMiddleware(lambda e, s: [], gate=gate)(env, start_response)
+    assert got["status"].startswith("413")

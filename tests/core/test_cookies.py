@@ -1,0 +1,118 @@
+"""The Cookie / Set-Cookie parser: robustness and the RFC 6265 subtleties."""
+
+from __future__ import annotations
+
+import calendar
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cookiegate.cookies import (
+    cookie_values,
+    expire_cookie,
+    parse_cookie_date,
+    parse_cookie_header,
+    parse_set_cookie,
+    serialize_set_cookie,
+    set_cookie_name,
+)
+
+token_chars = st.text(
+    st.sampled_from(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.!#$%&'*+^`|~"
+    ),
+    min_size=1,
+    max_size=20,
+)
+value_chars = st.text(
+    st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789_-.!#$%&'()*+/:<>?@[]^`{|}~"), max_size=30
+)
+
+
+@given(st.text(max_size=500))
+def test_parsers_never_raise(text: str) -> None:
+    parse_cookie_header(text)
+    cookie_values(text)
+    sc = parse_set_cookie(text)
+    sc.is_deletion()
+    _ = sc.domain, sc.path
+    set_cookie_name(text)
+    parse_cookie_date(text)
+
+
+@given(st.binary(max_size=300))
+def test_parsers_never_raise_on_latin1_bytes(raw: bytes) -> None:
+    text = raw.decode("latin-1")
+    parse_cookie_header(text)
+    parse_set_cookie(text).is_deletion()
+
+
+@given(st.dictionaries(token_chars, value_chars, max_size=8))
+def test_cookie_header_round_trip(cookies: dict[str, str]) -> None:
+    header = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    pairs = parse_cookie_header(header)
+    assert [n for n, _ in pairs] == list(cookies)
+    assert "; ".join(seg for _, seg in pairs) == header
+    assert cookie_values(header) == cookies
+
+
+@given(token_chars, value_chars, st.integers(-10, 10**8), st.sampled_from(["/", "/a", "/a/b"]))
+def test_set_cookie_round_trip(name: str, value: str, max_age: int, path: str) -> None:
+    header = serialize_set_cookie(
+        name, value, max_age=max_age, path=path, secure=True, samesite="Lax"
+    )
+    sc = parse_set_cookie(header)
+    assert (sc.name, sc.value, sc.path) == (name, value, path)
+    assert set_cookie_name(header) == name
+    assert sc.is_deletion() is (max_age <= 0)
+
+
+def test_expires_with_commas_stays_whole() -> None:
+    sc = parse_set_cookie(
+        "_ga=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/; Domain=.Example.com"
+    )
+    assert sc.attrs["expires"] == "Wed, 21 Oct 2037 07:28:00 GMT"
+    assert sc.domain == "example.com"
+    assert not sc.is_deletion()
+    assert parse_set_cookie("_ga=1; Expires=Wed, 21 Oct 2015 07:28:00 GMT").is_deletion()
+
+
+def test_max_age_wins_over_expires() -> None:
+    assert not parse_set_cookie(
+        "a=1; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+    ).is_deletion()
+    assert parse_set_cookie("a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; max-age=0").is_deletion()
+    assert not parse_set_cookie("a=1; Max-Age=abc").is_deletion()
+
+
+def test_cookie_dates() -> None:
+    expected = calendar.timegm((2015, 10, 21, 7, 28, 0, 0, 0, 0))
+    for text in (
+        "Wed, 21 Oct 2015 07:28:00 GMT",
+        "Wednesday, 21-Oct-15 07:28:00 GMT",
+        "Wed Oct 21 07:28:00 2015",
+        "21 oct 2015 07:28:00",
+    ):
+        assert parse_cookie_date(text) == expected, text
+    for bad in ("", "tomorrow", "Wed, 32 Oct 2015 07:28:00 GMT", "Wed, 21 Oct 2015 25:00:00"):
+        assert parse_cookie_date(bad) is None, bad
+
+
+def test_nameless_and_odd_segments() -> None:
+    assert parse_cookie_header("a=1;; b ; =c; d==e") == (
+        ("a", "a=1"),
+        ("", "b"),
+        ("", "=c"),
+        ("d", "d==e"),
+    )
+    assert set_cookie_name("justavalue; Path=/") == ""
+    assert cookie_values('q="quoted"') == {"q": "quoted"}
+
+
+def test_expire_cookie_prefixes() -> None:
+    assert expire_cookie("_ga", domain="example.com") == (
+        "_ga=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Domain=example.com; Path=/"
+    )
+    host = expire_cookie("__Host-x", path="/a", domain="example.com")
+    assert "Secure" in host and "Domain" not in host and "Path=/;" in host + ";"
+    assert "Secure" in expire_cookie("__Secure-x")

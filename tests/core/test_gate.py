@@ -1,0 +1,84 @@
+"""Gate construction and the verified-token cache."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from cookiegate import ConfigError, Gate, RequestInfo
+
+from ..conftest import KEY, make_gate, make_policy
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"prefix": "_cookiegate/"}, "prefix"),
+        ({"prefix": "/"}, "prefix"),
+        ({"cookie_name": "a b"}, "cookie_name"),
+        ({"cookie_name": "__Host-x"}, "cookie_name"),
+        ({"max_age": 400 * 86400}, "max_age"),
+        ({"max_age": 10}, "max_age"),
+        ({"max_age": True}, "max_age"),
+        ({"secure": "yes"}, "secure"),
+        ({"gpc_last_update": "yesterday"}, "gpc_last_update"),
+        ({"clear_site_data": ["cookies"]}, "clear_site_data[0]"),
+        ({"trusted_origins": ["shop.example"]}, "trusted_origins[0]"),
+        ({"on_consent": 3}, "on_consent"),
+        ({"max_body": 10}, "max_body"),
+        ({"token_cache_size": 0}, "token_cache_size"),
+        ({"secret_keys": []}, "secret_keys"),
+    ],
+)
+def test_gate_config_errors(kwargs: dict[str, Any], field: str) -> None:
+    kwargs.setdefault("secret_keys", [KEY])
+    with pytest.raises(ConfigError) as exc:
+        Gate(make_policy(), **kwargs)
+    assert exc.value.field == field
+
+
+def test_policy_type_checked() -> None:
+    with pytest.raises(ConfigError) as exc:
+        Gate({"version": 1}, secret_keys=[KEY])  # type: ignore[arg-type]
+    assert exc.value.field == "policy"
+
+
+def test_cached_token_expiry_checked_on_every_hit() -> None:
+    gate = make_gate(max_age=3600)
+    now = int(time.time())
+    token = gate.make_token(["performance"], decided_at=now)
+    assert gate.state_for(token, now=now + 10).decided
+    assert gate._state_cached.cache_info().currsize == 1
+    later = gate.state_for(token, now=now + 3601)  # same cache entry, now expired
+    assert not later.decided and later.reason == "expired"
+    assert later.consent_id == gate.state_for(token, now=now).consent_id
+
+
+def test_cache_is_bounded() -> None:
+    gate = make_gate(token_cache_size=16)
+    for i in range(100):
+        gate.state_for(f"junk{i}")
+    assert gate._state_cached.cache_info().currsize <= 16
+
+
+def test_states() -> None:
+    gate = make_gate()
+    assert gate.state_for(None).reason == "none"
+    assert gate.state_for("x.y").reason == "invalid"
+    assert gate.state_for(gate.make_token([], policy_version="0")).reason == "stale"
+    gpc = gate.state_for(None, gpc=True)
+    assert gpc.decided and gpc.gpc and gpc.method == "gpc" and not gpc.allows("performance")
+    assert gpc.allows("strictly_necessary")
+
+
+def test_begin_never_raises_on_odd_input() -> None:
+    gate = make_gate()
+    for info in (
+        RequestInfo("GET", "/", cookie="\x00\xff;;==", sec_gpc=["", "1,0", "\x00"]),
+        RequestInfo("POST", "/_cookiegate/consent", origin="http://[::1", host=""),
+        RequestInfo("POST", "/_cookiegate/consent", origin="%%%", sec_fetch_site=""),
+        RequestInfo("BREW", "/_cookiegate/consent"),
+    ):
+        gate.begin(info)

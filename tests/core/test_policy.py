@@ -1,0 +1,198 @@
+"""Policy: validation, classification order, the catalogue, TOML loading."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cookiegate import Category, ConfigError, CookieRule, Policy
+from cookiegate.policy import catalog
+
+
+def test_defaults() -> None:
+    p = Policy()
+    assert list(p.categories) == ["strictly_necessary", "performance"]
+    assert p.optional == ("performance",)
+    assert p.categories["strictly_necessary"].necessary
+
+
+def test_catalogue_size_and_shape() -> None:
+    rules = catalog()
+    assert len(rules) >= 80
+    raw = tomllib.loads(
+        (Path(__file__).parents[2] / "src/cookiegate/catalog/cookies.toml").read_text("utf-8")
+    )
+    for entry in raw["cookie"]:
+        assert entry["source"], entry["name"]
+        assert "lifetime" in entry, entry["name"]
+        if entry["category"] == "strictly_necessary":
+            assert entry.get("justification"), entry["name"]
+    pairs = [(e["name"], e["match"]) for e in raw["cookie"]]
+    assert len(pairs) == len(set(pairs))
+
+
+@pytest.mark.parametrize(
+    ("name", "category"),
+    [
+        ("_ga", "performance"),
+        ("_ga_ABC123XYZ", "performance"),
+        ("_gid", "performance"),
+        ("_fbp", "performance"),  # marketing folds into performance by default
+        ("_hjSessionUser_123456", "performance"),
+        ("_pk_id.1.1fff", "performance"),
+        ("_clck", "performance"),
+        ("ajs_anonymous_id", "performance"),
+        ("hubspotutk", "performance"),
+        ("sessionid", "strictly_necessary"),
+        ("csrftoken", "strictly_necessary"),
+        ("AWSALB", "strictly_necessary"),
+        ("__cf_bm", "strictly_necessary"),
+        ("euconsent-v2", "strictly_necessary"),
+        ("totally_unknown_cookie", None),
+    ],
+)
+def test_catalogue_classification(name: str, category: str | None) -> None:
+    assert Policy().category_of(name) == category
+
+
+def test_marketing_category_receives_marketing_cookies() -> None:
+    p = Policy(categories=[Category("performance"), Category("marketing")])
+    assert p.category_of("_fbp") == "marketing"
+    assert p.category_of("_ga") == "performance"
+
+
+def test_site_rules_win_over_catalogue() -> None:
+    p = Policy(cookies=[CookieRule("_ga", "strictly_necessary")])
+    assert p.category_of("_ga") == "strictly_necessary"
+    assert p.rule_for("_ga") is not None and p.rule_for("_ga").origin == "site"  # type: ignore[union-attr]
+
+
+def test_match_kinds_and_priority() -> None:
+    p = Policy(
+        use_catalog=False,
+        cookies=[
+            CookieRule("exp_*", "performance", match="glob"),
+            CookieRule(r"exp_keep", "strictly_necessary"),
+            CookieRule(r"mp_[0-9a-f]+_mixpanel", "performance", match="regex"),
+        ],
+    )
+    assert p.category_of("exp_1") == "performance"
+    assert p.category_of("exp_keep") == "strictly_necessary"  # exact beats pattern
+    assert p.category_of("mp_abc123_mixpanel") == "performance"
+    assert p.category_of("mp_xyz_mixpanel") is None  # fullmatch, not search
+
+
+def test_domain_and_path_constraints() -> None:
+    p = Policy(
+        use_catalog=False,
+        cookies=[
+            CookieRule("pref", "strictly_necessary", domain="shop.example", path="/account"),
+            CookieRule("pref", "performance"),
+        ],
+    )
+    assert p.category_of("pref", "shop.example", "/account/orders") == "strictly_necessary"
+    assert p.category_of("pref", "www.shop.example", "/account") == "strictly_necessary"
+    assert p.category_of("pref", "evilshop.example", "/account") == "performance"
+    assert p.category_of("pref", "shop.example", "/accounts") == "performance"
+
+
+def test_classification_cache_is_bounded() -> None:
+    p = Policy(use_catalog=False)
+    for i in range(20000):
+        p.category_of(f"random{i}")
+    assert len(p._fast) <= 8192 and len(p._candidates_cache) <= 8192
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"version": ""}, "version"),
+        ({"version": True}, "version"),
+        ({"categories": [Category("Bad Name")]}, "categories[0].name"),
+        ({"categories": [Category("performance"), Category("performance")]}, "categories[1].name"),
+        ({"categories": [Category("performance", necessary=True)]}, "categories[0].necessary"),
+        ({"categories": [Category("analytics")]}, "catalog_categories.performance"),
+        ({"cookies": [CookieRule("x", "marketting")]}, "cookies[0].category"),
+        ({"cookies": [CookieRule("x(", "performance", match="regex")]}, "cookies[0].name"),
+        ({"cookies": [CookieRule("x", "performance", match="fuzzy")]}, "cookies[0].match"),  # type: ignore[arg-type]
+        ({"cookies": [CookieRule("x", "performance", path="nope")]}, "cookies[0].path"),
+        ({"cookies": [{"name": "x"}]}, "cookies[0].category"),
+        ({"cookies": [{"name": "x", "category": "performance", "colour": 1}]}, "cookies[0].colour"),
+        ({"unknown_category": "nope"}, "unknown_category"),
+        ({"catalog_categories": {"marketing": "nope"}}, "catalog_categories.marketing"),
+        ({"expire_domains": [""]}, "expire_domains[0]"),
+    ],
+)
+def test_config_errors_name_the_field(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        Policy(**kwargs)
+    assert exc.value.field == field
+    assert str(exc.value).startswith(field + ": ")
+
+
+def test_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "cookiegate.toml"
+    path.write_text(
+        """
+version = "7"
+expire_domains = ["example.com"]
+
+[categories.performance]
+label = "Performance"
+description = "Analytics"
+
+[categories.marketing]
+label = "Marketing"
+
+[[cookies]]
+name = "ab_*"
+match = "glob"
+category = "performance"
+vendor = "Shop"
+""",
+        "utf-8",
+    )
+    p = Policy.from_toml(path)
+    assert p.version == "7"
+    assert p.optional == ("performance", "marketing")
+    assert p.category_of("ab_test") == "performance"
+    assert p.category_of("_fbp") == "marketing"
+    assert p.expire_domains == ("example.com",)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("version = ", None),
+        ("colour = 1", "colour"),
+        ("[categories.performance]\nlabel = 3", "categories.performance.label"),
+        ("[[cookies]]\nname = 'x'\ncategory = 'nope'", "cookies[0].category"),
+        ("cookies = 3", "cookies"),
+        ("use_catalog = 'yes'", "use_catalog"),
+    ],
+)
+def test_from_toml_errors(tmp_path: Path, text: str, field: str | None) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text, "utf-8")
+    with pytest.raises(ConfigError) as exc:
+        Policy.from_toml(path)
+    assert exc.value.field == (field or str(path))
+
+
+def test_missing_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        Policy.from_toml(tmp_path / "nope.toml")
+
+
+def test_core_does_not_import_frameworks() -> None:
+    code = (
+        "import sys, cookiegate, cookiegate.gate, cookiegate.policy, cookiegate.cookies;"
+        "bad = [m for m in ('starlette', 'flask', 'werkzeug', 'django') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
