@@ -31,6 +31,8 @@ class ConsentState:
     reason: str = "none"
     #: the token was signed with an older key and must be re-issued
     needs_reissue: bool = False
+    #: every non-necessary category is granted (nothing needs filtering)
+    complete: bool = False
 
     def allows(self, category: str) -> bool:
         """Whether cookies/telemetry of ``category`` may be used."""

@@ -26,7 +26,6 @@ from .cookies import (
     parse_cookie_header,
     parse_set_cookie,
     serialize_set_cookie,
-    set_cookie_name,
 )
 from .errors import BadRequest, ConfigError, TokenError
 from .policy import MAX_COOKIE_AGE, NECESSARY, Policy
@@ -118,22 +117,18 @@ class Decision:
         state = self.state
         out: list[tuple[bytes, bytes]] = []
         depends = bool(self.removed) or self.consent.queried
+        check = not state.complete
         vary_at = -1
         for item in headers:
             name = item[0]
             if name == b"set-cookie":
-                value = item[1].decode("latin-1")
-                category = gate.set_cookie_category(value, self.info)
-                if category != NECESSARY:
-                    depends = True
-                    if not gate.allowed(state, category):
-                        sc = parse_set_cookie(value)
-                        if not sc.is_deletion():
-                            gate.note_unknown(sc.name, category)
-                            continue
+                # A response that sets cookies is per-visitor: it always varies.
+                depends = True
+                if check and not gate.set_cookie_allowed(state, item[1], self.info):
+                    continue
             elif name == b"vary":
                 vary_at = len(out)
-            out.append((name, item[1]))
+            out.append(item)
         if self.expire:
             depends = True
             out.extend((b"set-cookie", v.encode("latin-1")) for v in self.expire)
@@ -262,6 +257,8 @@ class Gate:
         if not isinstance(token_cache_size, int) or token_cache_size < 1:
             raise ConfigError("token_cache_size", "must be a positive integer")
         self._state_cached = lru_cache(maxsize=token_cache_size)(self._verify)
+        self._split_cached = lru_cache(maxsize=token_cache_size)(self._split_cookie)
+        self._set_cookie_fast: dict[bytes, str | None] = {}
         self.vary_value = b"Cookie, Sec-GPC" if self.gpc else b"Cookie"
         self._n_optional = len(policy.optional)
         self._unknown_seen: set[str] = set()
@@ -307,9 +304,11 @@ class Gate:
         if version != self.policy.version:
             return ConsentState(False, consent_id=cid, policy_version=version, reason="stale")
         optional = self.policy.optional
+        granted_set = frozenset(g for g in granted if g in optional)
         return ConsentState(
             True,
-            granted=frozenset(g for g in granted if g in optional),
+            granted=granted_set,
+            complete=len(granted_set) == len(optional),
             policy_version=version,
             consent_id=cid,
             decided_at=at,
@@ -410,21 +409,40 @@ class Gate:
             category = unknown
         return category in state.granted
 
-    def set_cookie_category(self, value: str, info: RequestInfo) -> str | None:
-        name = set_cookie_name(value)
+    def set_cookie_allowed(self, state: ConsentState, raw: bytes, info: RequestInfo) -> bool:
+        """Whether a ``Set-Cookie`` value (raw bytes) may reach the browser."""
+        eq = raw.find(b"=")
+        semi = raw.find(b";")
+        key = raw[:eq].strip() if eq >= 0 and (semi < 0 or eq < semi) else b""
+        category = self._set_cookie_fast.get(key, _SENTINEL)
+        if category is _SENTINEL:
+            category = self._classify_set_cookie(key, raw, info)
+        if category == NECESSARY or self.allowed(state, category):
+            return True
+        sc = parse_set_cookie(raw.decode("latin-1"))
+        if sc.is_deletion():
+            return True  # deletions always pass
+        self.note_unknown(sc.name, category)
+        return False
+
+    def _classify_set_cookie(self, key: bytes, raw: bytes, info: RequestInfo) -> str | None:
+        name = key.decode("latin-1")
         if name == self.cookie_name or name == self.secure_cookie_name:
-            return NECESSARY
-        policy = self.policy
-        fast = policy._fast.get(name, _SENTINEL)
-        if fast is not _SENTINEL:
-            return fast  # type: ignore[no-any-return]
-        cands = policy.candidates(name)
-        if cands and (cands[0].domain is not None or cands[0].path is not None):
-            sc = parse_set_cookie(value)
-            return policy.category_of(
-                name, sc.domain or _host_only(info.host), sc.path or info.path
-            )
-        return policy.category_of(name)
+            category: str | None = NECESSARY
+        else:
+            policy = self.policy
+            cands = policy.candidates(name)
+            if cands and (cands[0].domain is not None or cands[0].path is not None):
+                # depends on the cookie's Domain/Path: classify this header, do not cache
+                sc = parse_set_cookie(raw.decode("latin-1"))
+                return policy.category_of(
+                    name, sc.domain or _host_only(info.host), sc.path or info.path
+                )
+            category = cands[0].category if cands else None
+        if len(self._set_cookie_fast) >= 8192:
+            self._set_cookie_fast.clear()  # bounded: random names cannot grow memory
+        self._set_cookie_fast[key] = category
+        return category
 
     def note_unknown(self, name: str, category: str | None) -> None:
         """Log an undeclared cookie once per name (bounded, so random names cannot
@@ -453,14 +471,12 @@ class Gate:
 
     def begin(self, info: RequestInfo) -> Decision:
         """Decide what happens to one request. Never raises on request input."""
-        pairs = parse_cookie_header(info.cookie) if info.cookie else ()
-        token = None
-        if pairs:
-            cname = self.consent_cookie_name(info)
-            for name, segment in pairs:
-                if name == cname:
-                    token = segment[len(name) + 1 :].strip().strip('"')
-                    break
+        cookie = info.cookie
+        if cookie:
+            split = self._split_cached if len(cookie) < 4096 else self._split_cookie
+            token, pairs = split(cookie, self.consent_cookie_name(info))
+        else:
+            token, pairs = None, ()
         gpc = self.gpc and info.sec_gpc is not None and gpc_enabled(info.sec_gpc)
         state = self.state_for(token, gpc)
         decision = Decision(self, info, state)
@@ -471,9 +487,19 @@ class Gate:
             if decision.response is not None or decision.needs_body:
                 return decision
 
-        if pairs:
+        if pairs and not state.complete:
             self._filter_request_cookies(decision, pairs, state)
         return decision
+
+    @staticmethod
+    def _split_cookie(
+        header: str, consent_name: str
+    ) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+        pairs = parse_cookie_header(header)
+        for name, segment in pairs:
+            if name == consent_name:
+                return segment[len(name) + 1 :].strip().strip('"'), pairs
+        return None, pairs
 
     def _filter_request_cookies(
         self, decision: Decision, pairs: tuple[tuple[str, str], ...], state: ConsentState
@@ -593,6 +619,7 @@ class Gate:
         current = ConsentState(
             True,
             granted=granted,
+            complete=len(granted) == self._n_optional,
             policy_version=self.policy.version,
             consent_id=previous.consent_id or secrets.token_urlsafe(12),
             decided_at=now,

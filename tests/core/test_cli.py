@@ -1,0 +1,30 @@
+"""The command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cookiegate.cli import main
+
+
+def test_check_and_classify(tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(main, ["check"])
+    assert res.exit_code == 0, res.output
+    assert "Performance" in res.output
+    res = runner.invoke(main, ["classify", "_ga", "sessionid"])
+    assert res.exit_code == 0, res.output
+    assert "performance" in res.output and "strictly_necessary" in res.output
+    res = runner.invoke(main, ["classify", "no_such_cookie"])
+    assert res.exit_code == 1
+    assert "undeclared" in res.output
+
+
+def test_bad_policy_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "cookiegate.toml"
+    bad.write_text("[[cookies]]\nname = 'x'\ncategory = 'nope'\n", "utf-8")
+    res = CliRunner().invoke(main, ["check", "--policy", str(bad)])
+    assert res.exit_code == 1
+    assert "cookies[0].category" in res.output
