@@ -62,7 +62,7 @@ def classify(policy_path: Path | None, names: tuple[str, ...]) -> None:
     console = Console()
     table = Table()
     for col in ("cookie", "category", "vendor", "lifetime", "rule"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("cookie", "category"))
     unknown = False
     for name in names:
         rule = policy.rule_for(name)

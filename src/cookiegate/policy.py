@@ -67,8 +67,10 @@ class CookieRule:
     """Classifies cookies by name (exact, glob or regex), optionally narrowed to a
     domain and a path.
 
-    ``domain`` and ``path`` are also the declared attributes used to expire the
-    cookie when a visitor refuses or withdraws.
+    ``domain`` and ``path`` narrow the rule to cookies set on that domain (or a
+    subdomain) and under that path; for a cookie a browser sends, the request's
+    host and path stand in. They are also the declared attributes used to expire
+    the cookie when a visitor refuses or withdraws.
     """
 
     name: str
@@ -130,7 +132,9 @@ def _compile(rule: CookieRule, where: str) -> CookieRule:
     if rule.path is not None and (not isinstance(rule.path, str) or not rule.path.startswith("/")):
         raise ConfigError(f"{where}.path", "must start with '/'")
     if rule.lifetime_seconds is not None and (
-        not isinstance(rule.lifetime_seconds, int) or rule.lifetime_seconds < 0
+        isinstance(rule.lifetime_seconds, bool)
+        or not isinstance(rule.lifetime_seconds, int)
+        or rule.lifetime_seconds < 0
     ):
         raise ConfigError(f"{where}.lifetime_seconds", "must be a non-negative integer")
     object.__setattr__(rule, "_regex", regex)
@@ -162,7 +166,18 @@ def _rule_from_mapping(data: Mapping[str, Any], where: str, origin: str) -> Cook
     for key in ("name", "category"):
         if key not in data:
             raise ConfigError(f"{where}.{key}", "is required")
-    for key in ("name", "category", "match", "vendor", "purpose", "lifetime", "source"):
+    for key in (
+        "name",
+        "category",
+        "match",
+        "domain",
+        "path",
+        "vendor",
+        "purpose",
+        "lifetime",
+        "source",
+        "justification",
+    ):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"{where}.{key}", "must be a string")
     return CookieRule(origin=origin, **dict(data))
@@ -170,8 +185,13 @@ def _rule_from_mapping(data: Mapping[str, Any], where: str, origin: str) -> Cook
 
 def load_catalog() -> tuple[CookieRule, ...]:
     """Load the built-in catalogue of well-known cookies (``catalog/cookies.toml``)."""
-    text = resources.files("cookiegate.catalog").joinpath("cookies.toml").read_text("utf-8")
-    data = tomllib.loads(text)
+    try:
+        text = resources.files("cookiegate.catalog").joinpath("cookies.toml").read_text("utf-8")
+        data = tomllib.loads(text)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(
+            "use_catalog", f"the built-in catalogue cannot be read ({exc}); reinstall cookiegate"
+        ) from None
     rules = []
     for i, entry in enumerate(data.get("cookie", [])):
         rules.append(

@@ -124,6 +124,14 @@ def test_classification_cache_is_bounded() -> None:
         ({"cookies": [{"name": "x"}]}, "cookies[0].category"),
         ({"cookies": [{"name": "x", "category": "performance", "colour": 1}]}, "cookies[0].colour"),
         ({"unknown_category": "nope"}, "unknown_category"),
+        (
+            {"cookies": [CookieRule("x", "performance", lifetime_seconds=True)]},
+            "cookies[0].lifetime_seconds",
+        ),
+        (
+            {"cookies": [{"name": "x", "category": "performance", "justification": 1}]},
+            "cookies[0].justification",
+        ),
         ({"catalog_categories": {"marketing": "nope"}}, "catalog_categories.marketing"),
         ({"expire_domains": [""]}, "expire_domains[0]"),
     ],
@@ -187,6 +195,18 @@ def test_from_toml_errors(tmp_path: Path, text: str, field: str | None) -> None:
 def test_missing_toml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         Policy.from_toml(tmp_path / "nope.toml")
+
+
+def test_unreadable_catalogue_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cookiegate import policy as policy_module
+
+    def broken() -> object:
+        raise FileNotFoundError("cookies.toml")
+
+    monkeypatch.setattr("importlib.resources.files", lambda pkg: broken())
+    with pytest.raises(ConfigError) as exc:
+        policy_module.load_catalog()
+    assert exc.value.field == "use_catalog"
 
 
 def test_core_does_not_import_frameworks() -> None:
