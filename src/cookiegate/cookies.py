@@ -95,6 +95,29 @@ class SetCookie:
         return False
 
 
+def is_deletion_header(raw: bytes, now: float | None = None) -> bool:
+    """Whether a raw ``Set-Cookie`` value deletes its cookie: ``Max-Age <= 0``
+    (the last valid Max-Age wins over Expires) or an ``Expires`` in the past.
+    Never raises; cheaper than :func:`parse_set_cookie` (hot path)."""
+    attrs = raw.lower().split(b";")[1:]
+    if not attrs:
+        return False
+    for part in reversed(attrs):
+        key, _, value = part.partition(b"=")
+        if key.strip() == b"max-age":
+            value = value.strip()
+            digits = value[1:] if value[:1] == b"-" else value
+            if digits.isdigit():
+                return value[:1] == b"-" or int(digits) == 0
+    for part in reversed(attrs):
+        key, _, value = part.partition(b"=")
+        if key.strip() == b"expires":
+            ts = parse_cookie_date(value.strip().decode("latin-1"))
+            if ts is not None:
+                return ts <= (time.time() if now is None else now)
+    return False
+
+
 def parse_set_cookie(header_value: str) -> SetCookie:
     """Parse a ``Set-Cookie`` value (RFC 6265 section 5.2). Never raises.
 

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .consent import METHODS, UNDECIDED, ConsentState, RequestConsent
 from .cookies import (
     expire_cookie,
+    is_deletion_header,
     parse_cookie_header,
     parse_set_cookie,
     serialize_set_cookie,
@@ -104,9 +105,9 @@ class Decision:
         #: the Cookie header to give the app; ``None`` means "unchanged"
         self.cookie_header: str | None = None
         #: names of request cookies withheld from the app
-        self.removed: list[str] = []
-        #: Set-Cookie values expiring refused cookies the browser still sends
-        self.expire: list[str] = []
+        self.removed: tuple[str, ...] = ()
+        #: Set-Cookie values (latin-1) expiring refused cookies the browser still sends
+        self.expire: tuple[bytes, ...] = ()
 
     def response_headers(self, headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """Filter the app's response headers: drop Set-Cookie headers of
@@ -131,7 +132,7 @@ class Decision:
             out.append(item)
         if self.expire:
             depends = True
-            out.extend((b"set-cookie", v.encode("latin-1")) for v in self.expire)
+            out.extend((b"set-cookie", v) for v in self.expire)
         if state.needs_reissue and state.decided and state.method != "gpc":
             depends = True
             out.append((b"set-cookie", gate.consent_cookie(state, self.info).encode("latin-1")))
@@ -259,6 +260,13 @@ class Gate:
         self._state_cached = lru_cache(maxsize=token_cache_size)(self._verify)
         self._split_cached = lru_cache(maxsize=token_cache_size)(self._split_cookie)
         self._set_cookie_fast: dict[bytes, str | None] = {}
+        self._expiry_cached = lru_cache(maxsize=1024)(self._expiry_uncached)
+        # With no domain/path-constrained rule, classification depends on the name
+        # alone, so whole request-cookie filterings can be cached per header.
+        self._location_free = not any(
+            r.domain is not None or r.path is not None for r in policy.rules
+        )
+        self._filter_cached = lru_cache(maxsize=token_cache_size)(self._filter_by_header)
         self.vary_value = b"Cookie, Sec-GPC" if self.gpc else b"Cookie"
         self._n_optional = len(policy.optional)
         self._unknown_seen: set[str] = set()
@@ -419,10 +427,10 @@ class Gate:
             category = self._classify_set_cookie(key, raw, info)
         if category == NECESSARY or self.allowed(state, category):
             return True
-        sc = parse_set_cookie(raw.decode("latin-1"))
-        if sc.is_deletion():
+        if is_deletion_header(raw):
             return True  # deletions always pass
-        self.note_unknown(sc.name, category)
+        if category is None:
+            self.note_unknown(key.decode("latin-1"), None)
         return False
 
     def _classify_set_cookie(self, key: bytes, raw: bytes, info: RequestInfo) -> str | None:
@@ -457,15 +465,26 @@ class Gate:
                 name[:100],
             )
 
-    def _expiry_for(self, name: str, info: RequestInfo) -> list[str]:
-        rule = self.policy.rule_for(name, _host_only(info.host), info.path)
-        path = rule.path if rule and rule.path else "/"
+    def _expiry_for(self, name: str, info: RequestInfo) -> tuple[bytes, ...]:
+        """Set-Cookie values (latin-1 bytes) expiring ``name`` on its declared
+        Path and Domain(s), cached: refused visitors pay for this on every request."""
+        if any(r.domain is not None or r.path is not None for r in self.policy.candidates(name)):
+            return self._expiry_uncached(
+                name, _host_only(info.host), info.path, self.is_secure(info)
+            )
+        return self._expiry_cached(name, "", "/", self.is_secure(info))
+
+    def _expiry_uncached(self, name: str, host: str, path: str, secure: bool) -> tuple[bytes, ...]:
+        rule = self.policy.rule_for(name, host or None, path)
+        cookie_path = rule.path if rule and rule.path else "/"
         domains: list[str | None] = [None]
         if rule and rule.domain:
             domains.append(rule.domain)
         domains.extend(d for d in self.policy.expire_domains if d not in domains)
-        secure = self.is_secure(info)
-        return [expire_cookie(name, path=path, domain=d, secure=secure) for d in domains]
+        return tuple(
+            expire_cookie(name, path=cookie_path, domain=d, secure=secure).encode("latin-1")
+            for d in domains
+        )
 
     # -- the request ------------------------------------------------------
 
@@ -504,31 +523,60 @@ class Gate:
     def _filter_request_cookies(
         self, decision: Decision, pairs: tuple[tuple[str, str], ...], state: ConsentState
     ) -> None:
-        policy = self.policy
-        fast = policy._fast
-        kept: list[str] = []
-        removed = decision.removed
         info = decision.info
+        secure = self.is_secure(info)
+        cookie = info.cookie or ""
+        if self._location_free and len(cookie) < 4096:
+            result = self._filter_cached(cookie, state.granted, state.decided, secure)
+        else:
+            result = self._filter(
+                pairs, state.granted, state.decided, _host_only(info.host), info.path, secure
+            )
+        header, decision.removed, decision.expire = result
+        if header is not None:
+            decision.cookie_header = header
+
+    def _filter_by_header(
+        self, cookie: str, granted: frozenset[str], decided: bool, secure: bool
+    ) -> tuple[str | None, tuple[str, ...], tuple[bytes, ...]]:
+        return self._filter(parse_cookie_header(cookie), granted, decided, "", "/", secure)
+
+    def _filter(
+        self,
+        pairs: tuple[tuple[str, str], ...],
+        granted: frozenset[str],
+        decided: bool,
+        host: str,
+        path: str,
+        secure: bool,
+    ) -> tuple[str | None, tuple[str, ...], tuple[bytes, ...]]:
+        """Split request cookies into kept and removed; for a decided visitor, the
+        Set-Cookie values expiring the removed ones. Pure (cacheable)."""
+        policy = self.policy
+        state = ConsentState(decided, granted=granted)
+        kept: list[str] = []
+        removed: list[str] = []
         for name, segment in pairs:
             if name == self.cookie_name or name == self.secure_cookie_name:
                 kept.append(segment)
                 continue
-            category = fast.get(name, _SENTINEL)
-            if category is _SENTINEL:
-                category = policy.category_of(name, _host_only(info.host), info.path)
+            category = policy.category_of(name, host or None, path)
             if self.allowed(state, category):
                 kept.append(segment)
             else:
                 removed.append(name)
                 self.note_unknown(name, category)
-        if removed:
-            decision.cookie_header = "; ".join(kept)
-            if state.decided:
-                seen = set()
-                for name in removed:
-                    if name and name not in seen:
-                        seen.add(name)
-                        decision.expire.extend(self._expiry_for(name, info))
+        if not removed:
+            return None, (), ()
+        expire: list[bytes] = []
+        if decided:
+            for name in dict.fromkeys(removed):
+                if name:
+                    if self._location_free:
+                        expire.extend(self._expiry_cached(name, "", "/", secure))
+                    else:
+                        expire.extend(self._expiry_uncached(name, host, path, secure))
+        return "; ".join(kept), tuple(removed), tuple(expire)
 
     # -- own endpoints ----------------------------------------------------
 
@@ -643,7 +691,9 @@ class Gate:
                 category = self.policy.category_of(name, _host_only(info.host), info.path)
                 if not self.allowed(current, category):
                     expired.append(name)
-                    headers.extend(("set-cookie", v) for v in self._expiry_for(name, info))
+                    headers.extend(
+                        ("set-cookie", v.decode("latin-1")) for v in self._expiry_for(name, info)
+                    )
         if method == "withdraw" and self.clear_site_data and self.is_secure(info):
             headers.append(("clear-site-data", self.clear_site_data))
 

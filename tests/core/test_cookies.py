@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from cookiegate.cookies import (
     cookie_values,
     expire_cookie,
+    is_deletion_header,
     parse_cookie_date,
     parse_cookie_header,
     parse_set_cookie,
@@ -34,7 +35,7 @@ def test_parsers_never_raise(text: str) -> None:
     parse_cookie_header(text)
     cookie_values(text)
     sc = parse_set_cookie(text)
-    sc.is_deletion()
+    assert sc.is_deletion() == is_deletion_header(text.encode("utf-8", "surrogatepass"))
     _ = sc.domain, sc.path
     set_cookie_name(text)
     parse_cookie_date(text)
@@ -65,6 +66,7 @@ def test_set_cookie_round_trip(name: str, value: str, max_age: int, path: str) -
     assert (sc.name, sc.value, sc.path) == (name, value, path)
     assert set_cookie_name(header) == name
     assert sc.is_deletion() is (max_age <= 0)
+    assert is_deletion_header(header.encode()) is (max_age <= 0)
 
 
 def test_expires_with_commas_stays_whole() -> None:
@@ -78,6 +80,14 @@ def test_expires_with_commas_stays_whole() -> None:
 
 
 def test_max_age_wins_over_expires() -> None:
+    for raw in (b"a=1; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT", b"a=1; Max-Age=abc"):
+        assert not is_deletion_header(raw)
+    for raw in (
+        b"a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; max-age=0",
+        b"a=1; MAX-AGE = -5",
+        b"a=1; Max-Age=x; expires=Thu, 01 Jan 1970 00:00:00 GMT",
+    ):
+        assert is_deletion_header(raw)
     assert not parse_set_cookie(
         "a=1; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
     ).is_deletion()
