@@ -31,6 +31,10 @@ APP_COOKIES: dict[str, list[str]] = {
         "ab_variant=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/",
     ],
     "/unknown": ["mystery=1; Path=/"],
+    "/bad-date": [
+        "_ga=1; Expires=Thu, 31 Feb 2037 00:00:00 GMT; Path=/",
+        "ab_variant=1; Expires=Thu, 31 Feb 2000 00:00:00 GMT; Path=/",
+    ],
     "/plain": [],
 }
 
@@ -89,6 +93,8 @@ def _app_response(
         headers.append(("vary", params["vary"][0]))
     if "cc" in params:
         headers.append(("cache-control", params["cc"][0]))
+    if "case" in params:  # header names as Django and many WSGI apps write them
+        headers = [("-".join(p.capitalize() for p in k.split("-")), v) for k, v in headers]
     return 200, headers, b"app:" + path.encode()
 
 

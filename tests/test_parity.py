@@ -42,6 +42,7 @@ def tokens(gate: Gate) -> dict[str, str]:
         "foreign": foreign.make_token(["performance"]),
         "stale": gate.make_token(["performance"], policy_version="2020-01-01"),
         "oldkey": old_gate.make_token(["performance"], consent_id="rotated-consent-id"),
+        "future": gate.make_token(["performance"], decided_at=int(time.time()) + 3600),
     }
 
 
@@ -179,6 +180,19 @@ ROWS: list[Row] = [
         not_sets={"_ga"},
     ),
     Row("deletion cookies always pass", path="/delete", expires={"_ga", "ab_variant"}),
+    Row(
+        "Set-Cookie and Vary in any letter case",
+        path="/?case=1&vary=Accept-Encoding",
+        headers=[("cookie", "session=s")],
+        sets={"session"},
+        not_sets={"_ga", "ab_variant"},
+        check=lambda r, g: _one_vary(r, "Accept-Encoding, Cookie, Sec-GPC"),
+    ),
+    Row(
+        "an impossible Expires date is not a deletion",
+        path="/bad-date",
+        not_sets={"_ga", "ab_variant"},
+    ),
     Row("Vary merged with the app's", path="/?vary=Accept-Encoding", check=_vary_merged),
     Row(
         "asking the state makes the response vary",
@@ -474,7 +488,100 @@ ROWS: list[Row] = [
         app_called=False,
         check=lambda r, g: _location(r, "/"),
     ),
+    Row(
+        "token decided in the future is refused",
+        path="/_cookiegate/consent",
+        headers=[("cookie", "cookiegate={future}")],
+        app_called=False,
+        json_has={"decided": False},
+    ),
+    Row(
+        "key rotation: GET consent re-issues too",
+        path="/_cookiegate/consent",
+        gate={"secret_keys": [KEY_OLD, KEY]},
+        headers=[("cookie", "cookiegate={oldkey}")],
+        app_called=False,
+        json_has={"decided": True},
+        check=_reissued,
+    ),
+    Row(
+        "refused: at most 50 expiries per response",
+        headers=[("cookie", "cookiegate={refused}; " + "; ".join(f"x{i}=1" for i in range(300)))],
+        app_cookies={"cookiegate"},
+        check=lambda r, g: _at_most_expiries(r, 50),
+    ),
+    Row(
+        "Origin null with Sec-Fetch-Site same-origin is allowed (no-referrer pages)",
+        method="POST",
+        path="/_cookiegate/consent",
+        headers=[FORM, SAME, ("origin", "null")],
+        body=b"action=accept_all",
+        status=303,
+        app_called=False,
+        sets={"cookiegate"},
+    ),
+    Row(
+        "trusted origin allowed with Sec-Fetch-Site same-site",
+        method="POST",
+        path="/_cookiegate/consent",
+        gate={"trusted_origins": ["https://www.shop.test"]},
+        headers=[FORM, ("sec-fetch-site", "same-site"), ("origin", "https://www.shop.test")],
+        body=b"action=accept_all",
+        status=303,
+        app_called=False,
+    ),
+    Row(
+        "untrusted same-site origin is 403",
+        method="POST",
+        path="/_cookiegate/consent",
+        gate={"trusted_origins": ["https://www.shop.test"]},
+        headers=[FORM, ("sec-fetch-site", "same-site"), ("origin", "https://blog.shop.test")],
+        body=b"action=accept_all",
+        status=403,
+        app_called=False,
+    ),
+    Row(
+        "non-ASCII next is refused",
+        method="POST",
+        path="/_cookiegate/consent",
+        headers=[FORM],
+        body="action=accept_all&next=/café".encode(),
+        status=303,
+        app_called=False,
+        check=lambda r, g: _location(r, "/"),
+    ),
+    Row(
+        "CR/LF in next is refused",
+        method="POST",
+        path="/_cookiegate/consent",
+        headers=[FORM],
+        body=b"action=accept_all&next=%2Fa%0D%0ASet-Cookie%3A%20x%3D1",
+        status=303,
+        app_called=False,
+        check=lambda r, g: _location(r, "/"),
+    ),
+    Row(
+        "percent-encoded next stays as sent",
+        method="POST",
+        path="/_cookiegate/consent",
+        headers=[FORM],
+        body=b"action=accept_all&next=%2Fcaf%25E2%2582%25AC",
+        status=303,
+        app_called=False,
+        check=lambda r, g: _location(r, "/caf%E2%82%AC"),
+    ),
     # -- malformed bodies ----------------------------------------------------
+    Row(
+        "deeply nested JSON is 400",
+        method="POST",
+        path="/_cookiegate/consent",
+        headers=[JSON],
+        body=b"[" * 100000,
+        status=400,
+        app_called=False,
+        gate={"max_body": 200000},
+        body_has="malformed JSON",
+    ),
     Row(
         "malformed JSON is 400",
         method="POST",
@@ -638,6 +745,16 @@ ROWS: list[Row] = [
         app_called=True,
     ),
 ]
+
+
+def _one_vary(res: Result, expected: str) -> None:
+    varies = [v for k, v in res.headers if k.lower() == "vary"]
+    assert varies == [expected]
+
+
+def _at_most_expiries(res: Result, limit: int) -> None:
+    expired = [v for v in res.set_cookies() if "Max-Age=0" in v]
+    assert 0 < len(expired) <= limit
 
 
 def _empty_body(res: Result) -> None:

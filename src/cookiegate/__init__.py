@@ -34,7 +34,10 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+#: where the request's :class:`RequestConsent` lives in an ASGI scope
 SCOPE_KEY = "cookiegate"
+#: ... and in a WSGI environ (PEP 3333: middleware keys carry a dot)
+ENVIRON_KEY = "cookiegate.consent"
 
 
 def consent_of(obj: object) -> RequestConsent:
@@ -50,10 +53,13 @@ def consent_of(obj: object) -> RequestConsent:
         container = getattr(obj, "environ", None)
     if container is None:
         container = obj
-    try:
-        found = container[SCOPE_KEY]  # type: ignore[index]
-    except (KeyError, TypeError):
-        raise LookupError("this request did not pass through cookiegate's middleware") from None
+    found = None
+    for key in (SCOPE_KEY, ENVIRON_KEY):
+        try:
+            found = container[key]  # type: ignore[index]
+            break
+        except (KeyError, TypeError):
+            continue
     if not isinstance(found, RequestConsent):
         raise LookupError("this request did not pass through cookiegate's middleware")
     return found

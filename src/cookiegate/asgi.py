@@ -56,8 +56,9 @@ def _request_info(scope: Scope) -> RequestInfo:
         elif name == b"accept":
             accept = value.decode("latin-1")
     if not host and scope.get("server"):
-        server = scope["server"]
-        host = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
+        server_host, port = scope["server"][0], scope["server"][1]
+        default = 443 if scope.get("scheme") in ("https", "wss") else 80
+        host = f"{server_host}:{port}" if port and port != default else str(server_host)
     return RequestInfo(
         scope.get("method", "GET"),
         scope.get("path", "/"),
@@ -87,14 +88,21 @@ async def _send_plain(resp: PlainResponse, send: Send, head: bool) -> None:
     await send({"type": "http.response.body", "body": b"" if head else resp.body})
 
 
+class _Disconnected(Exception):
+    """The client went away before its request body was complete."""
+
+
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request body, or ``None`` if it is over ``limit`` (read no further)."""
+    """The request body, or ``None`` if it is over ``limit`` (read no further).
+
+    :raises _Disconnected: the client left mid-body; nothing must be decided.
+    """
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b"".join(chunks)
+            raise _Disconnected
         body = message.get("body", b"")
         size += len(body)
         if size > limit:
@@ -123,22 +131,20 @@ class CookieGateMiddleware:
             await self.app(scope, receive, send)  # lifespan and anything else
             return
         info = _request_info(scope)
-        if kind == "websocket":
-            info.method = "GET"
+        info.websocket = kind == "websocket"
         decision = self.gate.begin(info)
         if kind == "http" and (decision.response is not None or decision.needs_body):
             await self._own(decision, receive, send)
             return
         if decision.cookie_header is not None:
             scope = _with_cookie(scope, decision.cookie_header)
-        scope[SCOPE_KEY] = decision.consent
+        scope[SCOPE_KEY] = decision
         if kind == "websocket":
             await self.app(scope, receive, _WebSocketSend(send, decision))
             return
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = dict(message)
                 message["headers"] = decision.response_headers(message.get("headers", ()))
             await send(message)
 
@@ -149,12 +155,16 @@ class CookieGateMiddleware:
         if decision.response is not None:
             await _send_plain(decision.response, send, head)
             return
-        body = await _read_body(receive, self.gate.max_body)
+        try:
+            body = await _read_body(receive, self.gate.max_body)
+        except _Disconnected:
+            return  # a partial body is not a decision; there is nobody to answer
         await _send_plain(self.gate.respond(decision, body), send, head)
 
 
 class _WebSocketSend:
-    """Filters Set-Cookie headers of ``websocket.accept``."""
+    """Filters Set-Cookie headers of ``websocket.accept`` and of a denial response
+    (``websocket.http.response.start``)."""
 
     __slots__ = ("decision", "send")
 
@@ -163,7 +173,10 @@ class _WebSocketSend:
         self.decision = decision
 
     async def __call__(self, message: Message) -> None:
-        if message["type"] == "websocket.accept" and message.get("headers"):
+        kind = message["type"]
+        if (kind == "websocket.accept" or kind == "websocket.http.response.start") and message.get(
+            "headers"
+        ):
             message = dict(message)
             message["headers"] = self.decision.response_headers(message["headers"])
         await self.send(message)

@@ -10,17 +10,16 @@ import calendar
 import re
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 EPOCH_EXPIRES = "Thu, 01 Jan 1970 00:00:00 GMT"
 
 
-@lru_cache(maxsize=4096)
-def _parse_cookie_cached(header: str) -> tuple[tuple[str, str], ...]:
-    return _parse_cookie(header)
+def parse_cookie_header(header: str) -> tuple[tuple[str, str], ...]:
+    """Split a ``Cookie`` request header into ``(name, "name=value")`` pairs.
 
-
-def _parse_cookie(header: str) -> tuple[tuple[str, str], ...]:
+    A segment without ``=`` is a nameless cookie (name ``""``), as browsers treat
+    it. Never raises.
+    """
     out = []
     for segment in header.split(";"):
         segment = segment.strip()
@@ -30,17 +29,6 @@ def _parse_cookie(header: str) -> tuple[tuple[str, str], ...]:
         name = segment[:eq].strip() if eq >= 0 else ""
         out.append((name, segment))
     return tuple(out)
-
-
-def parse_cookie_header(header: str) -> tuple[tuple[str, str], ...]:
-    """Split a ``Cookie`` request header into ``(name, "name=value")`` pairs.
-
-    A segment without ``=`` is a nameless cookie (name ``""``), as browsers treat
-    it. Never raises. Results for headers under 4 KiB are cached.
-    """
-    if len(header) < 4096:
-        return _parse_cookie_cached(header)
-    return _parse_cookie(header)
 
 
 def cookie_values(header: str) -> dict[str, str]:
@@ -186,8 +174,12 @@ def parse_cookie_date(text: str) -> float | None:
     if not (1 <= day <= 31) or year < 1601 or h > 23 or mi > 59 or s > 59:
         return None
     try:
-        return float(calendar.timegm((year, month, day, h, mi, s, 0, 0, 0)))
-    except (OverflowError, ValueError):  # pragma: no cover - guarded above
+        ts = calendar.timegm((year, month, day, h, mi, s, 0, 0, 0))
+        # RFC 6265 5.1.1 step 6: a date that does not exist (31 Feb) fails.
+        if time.gmtime(ts)[:6] != (year, month, day, h, mi, s):
+            return None
+        return float(ts)
+    except (OverflowError, ValueError, OSError):
         return None
 
 

@@ -36,6 +36,12 @@ from .token import ConsentCodec
 log = logging.getLogger("cookiegate")
 
 SIX_MONTHS = 182 * 24 * 3600
+#: At most this many refused cookies are expired per response (bounded headers).
+MAX_EXPIRE = 50
+#: Cookie headers up to this size have their verification and filtering cached.
+CACHEABLE_COOKIE = 2048
+#: Clock skew tolerated for a decision time in the future (seconds).
+MAX_SKEW = 300
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SENTINEL: Any = object()
 
@@ -57,6 +63,8 @@ class RequestInfo:
     sec_fetch_site: str | None = None
     content_type: str | None = None
     accept: str | None = None
+    #: a WebSocket handshake (never routed to cookiegate's own endpoints)
+    websocket: bool = False
 
 
 @dataclass(slots=True)
@@ -78,11 +86,13 @@ class ConsentChange:
     expired_cookies: tuple[str, ...] = ()
 
 
-class Decision:
-    """What the gate decided for one request. Per-request, never shared."""
+class Decision(RequestConsent):
+    """What the gate decided for one request. Per-request, never shared.
+
+    It is also the :class:`~cookiegate.RequestConsent` handed to the app.
+    """
 
     __slots__ = (
-        "consent",
         "cookie_header",
         "expire",
         "gate",
@@ -90,14 +100,13 @@ class Decision:
         "needs_body",
         "removed",
         "response",
-        "state",
     )
 
     def __init__(self, gate: Gate, info: RequestInfo, state: ConsentState) -> None:
+        self._state = state
+        self.queried = False
         self.gate = gate
         self.info = info
-        self.state = state
-        self.consent = RequestConsent(state)
         #: a complete response to send instead of calling the app
         self.response: PlainResponse | None = None
         #: the adapter must read the request body and call :meth:`Gate.respond`
@@ -115,17 +124,27 @@ class Decision:
         re-issued consent cookies, and add ``Vary`` when the response depends on
         consent. Header names must be lower case (as in ASGI)."""
         gate = self.gate
-        state = self.state
-        out: list[tuple[bytes, bytes]] = []
-        depends = bool(self.removed) or self.consent.queried
-        check = not state.complete
+        state = self._state
+        if state.complete and not self.expire and not state.needs_reissue:
+            # Nothing can be removed or added: only Vary may change (hot path).
+            out = list(headers)
+            names = [item[0].lower() for item in out]
+            if self.queried or self.removed or b"set-cookie" in names:
+                if b"vary" in names:
+                    at = names.index(b"vary")
+                    out[at] = (out[at][0], gate.merge_vary(out[at][1]))
+                else:
+                    out.append((b"vary", gate.vary_value))
+            return out
+        out = []
+        depends = bool(self.removed) or self.queried
         vary_at = -1
         for item in headers:
-            name = item[0]
+            name = item[0].lower()
             if name == b"set-cookie":
                 # A response that sets cookies is per-visitor: it always varies.
                 depends = True
-                if check and not gate.set_cookie_allowed(state, item[1], self.info):
+                if not state.complete and not gate.set_cookie_allowed(state, item[1], self.info):
                     continue
             elif name == b"vary":
                 vary_at = len(out)
@@ -140,7 +159,7 @@ class Decision:
             if vary_at < 0:
                 out.append((b"vary", gate.vary_value))
             else:
-                out[vary_at] = (b"vary", gate.merge_vary(out[vary_at][1]))
+                out[vary_at] = (out[vary_at][0], gate.merge_vary(out[vary_at][1]))
         return out
 
 
@@ -148,7 +167,9 @@ def _safe_next(value: str | None) -> str | None:
     """A same-origin path to redirect to, or ``None`` if ``value`` is not one."""
     if not value or len(value) > 2048 or not value.startswith("/") or value.startswith("//"):
         return None
-    if "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    # printable ASCII only: no CR/LF, no backslash (browsers read it as '/'), and
+    # nothing a Location header cannot carry (non-ASCII must arrive percent-encoded)
+    if "\\" in value or any(not 0x20 < ord(c) < 0x7F for c in value):
         return None
     return value
 
@@ -258,7 +279,6 @@ class Gate:
         if not isinstance(token_cache_size, int) or token_cache_size < 1:
             raise ConfigError("token_cache_size", "must be a positive integer")
         self._state_cached = lru_cache(maxsize=token_cache_size)(self._verify)
-        self._split_cached = lru_cache(maxsize=token_cache_size)(self._split_cookie)
         self._set_cookie_fast: dict[bytes, str | None] = {}
         self._expiry_cached = lru_cache(maxsize=1024)(self._expiry_uncached)
         # With no domain/path-constrained rule, classification depends on the name
@@ -266,7 +286,9 @@ class Gate:
         self._location_free = not any(
             r.domain is not None or r.path is not None for r in policy.rules
         )
-        self._filter_cached = lru_cache(maxsize=token_cache_size)(self._filter_by_header)
+        self._plan_cached = lru_cache(maxsize=token_cache_size)(
+            lambda cookie, secure, gpc: self._plan(cookie, secure, gpc, "", "/")
+        )
         self.vary_value = b"Cookie, Sec-GPC" if self.gpc else b"Cookie"
         self._n_optional = len(policy.optional)
         self._unknown_seen: set[str] = set()
@@ -309,6 +331,8 @@ class Gate:
             or method not in METHODS
         ):
             raise TokenError("payload does not have the consent shape")
+        if at > time.time() + MAX_SKEW:
+            raise TokenError("decision time is in the future")
         if version != self.policy.version:
             return ConsentState(False, consent_id=cid, policy_version=version, reason="stale")
         optional = self.policy.optional
@@ -393,7 +417,9 @@ class Gate:
         )
         remaining = self.max_age
         if state.decided_at is not None:
-            remaining = max(1, state.decided_at + self.max_age - int(time.time()))
+            remaining = min(
+                self.max_age, max(1, state.decided_at + self.max_age - int(time.time()))
+            )
         secure = self.is_secure(info)
         return serialize_set_cookie(
             self.consent_cookie_name(info),
@@ -490,25 +516,48 @@ class Gate:
 
     def begin(self, info: RequestInfo) -> Decision:
         """Decide what happens to one request. Never raises on request input."""
-        cookie = info.cookie
-        if cookie:
-            split = self._split_cached if len(cookie) < 4096 else self._split_cookie
-            token, pairs = split(cookie, self.consent_cookie_name(info))
-        else:
-            token, pairs = None, ()
+        cookie = info.cookie or None
         gpc = self.gpc and info.sec_gpc is not None and gpc_enabled(info.sec_gpc)
-        state = self.state_for(token, gpc)
-        decision = Decision(self, info, state)
+        secure = self.is_secure(info)
+        if self._location_free and (cookie is None or len(cookie) <= CACHEABLE_COOKIE):
+            plan = self._plan_cached(cookie, secure, gpc)
+            expires = plan[0].expires_at
+            if expires is not None and expires <= time.time():
+                plan = self._plan(cookie, secure, gpc, "", "/")  # expired since cached
+        else:
+            plan = self._plan(cookie, secure, gpc, _host_only(info.host), info.path)
+        decision = Decision(self, info, plan[0])
 
         path = info.path
-        if path.startswith(self.prefix) or (self.gpc_json and path == "/.well-known/gpc.json"):
+        if not info.websocket and (
+            path.startswith(self.prefix) or (self.gpc_json and path == "/.well-known/gpc.json")
+        ):
             self._own_route(decision)
             if decision.response is not None or decision.needs_body:
                 return decision
-
-        if pairs and not state.complete:
-            self._filter_request_cookies(decision, pairs, state)
+        if plan[1] is not None:
+            decision.cookie_header = plan[1]
+            decision.removed = plan[2]
+            decision.expire = plan[3]
         return decision
+
+    def _plan(
+        self, cookie: str | None, secure: bool, gpc: bool, host: str, path: str
+    ) -> tuple[ConsentState, str | None, tuple[str, ...], tuple[bytes, ...]]:
+        """Verify the consent cookie and filter the request's cookies. Pure: with
+        no domain/path-constrained rule it is cached per (Cookie header, scheme,
+        GPC); the consent expiry is re-checked on every hit."""
+        if not cookie:
+            return self.state_for(None, gpc), None, (), ()
+        name = self.secure_cookie_name if secure else self.cookie_name
+        token, pairs = self._split_cookie(cookie, name)
+        state = self.state_for(token, gpc)
+        if state.complete:
+            return state, None, (), ()
+        header, removed, expire = self._filter(
+            pairs, state.granted, state.decided, host, path, secure
+        )
+        return state, header, removed, expire
 
     @staticmethod
     def _split_cookie(
@@ -517,29 +566,8 @@ class Gate:
         pairs = parse_cookie_header(header)
         for name, segment in pairs:
             if name == consent_name:
-                return segment[len(name) + 1 :].strip().strip('"'), pairs
+                return segment.partition("=")[2].strip().strip('"'), pairs
         return None, pairs
-
-    def _filter_request_cookies(
-        self, decision: Decision, pairs: tuple[tuple[str, str], ...], state: ConsentState
-    ) -> None:
-        info = decision.info
-        secure = self.is_secure(info)
-        cookie = info.cookie or ""
-        if self._location_free and len(cookie) < 4096:
-            result = self._filter_cached(cookie, state.granted, state.decided, secure)
-        else:
-            result = self._filter(
-                pairs, state.granted, state.decided, _host_only(info.host), info.path, secure
-            )
-        header, decision.removed, decision.expire = result
-        if header is not None:
-            decision.cookie_header = header
-
-    def _filter_by_header(
-        self, cookie: str, granted: frozenset[str], decided: bool, secure: bool
-    ) -> tuple[str | None, tuple[str, ...], tuple[bytes, ...]]:
-        return self._filter(parse_cookie_header(cookie), granted, decided, "", "/", secure)
 
     def _filter(
         self,
@@ -570,7 +598,15 @@ class Gate:
             return None, (), ()
         expire: list[bytes] = []
         if decided:
-            for name in dict.fromkeys(removed):
+            names = [n for n in dict.fromkeys(removed) if n]
+            if len(names) > MAX_EXPIRE:
+                log.warning(
+                    "cookiegate: %d refused cookies sent; expiring the first %d",
+                    len(names),
+                    MAX_EXPIRE,
+                )
+                names = names[:MAX_EXPIRE]
+            for name in names:
                 if name:
                     if self._location_free:
                         expire.extend(self._expiry_cached(name, "", "/", secure))
@@ -600,9 +636,12 @@ class Gate:
     def _route_consent(self, decision: Decision) -> None:
         info = decision.info
         if info.method in ("GET", "HEAD"):
+            state = decision._state
             decision.response = _json(
-                200, decision.state.as_json(self.policy.optional), vary=self.vary_value
+                200, state.as_json(self.policy.optional), vary=self.vary_value
             )
+            if state.needs_reissue and state.decided and state.method != "gpc":
+                decision.response.headers.append(("set-cookie", self.consent_cookie(state, info)))
         elif info.method == "POST":
             self._check_same_origin(decision)
         else:
@@ -615,28 +654,32 @@ class Gate:
             decision.response = _method_not_allowed("POST")
 
     def _check_same_origin(self, decision: Decision) -> None:
+        """Refuse cross-site posts (403). ``Sec-Fetch-Site`` decides when present
+        (``same-origin``/``none`` pass, whatever ``Origin`` says: browsers send
+        ``Origin: null`` under ``Referrer-Policy: no-referrer``); ``same-site`` and
+        ``cross-site`` pass only from a trusted origin. Without it, ``Origin`` must
+        name this host or a trusted one. Without either (non-browser clients) the
+        post is accepted."""
         info = decision.info
-        site = (info.sec_fetch_site or "").strip().lower()
-        if info.sec_fetch_site is not None and site not in ("same-origin", "none"):
+        netloc = _origin_netloc(info.origin)
+        if info.sec_fetch_site is not None:
+            site = info.sec_fetch_site.strip().lower()
+            if site in ("same-origin", "none") or (
+                site in ("same-site", "cross-site") and netloc in self.trusted_hosts
+            ):
+                decision.needs_body = True
+                return
             decision.response = _error(
-                403, f"cross-site request refused (Sec-Fetch-Site: {site or 'empty'})", info
+                403, f"cross-site request refused (Sec-Fetch-Site: {site[:40] or 'empty'})", info
             )
             return
         if info.origin is not None:
-            origin = info.origin.strip()
-            netloc = ""
-            if origin != "null":
-                try:
-                    parts = urlsplit(origin)
-                    if parts.scheme in ("http", "https"):
-                        netloc = parts.netloc.lower()
-                except ValueError:
-                    netloc = ""
             host = info.host.strip().lower()
             if not netloc or (netloc != host and netloc not in self.trusted_hosts):
                 decision.response = _error(
                     403,
-                    f"cross-site request refused (Origin {origin[:100]!r} is not this site)",
+                    f"cross-site request refused (Origin {info.origin.strip()[:100]!r} "
+                    "is not this site)",
                     info,
                 )
                 return
@@ -662,7 +705,7 @@ class Gate:
         except BadRequest as exc:
             return _error(exc.status, exc.message, info)
 
-        previous = decision.state
+        previous = decision._state
         now = int(time.time())
         current = ConsentState(
             True,
@@ -726,6 +769,8 @@ class Gate:
                 data = json.loads(body.decode("utf-8")) if body.strip() else {}
             except (UnicodeDecodeError, ValueError) as exc:
                 raise BadRequest(400, f"malformed JSON body: {exc}") from None
+            except RecursionError:
+                raise BadRequest(400, "malformed JSON body: nested too deeply") from None
             if not isinstance(data, dict):
                 raise BadRequest(400, "JSON body must be an object")
             return {k: [v] for k, v in data.items()}
@@ -804,6 +849,20 @@ class Gate:
         if not add:
             return existing
         return (text + ", " + ", ".join(add) if text.strip() else ", ".join(add)).encode("latin-1")
+
+
+def _origin_netloc(origin: str | None) -> str:
+    """The lower-cased ``host[:port]`` of an http(s) ``Origin``, or ``""``."""
+    if origin is None:
+        return ""
+    origin = origin.strip()
+    if origin == "null":
+        return ""
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return ""
+    return parts.netloc.lower() if parts.scheme in ("http", "https") else ""
 
 
 def _host_only(host: str) -> str:

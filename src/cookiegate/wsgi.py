@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from . import SCOPE_KEY, consent_of
+from . import ENVIRON_KEY, consent_of
 from .consent import RequestConsent
 from .gate import Gate, PlainResponse, RequestInfo
 
@@ -51,6 +51,12 @@ def _request_info(environ: dict[str, Any]) -> RequestInfo:
         environ.get("CONTENT_TYPE"),
         environ.get("HTTP_ACCEPT"),
     )
+
+
+def _server_host(environ: dict[str, Any]) -> str:
+    name, port = environ.get("SERVER_NAME", ""), str(environ.get("SERVER_PORT", ""))
+    default = "443" if environ.get("wsgi.url_scheme") == "https" else "80"
+    return f"{name}:{port}" if port and port != default else str(name)
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
@@ -119,7 +125,7 @@ class CookieGateMiddleware:
                 environ["HTTP_COOKIE"] = decision.cookie_header
             else:
                 environ.pop("HTTP_COOKIE", None)
-        environ[SCOPE_KEY] = decision.consent
+        environ[ENVIRON_KEY] = decision
 
         def gated_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None

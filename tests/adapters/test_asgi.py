@@ -72,8 +72,14 @@ def _starlette() -> Starlette:
         await websocket.send_text(",".join(sorted(websocket.cookies)))
         await websocket.close()
 
+    async def ws_echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(",".join(sorted(websocket.cookies)))
+        await websocket.close()
+
     app = Starlette(
         routes=[
+            WebSocketRoute("/_cookiegate/live", ws_echo),
             Route("/", home),
             Route("/stream", stream),
             Route("/304", not_modified),
@@ -137,3 +143,71 @@ def test_body_read_stops_at_limit() -> None:
     chunks = [{"type": "http.request", "body": b"x" * 600, "more_body": True}] * 5
     sent = run(CookieGateMiddleware(app, gate=gate), scope, chunks)
     assert sent[0]["status"] == 413 and not called
+
+
+def test_websocket_on_own_prefix_is_still_filtered() -> None:
+    with (
+        TestClient(_starlette()) as client,
+        client.websocket_connect("/_cookiegate/live", headers={"cookie": "_ga=1; session=s"}) as ws,
+    ):
+        assert ws.receive_text() == "session"
+
+
+def test_websocket_denial_response_is_filtered() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 403,
+                "headers": [(b"set-cookie", b"_ga=1"), (b"set-cookie", b"session=s")],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": b""})
+
+    scope = {"type": "websocket", "path": "/ws", "scheme": "ws", "headers": [(b"host", b"t")]}
+    sent = run(CookieGateMiddleware(app, gate=make_gate()), scope, [{"type": "websocket.connect"}])
+    cookies = [v for k, v in sent[0]["headers"] if k == b"set-cookie"]
+    assert cookies == [b"session=s"]
+
+
+def test_disconnect_mid_body_decides_nothing() -> None:
+    decided: list[object] = []
+    gate = make_gate(on_consent=decided.append)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - not reached
+        raise AssertionError("the app must not be called")
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/_cookiegate/consent",
+        "scheme": "http",
+        "headers": [(b"host", b"t"), (b"content-type", b"application/x-www-form-urlencoded")],
+    }
+    incoming: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b"action=rej", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent = run(CookieGateMiddleware(app, gate=gate), scope, incoming)
+    assert sent == [] and decided == []
+
+
+def test_missing_host_header_uses_server_without_default_port() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - not reached
+        raise AssertionError("the app must not be called")
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/_cookiegate/consent",
+        "scheme": "https",
+        "server": ("shop.test", 443),
+        "headers": [
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"origin", b"https://shop.test"),
+        ],
+    }
+    incoming = [{"type": "http.request", "body": b"action=accept_all"}]
+    sent = run(CookieGateMiddleware(app, gate=make_gate()), scope, incoming)
+    assert sent[0]["status"] == 303

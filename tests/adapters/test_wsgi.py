@@ -125,3 +125,30 @@ def test_wsgi_chunked_body_limit() -> None:
 
     CookieGateMiddleware(lambda e, s: [], gate=gate)(env, start_response)
     assert got["status"].startswith("413")
+
+
+def test_passes_wsgiref_validator() -> None:
+    """PEP 3333 conformance on both sides of the middleware (environ key with a dot,
+    header types, close())."""
+    from wsgiref.util import setup_testing_defaults
+    from wsgiref.validate import validator
+
+    def app(env: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Set-Cookie", "_ga=1")])
+        return [b"ok"]
+
+    wrapped = validator(CookieGateMiddleware(validator(app), gate=make_gate()))
+    env: dict[str, Any] = {}
+    setup_testing_defaults(env)
+    env["HTTP_COOKIE"] = "_ga=1; session=s"
+    env["QUERY_STRING"] = ""
+    got: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        got["headers"] = headers
+        return lambda data: None
+
+    result = wrapped(env, start_response)
+    assert b"".join(result) == b"ok"
+    result.close()  # type: ignore[attr-defined]
+    assert not any(k.lower() == "set-cookie" for k, _ in got["headers"])

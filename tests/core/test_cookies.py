@@ -104,7 +104,14 @@ def test_cookie_dates() -> None:
         "21 oct 2015 07:28:00",
     ):
         assert parse_cookie_date(text) == expected, text
-    for bad in ("", "tomorrow", "Wed, 32 Oct 2015 07:28:00 GMT", "Wed, 21 Oct 2015 25:00:00"):
+    for bad in (
+        "",
+        "tomorrow",
+        "Wed, 32 Oct 2015 07:28:00 GMT",
+        "Wed, 21 Oct 2015 25:00:00",
+        "Thu, 31 Feb 2000 00:00:00 GMT",  # no such date: RFC 6265 says the parse fails
+        "Mon, 31 Apr 2030 00:00:00 GMT",
+    ):
         assert parse_cookie_date(bad) is None, bad
 
 

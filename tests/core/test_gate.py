@@ -82,3 +82,22 @@ def test_begin_never_raises_on_odd_input() -> None:
         RequestInfo("BREW", "/_cookiegate/consent"),
     ):
         gate.begin(info)
+
+
+def test_large_cookie_headers_are_not_cached() -> None:
+    gate = make_gate()
+    refused = gate.make_token([])
+    for i in range(50):
+        big = f"cookiegate={refused}; " + "; ".join(f"c{i}_{j}=1" for j in range(400))
+        decision = gate.begin(RequestInfo("GET", "/", cookie=big))
+        assert decision.cookie_header is not None
+        assert len(decision.expire) <= 50
+    assert gate._plan_cached.cache_info().currsize == 0
+
+
+def test_reissued_cookie_never_outlives_max_age() -> None:
+    gate = make_gate(max_age=3600)
+    state = gate.state_for(gate.make_token(["performance"]))
+    value = gate.consent_cookie(state, RequestInfo("GET", "/"))
+    max_age = int(value.split("Max-Age=")[1].split(";")[0])
+    assert 0 < max_age <= 3600

@@ -1,0 +1,225 @@
+"""The applications measured by ``run.py`` (served by uvicorn) and ``micro.py``
+(called in-process).
+
+Every configuration serves the same route: ``GET /`` answers ``ok`` as
+``text/plain`` (a non-HTML response, so nothing is injected into the body) and
+sends three ``Set-Cookie`` headers:
+
+* ``session``    - strictly necessary
+* ``_ga``        - performance
+* ``ab_variant`` - performance
+
+Configurations (one uvicorn server each, except that both cookiegate cases share
+one server and differ only in the request's Cookie header):
+
+``bare``
+    the Starlette app, nothing in front.
+``cookiegate``
+    the same app with ``CookieGateMiddleware`` (``Starlette(middleware=[...])``).
+``session``
+    the same app with Starlette's ``SessionMiddleware``. The handler writes
+    ``request.session["n"] = 1`` so the middleware verifies *and* re-signs the
+    session on every request; ``SessionMiddleware`` then emits the ``session``
+    Set-Cookie, so the handler sets only ``_ga`` and ``ab_variant`` itself and
+    the response carries the same three cookies as the other configurations.
+``noop`` (``run.py --noop``)
+    the same app behind :class:`NoopHeaderMiddleware`, the floor of any
+    response-header-editing ASGI middleware.
+
+uvicorn imports this module by name (``--app-dir benchmarks apps:bare``), so it
+must not import anything from ``benchmarks`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+from base64 import b64encode
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import itsdangerous
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from cookiegate import Gate, Policy
+from cookiegate.asgi import CookieGateMiddleware
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Benchmark-only keys (never use them for anything else).
+GATE_SECRET = "cookiegate-benchmark-secret-0001"
+SESSION_SECRET = "starlette-benchmark-secret-0001"
+#: The name the consent cookie has on plain http (``__Host-`` is added on https).
+CONSENT_COOKIE = "cookiegate"
+
+SESSION_VALUE = "s1"
+GA_VALUE = "GA1.1.123456789.1700000000"
+AB_VALUE = "B"
+GA_MAX_AGE = 2 * 365 * 24 * 3600
+AB_MAX_AGE = 30 * 24 * 3600
+
+
+def make_policy() -> Policy:
+    """The site's policy. The three cookies are declared explicitly and the
+    built-in catalogue is off, so the classification does not depend on the
+    catalogue's contents (site rules win over the catalogue anyway, and every
+    lookup after the first is one dict hit either way)."""
+    return Policy(
+        version="bench-1",
+        use_catalog=False,
+        cookies=[
+            {"name": "session", "category": "strictly_necessary", "purpose": "login"},
+            {"name": "_ga", "category": "performance", "vendor": "Google Analytics"},
+            {"name": "ab_variant", "category": "performance", "purpose": "design testing"},
+        ],
+    )
+
+
+def make_gate() -> Gate:
+    return Gate(make_policy(), secret_keys=[GATE_SECRET], cookie_name=CONSENT_COOKIE)
+
+
+GATE = make_gate()
+
+
+def session_cookie_value(data: dict[str, Any] | None = None) -> str:
+    """A valid Starlette session cookie value, signed as ``SessionMiddleware`` does."""
+    payload = b64encode(json.dumps(data if data is not None else {"n": 0}).encode("utf-8"))
+    return itsdangerous.TimestampSigner(SESSION_SECRET).sign(payload).decode("utf-8")
+
+
+def _tracking_cookies(response: Response) -> None:
+    response.set_cookie("_ga", GA_VALUE, max_age=GA_MAX_AGE, path="/", samesite="lax")
+    response.set_cookie("ab_variant", AB_VALUE, max_age=AB_MAX_AGE, path="/", samesite="lax")
+
+
+async def home(request: Request) -> Response:
+    response = PlainTextResponse("ok")
+    response.set_cookie("session", SESSION_VALUE, path="/", httponly=True, samesite="lax")
+    _tracking_cookies(response)
+    return response
+
+
+async def home_session_write(request: Request) -> Response:
+    request.session["n"] = 1  # marks the session modified: verify + re-sign + Set-Cookie
+    response = PlainTextResponse("ok")
+    _tracking_cookies(response)
+    return response
+
+
+async def home_session_read(request: Request) -> Response:
+    # Read-only use (micro.py only): verify, no re-sign; the handler sets `session`
+    # itself so the response still carries three cookies.
+    request.session.get("n")
+    return await home(request)
+
+
+def bare_app() -> Starlette:
+    return Starlette(routes=[Route("/", home)])
+
+
+def cookiegate_app(gate: Gate | None = None) -> Starlette:
+    return Starlette(
+        routes=[Route("/", home)],
+        middleware=[Middleware(CookieGateMiddleware, gate=gate or GATE)],
+    )
+
+
+def session_app(*, write: bool = True) -> Starlette:
+    return Starlette(
+        routes=[Route("/", home_session_write if write else home_session_read)],
+        middleware=[Middleware(SessionMiddleware, secret_key=SESSION_SECRET)],
+    )
+
+
+class NoopHeaderMiddleware:
+    """The floor of any pure ASGI middleware that edits response headers: wrap
+    ``send``, copy the start message, append ``Vary``. Nothing else. Measuring it
+    (``run.py --noop``, ``micro.py``) shows how much of cookiegate's cost is ASGI
+    plumbing that no implementation of the feature can avoid."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = [*message.get("headers", ()), (b"vary", b"Cookie")]
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def noop_app() -> Starlette:
+    return Starlette(routes=[Route("/", home)], middleware=[Middleware(NoopHeaderMiddleware)])
+
+
+# The module-level apps uvicorn serves (``apps:bare``, ``apps:gated``, ...).
+bare = bare_app()
+gated = cookiegate_app()
+with_session = session_app()
+noop = noop_app()
+
+
+def request_cookie(granted: list[str] | None) -> str:
+    """The Cookie header of the benchmark's visitor: a consent token granting
+    ``granted`` (``None``: no token, undecided), a valid Starlette session and
+    ``_ga``. The same header is sent to every configuration (the token is an inert
+    cookie to the apps without cookiegate; the session is opaque to those without
+    SessionMiddleware)."""
+    parts = []
+    if granted is not None:
+        parts.append(f"{CONSENT_COOKIE}={GATE.make_token(granted)}")
+    parts.append(f"session={session_cookie_value()}")
+    parts.append(f"_ga={GA_VALUE}")
+    return "; ".join(parts)
+
+
+# -- raw ASGI (micro.py): the middleware's own cost, without Starlette's ------
+
+_RAW_HEADERS = [
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", b"2"),
+    (b"set-cookie", f"session={SESSION_VALUE}; HttpOnly; Path=/; SameSite=lax".encode()),
+    (b"set-cookie", f"_ga={GA_VALUE}; Max-Age={GA_MAX_AGE}; Path=/; SameSite=lax".encode()),
+    (b"set-cookie", f"ab_variant={AB_VALUE}; Max-Age={AB_MAX_AGE}; Path=/; SameSite=lax".encode()),
+]
+
+
+async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """A minimal ASGI app with the same response, for measuring middleware
+    overhead in isolation. Touches ``scope["session"]`` when one is present."""
+    if scope["type"] != "http":
+        return
+    session_data = scope.get("session")
+    headers = list(_RAW_HEADERS)
+    if session_data is not None:
+        session_data["n"] = 1
+        del headers[2]  # SessionMiddleware sets `session`
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def raw_cookiegate(gate: Gate | None = None) -> ASGIApp:
+    return CookieGateMiddleware(raw_app, gate=gate or GATE)
+
+
+def raw_noop() -> ASGIApp:
+    return NoopHeaderMiddleware(raw_app)
+
+
+def raw_session() -> ASGIApp:
+    return SessionMiddleware(raw_app, secret_key=SESSION_SECRET)
