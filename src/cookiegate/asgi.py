@@ -31,47 +31,43 @@ def consent(request: Any) -> RequestConsent:
     return consent_of(request)
 
 
-def _request_info(scope: Scope) -> RequestInfo:
-    cookie = origin = fetch_site = ctype = accept = None
+def _request_info(scope: Scope, own: bool) -> RequestInfo:
+    """The plain request values the gate needs. ``own``: the path may be one of
+    cookiegate's endpoints, which also need Origin, Sec-Fetch-Site, Content-Type
+    and Accept (only then are they collected: this runs on every request)."""
+    cookie = None
     host = ""
     gpc: list[str] | None = None
-    for name, value in scope["headers"]:
+    headers = scope["headers"]
+    for name, value in headers:
         if name == b"cookie":
             # several Cookie headers (HTTP/2) are joined, as RFC 9113 says
-            cookie = (
-                value.decode("latin-1")
-                if cookie is None
-                else cookie + "; " + value.decode("latin-1")
-            )
+            text = value.decode("latin-1")
+            cookie = text if cookie is None else cookie + "; " + text
         elif name == b"host":
             host = value.decode("latin-1")
         elif name == b"sec-gpc":
             (gpc := gpc or []).append(value.decode("latin-1"))
-        elif name == b"origin":
-            origin = value.decode("latin-1")
-        elif name == b"sec-fetch-site":
-            fetch_site = value.decode("latin-1")
-        elif name == b"content-type":
-            ctype = value.decode("latin-1")
-        elif name == b"accept":
-            accept = value.decode("latin-1")
     if not host and scope.get("server"):
         server_host, port = scope["server"][0], scope["server"][1]
         default = 443 if scope.get("scheme") in ("https", "wss") else 80
         host = f"{server_host}:{port}" if port and port != default else str(server_host)
-    return RequestInfo(
-        scope.get("method", "GET"),
-        scope.get("path", "/"),
-        scope.get("scheme", "http"),
-        host,
-        "",
-        cookie,
-        gpc,
-        origin,
-        fetch_site,
-        ctype,
-        accept,
+    info = RequestInfo(
+        scope.get("method", "GET"), scope.get("path", "/"), scope.get("scheme", "http"), host
     )
+    info.cookie = cookie
+    info.sec_gpc = gpc
+    if own:
+        for name, value in headers:
+            if name == b"origin":
+                info.origin = value.decode("latin-1")
+            elif name == b"sec-fetch-site":
+                info.sec_fetch_site = value.decode("latin-1")
+            elif name == b"content-type":
+                info.content_type = value.decode("latin-1")
+            elif name == b"accept":
+                info.accept = value.decode("latin-1")
+    return info
 
 
 def _with_cookie(scope: Scope, cookie: str) -> Scope:
@@ -130,7 +126,7 @@ class CookieGateMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)  # lifespan and anything else
             return
-        info = _request_info(scope)
+        info = _request_info(scope, self.gate.may_be_own(scope.get("path", "/")))
         info.websocket = kind == "websocket"
         decision = self.gate.begin(info)
         if kind == "http" and (decision.response is not None or decision.needs_body):

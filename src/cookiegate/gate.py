@@ -42,6 +42,7 @@ MAX_EXPIRE = 50
 CACHEABLE_COOKIE = 2048
 #: Clock skew tolerated for a decision time in the future (seconds).
 MAX_SKEW = 300
+_SECURE_SCHEMES = frozenset(("https", "wss"))
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SENTINEL: Any = object()
 
@@ -122,29 +123,21 @@ class Decision(RequestConsent):
         """Filter the app's response headers: drop Set-Cookie headers of
         non-consented categories (deletions always pass), append expiry and
         re-issued consent cookies, and add ``Vary`` when the response depends on
-        consent. Header names must be lower case (as in ASGI)."""
+        consent. Header names may come in any letter case."""
         gate = self.gate
         state = self._state
-        if state.complete and not self.expire and not state.needs_reissue:
-            # Nothing can be removed or added: only Vary may change (hot path).
-            out = list(headers)
-            names = [item[0].lower() for item in out]
-            if self.queried or self.removed or b"set-cookie" in names:
-                if b"vary" in names:
-                    at = names.index(b"vary")
-                    out[at] = (out[at][0], gate.merge_vary(out[at][1]))
-                else:
-                    out.append((b"vary", gate.vary_value))
-            return out
-        out = []
+        check = not state.complete
+        out: list[tuple[bytes, bytes]] = []
         depends = bool(self.removed) or self.queried
         vary_at = -1
         for item in headers:
-            name = item[0].lower()
+            name = item[0]
+            if not name.islower():  # ASGI asks for lower case; Django sends Set-Cookie
+                name = name.lower()
             if name == b"set-cookie":
                 # A response that sets cookies is per-visitor: it always varies.
                 depends = True
-                if not state.complete and not gate.set_cookie_allowed(state, item[1], self.info):
+                if check and not gate.set_cookie_allowed(state, item[1], self.info):
                     continue
             elif name == b"vary":
                 vary_at = len(out)
@@ -251,6 +244,7 @@ class Gate:
         self.secure = secure
         self.gpc = bool(gpc)
         self.gpc_json = bool(gpc_json)
+        self._gpc_path = "/.well-known/gpc.json" if self.gpc_json else None
         if gpc_last_update is not None and not (
             isinstance(gpc_last_update, str) and _DATE.fullmatch(gpc_last_update)
         ):
@@ -402,7 +396,7 @@ class Gate:
         return self.codec.dumps(payload)
 
     def is_secure(self, info: RequestInfo) -> bool:
-        return info.scheme in ("https", "wss") if self.secure is None else self.secure
+        return info.scheme in _SECURE_SCHEMES if self.secure is None else self.secure
 
     def consent_cookie_name(self, info: RequestInfo) -> str:
         return self.secure_cookie_name if self.is_secure(info) else self.cookie_name
@@ -517,8 +511,9 @@ class Gate:
     def begin(self, info: RequestInfo) -> Decision:
         """Decide what happens to one request. Never raises on request input."""
         cookie = info.cookie or None
-        gpc = self.gpc and info.sec_gpc is not None and gpc_enabled(info.sec_gpc)
-        secure = self.is_secure(info)
+        sec_gpc = info.sec_gpc
+        gpc = sec_gpc is not None and self.gpc and gpc_enabled(sec_gpc)
+        secure = info.scheme in _SECURE_SCHEMES if self.secure is None else self.secure
         if self._location_free and (cookie is None or len(cookie) <= CACHEABLE_COOKIE):
             plan = self._plan_cached(cookie, secure, gpc)
             expires = plan[0].expires_at
@@ -527,11 +522,8 @@ class Gate:
         else:
             plan = self._plan(cookie, secure, gpc, _host_only(info.host), info.path)
         decision = Decision(self, info, plan[0])
-
         path = info.path
-        if not info.websocket and (
-            path.startswith(self.prefix) or (self.gpc_json and path == "/.well-known/gpc.json")
-        ):
+        if (path.startswith(self.prefix) or path == self._gpc_path) and not info.websocket:
             self._own_route(decision)
             if decision.response is not None or decision.needs_body:
                 return decision
@@ -540,6 +532,10 @@ class Gate:
             decision.removed = plan[2]
             decision.expire = plan[3]
         return decision
+
+    def may_be_own(self, path: str) -> bool:
+        """Whether ``path`` is one of cookiegate's own endpoints (or under its prefix)."""
+        return path.startswith(self.prefix) or path == self._gpc_path
 
     def _plan(
         self, cookie: str | None, secure: bool, gpc: bool, host: str, path: str
