@@ -30,6 +30,8 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from cookiegate import Gate, Policy, RequestConsent
+from cookiegate.cookies import cookie_values
+from cookiegate.gate import safe_next as gate_safe_next
 
 log = logging.getLogger("examples")
 
@@ -145,20 +147,10 @@ class Visit:
 def parse_cookie_header(header: str | None) -> dict[str, str]:
     """The cookies of a ``Cookie`` header, exactly as received (first of a name wins).
 
-    Both apps use this instead of their framework's parser, so both report the
-    very same cookies on ``/whoami``.
+    Both apps use cookiegate's parser instead of their framework's, so both report
+    the very same cookies on ``/whoami``.
     """
-    cookies: dict[str, str] = {}
-    for part in (header or "").split(";"):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        cookies.setdefault(name, value)
-    return cookies
+    return cookie_values(header or "")
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -178,17 +170,9 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 
 def safe_next(value: str | None, default: str = "/") -> str:
-    """``value`` if it is a path on this site, else ``default`` (no open redirect)."""
-    if (
-        not value
-        or len(value) > 2048
-        or not value.startswith("/")
-        or value.startswith("//")
-        or "\\" in value
-        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
-    ):
-        return default
-    return value
+    """``value`` if it is a path on this site, else ``default`` (no open redirect);
+    the same rule cookiegate applies to its own ``next``."""
+    return gate_safe_next(value) or default
 
 
 def to_json(doc: Any) -> str:

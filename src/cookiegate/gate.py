@@ -156,7 +156,7 @@ class Decision(RequestConsent):
         return out
 
 
-def _safe_next(value: str | None) -> str | None:
+def safe_next(value: str | None) -> str | None:
     """A same-origin path to redirect to, or ``None`` if ``value`` is not one."""
     if not value or len(value) > 2048 or not value.startswith("/") or value.startswith("//"):
         return None
@@ -749,7 +749,7 @@ class Gate:
                 doc["withdrawn"] = True
             doc["expired_cookies"] = expired
             return PlainResponse(200, [("content-type", "application/json"), *headers], _dumps(doc))
-        target = _safe_next(_first(fields, "next"))
+        target = safe_next(_first(fields, "next"))
         if target is None:
             if _first(fields, "next"):
                 log.warning("cookiegate: refused off-site or malformed 'next'; redirecting to '/'")
