@@ -166,18 +166,7 @@ def _rule_from_mapping(data: Mapping[str, Any], where: str, origin: str) -> Cook
     for key in ("name", "category"):
         if key not in data:
             raise ConfigError(f"{where}.{key}", "is required")
-    for key in (
-        "name",
-        "category",
-        "match",
-        "domain",
-        "path",
-        "vendor",
-        "purpose",
-        "lifetime",
-        "source",
-        "justification",
-    ):
+    for key in sorted(_RULE_KEYS - {"lifetime_seconds"}):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"{where}.{key}", "must be a string")
     return CookieRule(origin=origin, **dict(data))
