@@ -96,3 +96,17 @@ def test_bad_keys(keys: object, field: str) -> None:
     with pytest.raises(ConfigError) as exc:
         ConsentCodec(keys)  # type: ignore[arg-type]
     assert exc.value.field == field
+
+
+def test_tokens_are_stock_itsdangerous() -> None:
+    """The derived-key cache changes nothing on the wire: a stock serializer with the
+    same key and salt reads our tokens, and we read its tokens."""
+    from itsdangerous import URLSafeSerializer
+
+    from cookiegate.token import SALT
+
+    codec = ConsentCodec(KEYS)
+    stock = URLSafeSerializer(KEYS[-1], salt=SALT)
+    payload = {"id": "abcdefgh", "g": [], "p": "1", "t": 5, "m": "api"}
+    assert stock.loads(codec.dumps(payload)) == payload
+    assert codec.loads(stock.dumps(payload)) == (payload, True)
