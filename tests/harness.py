@@ -81,10 +81,21 @@ class Seen:
         self.state: dict[str, Any] | None = None
 
 
+PAGE = b"<!doctype html><html><head><title>Shop</title></head><body><h1>Shop</h1></body></html>"
+
+
 def _app_response(
     path: str, query: str, seen: Seen, consent: Any
 ) -> tuple[int, list[tuple[str, str]], bytes]:
     params = parse_qs(query)
+    if path.startswith("/page"):
+        headers = [
+            ("content-type", "text/html; charset=utf-8"),
+            ("content-length", str(len(PAGE))),
+        ]
+        if path == "/page-gz":
+            headers.append(("content-encoding", "gzip"))
+        return 200, headers, PAGE
     headers = [("content-type", "text/plain")]
     if "ask" in params:
         seen.state = {"performance": consent.allows("performance"), "decided": consent.decided}

@@ -53,10 +53,15 @@ def _request_info(scope: Scope, own: bool) -> RequestInfo:
         default = 443 if scope.get("scheme") in ("https", "wss") else 80
         host = f"{server_host}:{port}" if port and port != default else str(server_host)
     info = RequestInfo(
-        scope.get("method", "GET"), scope.get("path", "/"), scope.get("scheme", "http"), host
+        scope.get("method", "GET"),
+        scope.get("path", "/"),
+        scope.get("scheme", "http"),
+        host,
+        scope.get("query_string", b"").decode("latin-1"),
+        cookie,
+        gpc,
     )
-    info.cookie = cookie
-    info.sec_gpc = gpc
+    info.raw_headers = headers
     if own:
         for name, value in headers:
             if name == b"origin":
@@ -67,6 +72,8 @@ def _request_info(scope: Scope, own: bool) -> RequestInfo:
                 info.content_type = value.decode("latin-1")
             elif name == b"accept":
                 info.accept = value.decode("latin-1")
+            elif name == b"if-none-match":
+                info.if_none_match = value.decode("latin-1")
     return info
 
 
@@ -140,8 +147,16 @@ class CookieGateMiddleware:
             return
 
         async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = decision.response_headers(message.get("headers", ()))
+            kind = message["type"]
+            if kind == "http.response.start":
+                message["headers"] = decision.response_headers(
+                    message.get("headers", ()), message.get("status", 200)
+                )
+            elif kind == "http.response.body" and decision.injector is not None:
+                body = decision.injector.feed(message.get("body", b""))
+                if not message.get("more_body", False):
+                    body += decision.injector.close()
+                message["body"] = body
             await send(message)
 
         await self.app(scope, receive, send_wrapper)

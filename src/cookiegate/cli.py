@@ -76,3 +76,21 @@ def classify(policy_path: Path | None, names: tuple[str, ...]) -> None:
     console.print(table)
     if unknown:
         sys.exit(1)
+
+
+@main.command()
+@policy_option
+@click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="md", show_default=True)
+@click.option("--locale", default="en", show_default=True, help="en, ko, de, fr or es")
+@click.option("--catalog/--no-catalog", default=False, help="Also list catalogue cookies.")
+def declare(policy_path: Path | None, fmt: str, locale: str, catalog: bool) -> None:
+    """Print the cookie declaration, for a privacy policy."""
+    from .ui import LOCALES, UI
+
+    if locale not in LOCALES:
+        raise click.BadParameter(f"must be one of {', '.join(LOCALES)}", param_hint="--locale")
+    ui = UI(_load(policy_path))
+    if fmt == "md":
+        click.echo(ui.declaration_markdown(locale=locale, include_catalog=catalog), nl=False)
+    else:
+        click.echo(ui.declaration_page(locale=locale, include_catalog=catalog), nl=False)

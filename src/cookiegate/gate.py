@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from .consent import METHODS, UNDECIDED, ConsentState, RequestConsent
 from .cookies import (
+    cookie_values,
     expire_cookie,
     is_deletion_header,
     parse_cookie_header,
@@ -29,9 +30,13 @@ from .cookies import (
     serialize_set_cookie,
 )
 from .errors import BadRequest, ConfigError, TokenError
+from .inject import HtmlInjector, is_injectable
 from .policy import MAX_COOKIE_AGE, NECESSARY, Policy
 from .signals import gpc_enabled
 from .token import ConsentCodec
+
+if TYPE_CHECKING:
+    from .ui import UI
 
 log = logging.getLogger("cookiegate")
 
@@ -66,6 +71,12 @@ class RequestInfo:
     accept: str | None = None
     #: a WebSocket handshake (never routed to cookiegate's own endpoints)
     websocket: bool = False
+    #: ``Accept-Language`` (read only when a page is rendered or injected into)
+    accept_language: str | None = None
+    #: ``If-None-Match`` (own static assets only)
+    if_none_match: str | None = None
+    #: the raw ASGI header list, for headers read only on rare paths
+    raw_headers: Sequence[tuple[bytes, bytes]] | None = None
 
 
 @dataclass(slots=True)
@@ -98,6 +109,7 @@ class Decision(RequestConsent):
         "expire",
         "gate",
         "info",
+        "injector",
         "needs_body",
         "removed",
         "response",
@@ -118,18 +130,29 @@ class Decision(RequestConsent):
         self.removed: tuple[str, ...] = ()
         #: Set-Cookie values (latin-1) expiring refused cookies the browser still sends
         self.expire: tuple[bytes, ...] = ()
+        #: set by :meth:`response_headers` when the banner goes into this HTML body
+        self.injector: HtmlInjector | None = None
 
-    def response_headers(self, headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    def response_headers(
+        self, headers: Sequence[tuple[bytes, bytes]], status: int = 200
+    ) -> list[tuple[bytes, bytes]]:
         """Filter the app's response headers: drop Set-Cookie headers of
         non-consented categories (deletions always pass), append expiry and
         re-issued consent cookies, and add ``Vary`` when the response depends on
-        consent. Header names may come in any letter case."""
+        consent. Header names may come in any letter case.
+
+        When the gate has a UI and this is an uncompressed HTML page, sets
+        :attr:`injector`: the adapter must then pass every body chunk through it
+        (``Content-Length`` is dropped, the length changes)."""
         gate = self.gate
         state = self._state
         check = not state.complete
+        html = gate.ui is not None and status == 200 and self.info.method != "HEAD"
+        ctype = cenc = None
         out: list[tuple[bytes, bytes]] = []
         depends = bool(self.removed) or self.queried
         vary_at = -1
+        length_at = -1
         for item in headers:
             name = item[0]
             if not name.islower():  # ASGI asks for lower case; Django sends Set-Cookie
@@ -141,7 +164,23 @@ class Decision(RequestConsent):
                     continue
             elif name == b"vary":
                 vary_at = len(out)
+            elif html:
+                if name == b"content-type":
+                    ctype = item[1].decode("latin-1")
+                elif name == b"content-encoding":
+                    cenc = item[1].decode("latin-1")
+                elif name == b"content-length":
+                    length_at = len(out)
             out.append(item)
+        if html and is_injectable(ctype, cenc):
+            fragment = gate.page_fragment(self, ctype)
+            if fragment is not None:
+                self.injector = HtmlInjector(fragment)
+                depends = True
+                if length_at >= 0:
+                    del out[length_at]
+                    if vary_at > length_at:
+                        vary_at -= 1
         if self.expire:
             depends = True
             out.extend((b"set-cookie", v) for v in self.expire)
@@ -212,6 +251,7 @@ class Gate:
         on_consent: Callable[[ConsentChange], None] | None = None,
         max_body: int = 16 * 1024,
         token_cache_size: int = 4096,
+        ui: UI | Literal["auto"] | None = "auto",
     ) -> None:
         if not isinstance(policy, Policy):
             raise ConfigError("policy", "must be a cookiegate.Policy")
@@ -245,6 +285,7 @@ class Gate:
         self.gpc = bool(gpc)
         self.gpc_json = bool(gpc_json)
         self._gpc_path = "/.well-known/gpc.json" if self.gpc_json else None
+        self._static_prefix = prefix + "static/"
         if gpc_last_update is not None and not (
             isinstance(gpc_last_update, str) and _DATE.fullmatch(gpc_last_update)
         ):
@@ -289,7 +330,20 @@ class Gate:
         self._routes = {
             prefix + "consent": self._route_consent,
             prefix + "withdraw": self._route_withdraw,
+            prefix + "preferences": self._route_page,
+            prefix + "cookies": self._route_page,
+            prefix + "theme": self._route_withdraw,  # POST only, same checks
         }
+        #: strictly-necessary UI preference cookie (light/dark), set by ``theme``
+        self.theme_cookie = cookie_name + "_theme"
+        self._own_cookies = frozenset(
+            (self.cookie_name, self.secure_cookie_name, self.theme_cookie)
+        )
+        if ui == "auto":
+            from .ui import UI
+
+            ui = UI(policy, prefix=prefix)
+        self.ui: UI | None = ui
 
     # -- consent ----------------------------------------------------------
 
@@ -455,7 +509,7 @@ class Gate:
 
     def _classify_set_cookie(self, key: bytes, raw: bytes, info: RequestInfo) -> str | None:
         name = key.decode("latin-1")
-        if name == self.cookie_name or name == self.secure_cookie_name:
+        if name in self._own_cookies:
             category: str | None = NECESSARY
         else:
             policy = self.policy
@@ -581,7 +635,7 @@ class Gate:
         kept: list[str] = []
         removed: list[str] = []
         for name, segment in pairs:
-            if name == self.cookie_name or name == self.secure_cookie_name:
+            if name in self._own_cookies:
                 kept.append(segment)
                 continue
             category = policy.category_of(name, host or None, path)
@@ -624,6 +678,8 @@ class Gate:
             decision.response = _json(200, doc, cache="public, max-age=86400", vary=None)
             return
         route = self._routes.get(info.path)
+        if route is None and info.path.startswith(self._static_prefix) and self.ui is not None:
+            route = self._route_static
         if route is None:
             decision.response = _json(404, {"error": f"no cookiegate endpoint at {info.path}"})
             return
@@ -642,6 +698,91 @@ class Gate:
             self._check_same_origin(decision)
         else:
             decision.response = _method_not_allowed("GET, HEAD, POST")
+
+    def _route_page(self, decision: Decision) -> None:
+        info = decision.info
+        ui = self.ui
+        if ui is None:
+            decision.response = _json(404, {"error": "cookiegate's pages are turned off (ui=None)"})
+            return
+        if info.method not in ("GET", "HEAD"):
+            decision.response = _method_not_allowed("GET, HEAD")
+            return
+        locale = ui.negotiate(self._accept_language(info), _query_value(info.query, "lang"))
+        theme = self._theme(info)
+        if info.path.endswith("preferences"):
+            target = safe_next(_query_value(info.query, "next")) or "/"
+            html = ui.preferences_page(
+                locale=locale, state=decision._state, next_path=target, theme=theme
+            )
+        else:
+            html = ui.declaration_page(locale=locale, theme=theme)
+        decision.response = PlainResponse(
+            200,
+            [
+                ("content-type", "text/html; charset=utf-8"),
+                ("cache-control", "no-store"),
+                ("vary", self.vary_value.decode()),
+            ],
+            html.encode("utf-8"),
+        )
+
+    def _route_static(self, decision: Decision) -> None:
+        info = decision.info
+        if info.method not in ("GET", "HEAD"):
+            decision.response = _method_not_allowed("GET, HEAD")
+            return
+        found = self.ui.static_file(info.path[len(self._static_prefix) :]) if self.ui else None
+        if found is None:
+            decision.response = _json(404, {"error": "no such cookiegate asset"})
+            return
+        content, content_type, etag = found
+        headers = [
+            ("content-type", content_type),
+            ("cache-control", "public, max-age=31536000, immutable"),
+            ("etag", etag),
+        ]
+        if info.if_none_match is not None and etag in info.if_none_match:
+            decision.response = PlainResponse(304, headers)
+        else:
+            decision.response = PlainResponse(200, headers, content)
+
+    def page_fragment(self, decision: Decision, content_type: str | None = None) -> bytes | None:
+        """The HTML to insert into an app's page: the banner for an undecided
+        visitor, the small "Cookie settings" control for one who decided."""
+        ui = self.ui
+        if ui is None:
+            return None
+        info = decision.info
+        state = decision._state
+        locale = ui.negotiate(self._accept_language(info))
+        theme = self._theme(info)
+        next_path = safe_next(info.path + ("?" + info.query if info.query else "")) or "/"
+        if state.decided:
+            html = ui.settings_control(locale=locale, next_path=next_path, theme=theme)
+        else:
+            html = ui.banner(
+                locale=locale,
+                state=state,
+                next_path=next_path,
+                changed=state.reason == "stale",
+                theme=theme,
+            )
+        return html.encode(_charset(content_type), "xmlcharrefreplace")
+
+    def _accept_language(self, info: RequestInfo) -> str | None:
+        if info.accept_language is None and info.raw_headers is not None:
+            for name, value in info.raw_headers:
+                if name == b"accept-language":
+                    info.accept_language = value.decode("latin-1")
+                    break
+        return info.accept_language
+
+    def _theme(self, info: RequestInfo) -> str | None:
+        if not info.cookie:
+            return None
+        value = cookie_values(info.cookie).get(self.theme_cookie)
+        return value if value in ("light", "dark") else None
 
     def _route_withdraw(self, decision: Decision) -> None:
         if decision.info.method == "POST":
@@ -693,6 +834,8 @@ class Gate:
             if body is None or len(body) > self.max_body:
                 raise BadRequest(413, f"request body is larger than {self.max_body} bytes")
             fields = self._parse_body(info.content_type, body)
+            if info.path == self.prefix + "theme":
+                return self._respond_theme(info, fields)
             if info.path == self.prefix + "withdraw":
                 granted: frozenset[str] = frozenset()
                 method = "withdraw"
@@ -725,7 +868,7 @@ class Gate:
             for name, _segment in parse_cookie_header(info.cookie):
                 if not name or name in expired:
                     continue
-                if name == self.cookie_name or name == self.secure_cookie_name:
+                if name in self._own_cookies:
                     continue
                 category = self.policy.category_of(name, _host_only(info.host), info.path)
                 if not self.allowed(current, category):
@@ -757,6 +900,31 @@ class Gate:
         headers.append(("location", target))
         headers.append(("content-type", "text/plain; charset=utf-8"))
         return PlainResponse(303, headers, b"Your choice was saved.\n")
+
+    def _respond_theme(self, info: RequestInfo, fields: dict[str, list[Any]]) -> PlainResponse:
+        theme = _first(fields, "theme")
+        if theme not in ("light", "dark", "auto"):
+            raise BadRequest(400, "'theme' must be light, dark or auto")
+        secure = self.is_secure(info)
+        if theme == "auto":
+            cookie = expire_cookie(self.theme_cookie, secure=secure)
+        else:
+            cookie = serialize_set_cookie(
+                self.theme_cookie,
+                theme,
+                max_age=365 * 24 * 3600,
+                secure=secure,
+                httponly=True,
+                samesite="Lax",
+            )
+        target = safe_next(_first(fields, "next")) or "/"
+        headers = [
+            ("set-cookie", cookie),
+            ("cache-control", "no-store"),
+            ("location", target),
+            ("content-type", "text/plain; charset=utf-8"),
+        ]
+        return PlainResponse(303, headers, b"Theme saved.\n")
 
     def _parse_body(self, content_type: str | None, body: bytes) -> dict[str, list[Any]]:
         ctype = (content_type or "").split(";", 1)[0].strip().lower()
@@ -845,6 +1013,31 @@ class Gate:
         if not add:
             return existing
         return (text + ", " + ", ".join(add) if text.strip() else ", ".join(add)).encode("latin-1")
+
+
+def _query_value(query: str, key: str) -> str | None:
+    try:
+        for k, v in parse_qsl(query, max_num_fields=32):
+            if k == key:
+                return v
+    except ValueError:
+        return None
+    return None
+
+
+def _charset(content_type: str | None) -> str:
+    """The charset of a Content-Type, if Python knows it; else UTF-8."""
+    import codecs
+
+    for param in (content_type or "").split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            name = value.strip().strip('"')
+            try:
+                return codecs.lookup(name).name
+            except LookupError:
+                break
+    return "utf-8"
 
 
 def _origin_netloc(origin: str | None) -> str:

@@ -10,13 +10,13 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
 from . import ENVIRON_KEY, consent_of
 from .consent import RequestConsent
-from .gate import Gate, PlainResponse, RequestInfo
+from .gate import Decision, Gate, PlainResponse, RequestInfo
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 StartResponse = Callable[..., Callable[[bytes], object]]
@@ -50,6 +50,8 @@ def _request_info(environ: dict[str, Any]) -> RequestInfo:
         environ.get("HTTP_SEC_FETCH_SITE"),
         environ.get("CONTENT_TYPE"),
         environ.get("HTTP_ACCEPT"),
+        accept_language=environ.get("HTTP_ACCEPT_LANGUAGE"),
+        if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
     )
 
 
@@ -127,17 +129,54 @@ class CookieGateMiddleware:
                 environ.pop("HTTP_COOKIE", None)
         environ[ENVIRON_KEY] = decision
 
+        started = False
+
         def gated_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Callable[[bytes], object]:
+            nonlocal started
+            started = True
             raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+            try:
+                code = int(status.split(" ", 1)[0])
+            except ValueError:
+                code = 0
             filtered = [
                 (k.decode("latin-1"), v.decode("latin-1"))
-                for k, v in decision.response_headers(raw)
+                for k, v in decision.response_headers(raw, code)
             ]
             if exc_info is not None:
                 return start_response(status, filtered, exc_info)
             return start_response(status, filtered)
 
-        # The app's iterable is returned as is, so the server calls its close().
-        return self.app(environ, gated_start_response)
+        result = self.app(environ, gated_start_response)
+        if self.gate.ui is None or (started and decision.injector is None):
+            # Nothing to insert: the app's iterable goes back as is, so the server
+            # calls its close() directly.
+            return result
+        return _Injecting(result, decision)
+
+
+class _Injecting:
+    """The app's iterable, with the banner inserted when the response turned out to
+    be an HTML page (start_response may be called during the first iteration);
+    ``close()`` is passed on."""
+
+    def __init__(self, result: Iterable[bytes], decision: Decision) -> None:
+        self.result = result
+        self.decision = decision
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.result:
+            injector = self.decision.injector
+            yield chunk if injector is None else injector.feed(chunk)
+        injector = self.decision.injector
+        if injector is not None:
+            tail = injector.close()
+            if tail:
+                yield tail
+
+    def close(self) -> None:
+        close = getattr(self.result, "close", None)
+        if close is not None:
+            close()

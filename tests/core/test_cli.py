@@ -28,3 +28,23 @@ def test_bad_policy_is_a_clear_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["check", "--policy", str(bad)])
     assert res.exit_code == 1
     assert "cookies[0].category" in res.output
+
+
+def test_declare_markdown_and_html(tmp_path: Path) -> None:
+    policy = tmp_path / "cookiegate.toml"
+    policy.write_text(
+        '[[cookies]]\nname = "ab_variant"\ncategory = "performance"\nvendor = "Shop"\n'
+        'purpose = "Design testing"\nlifetime = "30 days"\n',
+        "utf-8",
+    )
+    runner = CliRunner()
+    md = runner.invoke(main, ["declare", "--policy", str(policy), "--format", "md"])
+    assert md.exit_code == 0, md.output
+    assert "ab_variant" in md.output and "Design testing" in md.output
+    html = runner.invoke(
+        main, ["declare", "--policy", str(policy), "--format", "html", "--locale", "ko"]
+    )
+    assert html.exit_code == 0, html.output
+    assert 'lang="ko"' in html.output and "ab_variant" in html.output
+    bad = runner.invoke(main, ["declare", "--locale", "xx"])
+    assert bad.exit_code == 2

@@ -1,0 +1,107 @@
+"""The banner in the app's pages and cookiegate's own pages, through both adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cookiegate import Gate
+
+from .conftest import Client, make_gate, make_policy
+from .harness import PAGE
+
+BANNER = 'id="cookiegate-banner"'
+SETTINGS = 'id="cookiegate-settings"'
+
+
+def test_undecided_visitor_gets_the_banner(client_for: Callable[[Gate], Client]) -> None:
+    res = client_for(make_gate())("GET", "/page")
+    body = res.body.decode()
+    assert BANNER in body
+    assert body.index(BANNER) < body.index("</body>")
+    assert body.startswith("<!doctype html><html><head><title>Shop</title></head><body><h1>Shop")
+    assert res.header("content-length") is None or int(res.header("content-length") or 0) == len(
+        res.body
+    )
+    assert "Cookie" in (res.header("vary") or "")
+
+
+def test_decided_visitor_gets_only_the_settings_control(
+    client_for: Callable[[Gate], Client],
+) -> None:
+    gate = make_gate()
+    token = gate.make_token(["performance"])
+    body = client_for(gate)("GET", "/page", [("cookie", f"cookiegate={token}")]).body.decode()
+    assert BANNER not in body
+    assert SETTINGS in body
+
+
+def test_no_injection_into_non_html_compressed_or_head(
+    client_for: Callable[[Gate], Client],
+) -> None:
+    client = client_for(make_gate())
+    assert client("GET", "/plain").body == b"app:/plain"
+    assert client("GET", "/page-gz").body == PAGE
+    head = client("HEAD", "/page")
+    assert BANNER.encode() not in head.body
+
+
+def test_banner_speaks_the_visitors_language(client_for: Callable[[Gate], Client]) -> None:
+    client = client_for(make_gate())
+    ko = client("GET", "/page", [("accept-language", "ko-KR,ko;q=0.9,en;q=0.5")]).body.decode()
+    assert 'lang="ko"' in ko
+    de = client("GET", "/page", [("accept-language", "de")]).body.decode()
+    assert 'lang="de"' in de
+
+
+def test_policy_change_brings_the_banner_back(client_for: Callable[[Gate], Client]) -> None:
+    gate = make_gate()
+    old = gate.make_token(["performance"], policy_version="2020-01-01")
+    body = client_for(gate)("GET", "/page", [("cookie", f"cookiegate={old}")]).body.decode()
+    assert BANNER in body
+
+
+def test_pages_work_without_javascript(client_for: Callable[[Gate], Client]) -> None:
+    client = client_for(make_gate())
+    prefs = client("GET", "/_cookiegate/preferences?next=/cart")
+    assert prefs.status == 200
+    assert 'action="/_cookiegate/consent"' in prefs.body.decode()
+    assert 'value="/cart"' in prefs.body.decode()
+    declaration = client("GET", "/_cookiegate/cookies")
+    assert declaration.status == 200
+    assert "ab_variant" in declaration.body.decode()
+
+
+def test_static_assets_are_cacheable(client_for: Callable[[Gate], Client]) -> None:
+    gate = make_gate()
+    assert gate.ui is not None
+    client = client_for(gate)
+    url = gate.ui.asset_url("cookiegate.css")
+    res = client("GET", url)
+    assert res.status == 200
+    assert "immutable" in (res.header("cache-control") or "")
+    etag = res.header("etag") or ""
+    assert client("GET", url, [("if-none-match", etag)]).status == 304
+    assert client("GET", "/_cookiegate/static/../../pyproject.toml").status == 404
+
+
+def test_theme_switch_is_a_necessary_cookie(client_for: Callable[[Gate], Client]) -> None:
+    client = client_for(make_gate())
+    res = client(
+        "POST",
+        "/_cookiegate/theme",
+        [("content-type", "application/x-www-form-urlencoded")],
+        b"theme=dark&next=/page",
+    )
+    assert res.status == 303
+    assert res.header("location") == "/page"
+    assert res.cookie_value("cookiegate_theme") == "dark"
+    page = client("GET", "/page", [("cookie", "cookiegate_theme=dark; _ga=1")])
+    assert page.app_cookie == "cookiegate_theme=dark"
+    assert "cg-theme-dark" in page.body.decode()
+
+
+def test_ui_can_be_turned_off(client_for: Callable[[Gate], Client]) -> None:
+    gate = Gate(make_policy(), secret_keys=["k" * 32], ui=None)
+    client = client_for(gate)
+    assert client("GET", "/page").body == PAGE
+    assert client("GET", "/_cookiegate/preferences").status == 404
