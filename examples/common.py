@@ -59,8 +59,11 @@ PAGE_HEADERS: Mapping[str, str] = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
     "content-security-policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
-        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        # No inline script anywhere: cookiegate's banner script and stylesheet are
+        # same-origin files, so 'self' is all they need.
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+        "frame-ancestors 'none'"
     ),
 }
 
@@ -359,18 +362,10 @@ design-test cookie on every visit. cookiegate keeps them away until you allow
         return self._layout(visit, "Demo shop", main)
 
     def consent_forms(self, visit: Visit) -> str:
-        """The plain consent form (three equal buttons, nothing pre-ticked) and the
-        withdraw form."""
+        """What the visitor chose, and a plain link to change it (cookiegate's
+        banner, injected into every page, offers the choice itself)."""
         nxt = esc(visit.path)
         state = visit.consent.state
-        boxes = []
-        for name in self.policy.optional:
-            cat = self.policy.categories[name]
-            boxes.append(
-                f'<label><input type="checkbox" name="category" value="{esc(name)}"> '
-                f"<strong>{esc(cat.label or name)}</strong>: {esc(cat.description)}</label>"
-            )
-        necessary = self.policy.categories["strictly_necessary"]
         if not state.decided:
             current = "You have not made a choice yet."
         else:
@@ -385,22 +380,10 @@ design-test cookie on every visit. cookiegate keeps them away until you allow
             if state.method == "gpc":
                 current += " (from your browser's Global Privacy Control signal)"
         return f"""<section class="consent" aria-labelledby="consent-title">
-<h2 id="consent-title">Cookie settings</h2>
+<h2 id="consent-title">Your cookie choice</h2>
 <p>{esc(current)}</p>
-<form method="post" action="/_cookiegate/consent">
-<input type="hidden" name="next" value="{nxt}">
-<p><strong>{esc(necessary.label or necessary.name)}</strong>: {esc(necessary.description)}</p>
-{"".join(f"<p>{b}</p>" for b in boxes)}
-<p class="buttons">
-<button type="submit" name="action" value="accept_all">Accept all</button>
-<button type="submit" name="action" value="reject_all">Reject all</button>
-<button type="submit" name="action" value="save">Save choices</button>
-</p>
-</form>
-<form method="post" action="/_cookiegate/withdraw">
-<input type="hidden" name="next" value="{nxt}">
-<button type="submit">Withdraw consent</button>
-</form>
+<p><a href="/_cookiegate/preferences?next={nxt}">Change it</a> ·
+<a href="/_cookiegate/cookies">Cookie declaration</a></p>
 </section>"""
 
     def login_page(self, visit: Visit, error: str = "") -> str:
