@@ -105,3 +105,23 @@ def test_ui_can_be_turned_off(client_for: Callable[[Gate], Client]) -> None:
     client = client_for(gate)
     assert client("GET", "/page").body == PAGE
     assert client("GET", "/_cookiegate/preferences").status == 404
+
+
+def test_bots_can_be_spared_the_banner(client_for: Callable[[Gate], Client]) -> None:
+    spared = client_for(make_gate(hide_from_bots=True))
+    person = (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+    )
+    for bot in (
+        "curl/8.5.0",
+        "python-requests/2.32",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/126.0 Safari/537.36",
+        "Mozilla/5.0 (Linux) Chrome-Lighthouse",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    ):
+        assert BANNER not in spared("GET", "/page", [("user-agent", bot)]).body.decode(), bot
+    assert BANNER in spared("GET", "/page", [("user-agent", person)]).body.decode()
+    # off by default: everybody gets the banner
+    default = client_for(make_gate())
+    assert BANNER in default("GET", "/page", [("user-agent", "curl/8.5.0")]).body.decode()

@@ -32,7 +32,7 @@ from .cookies import (
 from .errors import BadRequest, ConfigError, TokenError
 from .inject import HtmlInjector, is_injectable
 from .policy import MAX_COOKIE_AGE, NECESSARY, Policy
-from .signals import gpc_enabled
+from .signals import gpc_enabled, is_bot
 from .token import ConsentCodec
 
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ class RequestInfo:
     websocket: bool = False
     #: ``Accept-Language`` (read only when a page is rendered or injected into)
     accept_language: str | None = None
+    #: ``User-Agent`` (read only when deciding whether to spare a bot the banner)
+    user_agent: str | None = None
     #: ``If-None-Match`` (own static assets only)
     if_none_match: str | None = None
     #: the raw ASGI header list, for headers read only on rare paths
@@ -232,6 +234,11 @@ class Gate:
         must not block (it runs on the request path).
     :param max_body: largest accepted body for the consent endpoints, in bytes.
     :param token_cache_size: how many verified tokens to keep (LRU).
+    :param ui: the banner and pages (:class:`cookiegate.ui.UI`); ``"auto"`` builds
+        the default one, ``None`` turns injection and pages off.
+    :param hide_from_bots: spare crawlers and tools (user-agents' bot detection,
+        curl, python-requests, HeadlessChrome, Lighthouse, ...) the banner. Off by
+        default: a false positive would hide the choice from a person.
     """
 
     def __init__(
@@ -252,6 +259,7 @@ class Gate:
         max_body: int = 16 * 1024,
         token_cache_size: int = 4096,
         ui: UI | Literal["auto"] | None = "auto",
+        hide_from_bots: bool = False,
     ) -> None:
         if not isinstance(policy, Policy):
             raise ConfigError("policy", "must be a cookiegate.Policy")
@@ -344,6 +352,7 @@ class Gate:
 
             ui = UI(policy, prefix=prefix)
         self.ui: UI | None = ui
+        self.hide_from_bots = bool(hide_from_bots)
 
     # -- consent ----------------------------------------------------------
 
@@ -755,6 +764,8 @@ class Gate:
             return None
         info = decision.info
         state = decision._state
+        if self.hide_from_bots and is_bot(self._header(info, b"user-agent", "user_agent")):
+            return None
         locale = ui.negotiate(self._accept_language(info))
         theme = self._theme(info)
         next_path = safe_next(info.path + ("?" + info.query if info.query else "")) or "/"
@@ -771,12 +782,20 @@ class Gate:
         return html.encode(_charset(content_type), "xmlcharrefreplace")
 
     def _accept_language(self, info: RequestInfo) -> str | None:
-        if info.accept_language is None and info.raw_headers is not None:
-            for name, value in info.raw_headers:
-                if name == b"accept-language":
-                    info.accept_language = value.decode("latin-1")
+        return self._header(info, b"accept-language", "accept_language")
+
+    @staticmethod
+    def _header(info: RequestInfo, name: bytes, field: str) -> str | None:
+        """A header read only on rare paths: from ``info`` (WSGI fills it), else
+        looked up once in the raw ASGI headers."""
+        value: str | None = getattr(info, field)
+        if value is None and info.raw_headers is not None:
+            for key, raw in info.raw_headers:
+                if key == name:
+                    value = raw.decode("latin-1")
+                    setattr(info, field, value)
                     break
-        return info.accept_language
+        return value
 
     def _theme(self, info: RequestInfo) -> str | None:
         if not info.cookie:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 
 def gpc_enabled(values: Iterable[str]) -> bool:
@@ -19,3 +21,29 @@ def gpc_enabled(values: Iterable[str]) -> bool:
         if "," in value and any(part.strip() == "1" for part in value.split(",")):
             return True
     return False
+
+
+_TOOLS = re.compile(
+    r"curl/|wget/|python-requests|python-urllib|httpx|aiohttp|go-http-client|"
+    r"headlesschrome|lighthouse|chrome-lighthouse|pagespeed|phantomjs|"
+    r"bot\b|crawler|spider|slurp",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=1024)
+def _is_bot(user_agent: str) -> bool:
+    if _TOOLS.search(user_agent):
+        return True
+    from user_agents import parse  # imported lazily: only when bots are spared
+
+    return bool(parse(user_agent).is_bot)
+
+
+def is_bot(user_agent: str | None) -> bool:
+    """Whether a User-Agent is a crawler or an automated tool (user-agents'
+    detection plus rules for curl, python-requests, HeadlessChrome, Lighthouse...).
+    A missing User-Agent counts as a tool."""
+    if not user_agent:
+        return True
+    return _is_bot(user_agent[:512])

@@ -51,6 +51,7 @@ def _request_info(environ: dict[str, Any]) -> RequestInfo:
         environ.get("CONTENT_TYPE"),
         environ.get("HTTP_ACCEPT"),
         accept_language=environ.get("HTTP_ACCEPT_LANGUAGE"),
+        user_agent=environ.get("HTTP_USER_AGENT"),
         if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
     )
 
