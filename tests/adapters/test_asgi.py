@@ -211,3 +211,55 @@ def test_missing_host_header_uses_server_without_default_port() -> None:
     incoming = [{"type": "http.request", "body": b"action=accept_all"}]
     sent = run(CookieGateMiddleware(app, gate=make_gate()), scope, incoming)
     assert sent[0]["status"] == 303
+
+
+def _html_app() -> Starlette:
+    async def page(request: Request) -> Response:
+        from starlette.responses import HTMLResponse
+
+        return HTMLResponse("<html><body>" + "<p>shop</p>" * 200 + "</body></html>")
+
+    return Starlette(routes=[Route("/", page)])
+
+
+def test_compression_inside_cookiegate_gets_the_banner() -> None:
+    """cookiegate added before GZipMiddleware runs inside it: it sees plain HTML."""
+    from starlette.middleware.gzip import GZipMiddleware
+
+    app = _html_app()
+    app.add_middleware(CookieGateMiddleware, gate=make_gate())
+    app.add_middleware(GZipMiddleware, minimum_size=100)
+    with TestClient(app) as client:
+        res = client.get("/", headers={"accept-encoding": "gzip"})
+    assert res.headers["content-encoding"] == "gzip"
+    assert 'id="cookiegate-banner"' in res.text  # httpx decoded the gzip body
+    assert res.text.endswith("</body></html>")
+
+
+def test_compressed_body_is_never_corrupted() -> None:
+    """The other order: cookiegate sees gzip and leaves the body alone."""
+    from starlette.middleware.gzip import GZipMiddleware
+
+    app = _html_app()
+    app.add_middleware(GZipMiddleware, minimum_size=100)
+    app.add_middleware(CookieGateMiddleware, gate=make_gate())
+    with TestClient(app) as client:
+        res = client.get("/", headers={"accept-encoding": "gzip"})
+    assert res.headers["content-encoding"] == "gzip"
+    assert res.text == "<html><body>" + "<p>shop</p>" * 200 + "</body></html>"
+
+
+def test_streamed_html_gets_the_banner_once() -> None:
+    async def page(request: Request) -> Response:
+        async def chunks() -> Any:
+            yield b"<html><body><p>a</p></bo"
+            yield b"dy></html>"
+
+        return StreamingResponse(chunks(), media_type="text/html")
+
+    app = Starlette(routes=[Route("/", page)])
+    app.add_middleware(CookieGateMiddleware, gate=make_gate())
+    with TestClient(app) as client:
+        body = client.get("/").text
+    assert body.count('id="cookiegate-banner"') == 1
+    assert body.index('id="cookiegate-banner"') < body.index("</body></html>")
