@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from cookiegate import Gate
 
 from .conftest import Client, make_gate, make_policy
@@ -125,3 +127,26 @@ def test_bots_can_be_spared_the_banner(client_for: Callable[[Gate], Client]) -> 
     # off by default: everybody gets the banner
     default = client_for(make_gate())
     assert BANNER in default("GET", "/page", [("user-agent", "curl/8.5.0")]).body.decode()
+
+
+def test_site_texts_per_language_from_the_policy(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from cookiegate import ConfigError, Policy
+    from cookiegate.consent import UNDECIDED
+    from cookiegate.ui import UI
+
+    path = Path(str(tmp_path)) / "cookiegate.toml"
+    path.write_text(
+        'version = "2"\n[texts.ko]\npolicy_text = "<b>쿠키</b> 안내"\n'
+        '[texts.en]\npolicy_text = "Our cookie notice"\n',
+        "utf-8",
+    )
+    ui = UI(Policy.from_toml(path))
+    ko = ui.banner(locale="ko", state=UNDECIDED, next_path="/")
+    assert "&lt;b&gt;쿠키&lt;/b&gt; 안내" in ko and "<b>쿠키" not in ko
+    assert "Our cookie notice" in ui.banner(locale="en", state=UNDECIDED, next_path="/")
+    bad = Policy(texts={"en": {"no_such_key": "x"}})
+    with pytest.raises(ConfigError) as exc:
+        UI(bad)
+    assert exc.value.field == "texts.en.no_such_key"

@@ -224,6 +224,8 @@ class Policy:
     :param expire_domains: extra ``Domain`` values to expire refused cookies on,
         e.g. ``["example.com"]`` for analytics cookies set on the registrable
         domain.
+    :param texts: the site's texts per locale, e.g. ``{"en": {"policy_text": ...,
+        "changes_text": ..., "changes_date": "2026-11-01", "privacy_url": "/privacy"}}``.
     """
 
     __slots__ = (
@@ -236,6 +238,7 @@ class Policy:
         "expire_domains",
         "optional",
         "rules",
+        "texts",
         "unknown_category",
         "version",
     )
@@ -250,6 +253,7 @@ class Policy:
         catalog_categories: Mapping[str, str] | None = None,
         unknown_category: str | None = None,
         expire_domains: Sequence[str] = (),
+        texts: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         if isinstance(version, bool) or not isinstance(version, str | int):
             raise ConfigError("version", "must be a string or an integer")
@@ -306,6 +310,11 @@ class Policy:
                 raise ConfigError(f"expire_domains[{i}]", "must be a host name")
             domains.append(d.strip().lstrip(".").lower())
         self.expire_domains: tuple[str, ...] = tuple(domains)
+        if texts is not None and not isinstance(texts, Mapping):
+            raise ConfigError("texts", "must map a locale to a table of texts")
+        #: the site's texts per locale (banner policy text, "what changed" notice,
+        #: category labels...); checked against the UI's keys when the UI is built
+        self.texts: Mapping[str, Mapping[str, str]] = dict(texts or {})
 
         site: list[CookieRule] = []
         for i, raw in enumerate(cookies):
@@ -437,6 +446,7 @@ class Policy:
             "catalog_categories",
             "unknown_category",
             "expire_domains",
+            "texts",
         }
         for key in section:
             if key not in allowed and key != "gate":
@@ -485,6 +495,7 @@ class Policy:
             catalog_categories=cat_map,
             unknown_category=section.get("unknown_category"),
             expire_domains=expire,
+            texts=section.get("texts"),
         )
 
     @classmethod

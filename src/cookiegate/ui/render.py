@@ -180,7 +180,7 @@ class UI:
         for name in policy.categories:
             allowed.update((f"cat_{name}_label", f"cat_{name}_description"))
         site: dict[str, dict[str, str]] = {}
-        for locale, values in (texts or {}).items():
+        for locale, values in (policy.texts if texts is None else texts).items():
             if locale not in LOCALES:
                 raise ConfigError(
                     f"texts.{locale}", f"unknown locale (known: {', '.join(LOCALES)})"
