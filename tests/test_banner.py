@@ -71,6 +71,9 @@ def test_pages_work_without_javascript(client_for: Callable[[Gate], Client]) -> 
     declaration = client("GET", "/_cookiegate/cookies")
     assert declaration.status == 200
     assert "ab_variant" in declaration.body.decode()
+    # cookiegate declares its own cookies too
+    assert "cookiegate_theme" in declaration.body.decode()
+    assert "__Host-cookiegate" in declaration.body.decode()
 
 
 def test_static_assets_are_cacheable(client_for: Callable[[Gate], Client]) -> None:

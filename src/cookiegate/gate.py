@@ -31,7 +31,7 @@ from .cookies import (
 )
 from .errors import BadRequest, ConfigError, TokenError
 from .inject import HtmlInjector, is_injectable
-from .policy import MAX_COOKIE_AGE, NECESSARY, Policy
+from .policy import MAX_COOKIE_AGE, NECESSARY, CookieRule, Policy
 from .signals import gpc_enabled, is_bot
 from .token import ConsentCodec
 
@@ -350,7 +350,7 @@ class Gate:
         if ui == "auto":
             from .ui import UI
 
-            ui = UI(policy, prefix=prefix)
+            ui = UI(policy, prefix=prefix, own_cookies=self.own_cookie_rules())
         self.ui: UI | None = ui
         self.hide_from_bots = bool(hide_from_bots)
 
@@ -707,6 +707,29 @@ class Gate:
             self._check_same_origin(decision)
         else:
             decision.response = _method_not_allowed("GET, HEAD, POST")
+
+    def own_cookie_rules(self) -> tuple[CookieRule, ...]:
+        """cookiegate's own cookies, for the cookie declaration."""
+        months = self.max_age // (30 * 24 * 3600)
+        consent = CookieRule(
+            f"{self.cookie_name} / {self.secure_cookie_name}",
+            NECESSARY,
+            vendor="cookiegate (this site)",
+            purpose="Stores your cookie choice, signed so that it cannot be forged.",
+            lifetime=f"{months} months" if months else f"{self.max_age} seconds",
+            lifetime_seconds=self.max_age,
+            justification="CNIL: trackers storing the user's choice are exempt",
+        )
+        theme = CookieRule(
+            self.theme_cookie,
+            NECESSARY,
+            vendor="cookiegate (this site)",
+            purpose="Remembers the light/dark theme you chose for the cookie banner.",
+            lifetime="1 year",
+            lifetime_seconds=365 * 24 * 3600,
+            justification="WP194 #6: user-interface customisation cookie",
+        )
+        return (consent, theme)
 
     def _route_page(self, decision: Decision) -> None:
         info = decision.info

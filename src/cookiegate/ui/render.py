@@ -37,7 +37,7 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -160,6 +160,7 @@ class UI:
         default_locale: str = "en",
         texts: Mapping[str, Mapping[str, str]] | None = None,
         static_url: str | None = None,
+        own_cookies: Sequence[CookieRule] = (),
     ) -> None:
         if not isinstance(prefix, str) or not prefix.startswith("/") or not prefix.endswith("/"):
             raise ConfigError("prefix", "must start and end with '/', e.g. '/_cookiegate/'")
@@ -172,6 +173,8 @@ class UI:
         if not isinstance(static_url, str) or not static_url.endswith("/"):
             raise ConfigError("static_url", "must be a URL ending with '/'")
         self.policy = policy
+        #: cookiegate's own cookies (consent, theme), listed as strictly necessary
+        self.own_cookies = tuple(own_cookies)
         self.prefix = prefix
         self.default_locale = default_locale
         self.static_url = static_url
@@ -451,7 +454,7 @@ class UI:
         t = self.strings(locale)
         rows: dict[str, list[_Row]] = {name: [] for name in self.policy.categories}
         seen: set[tuple[str, str]] = set()
-        for rule in self.policy.rules:
+        for rule in (*self.own_cookies, *self.policy.rules):
             if rule.origin != "site" and not (include_catalog and rule.match == "exact"):
                 continue
             if rule.category not in rows or (rule.category, rule.name) in seen:
