@@ -1,0 +1,1 @@
+"""Real-browser tests of cookiegate's banner (Playwright + Debian's Chromium)."""
