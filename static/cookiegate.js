@@ -114,7 +114,10 @@
     if (banner) banner.hidden = true;
     var settings = byId("cookiegate-settings");
     if (settings) settings.hidden = false;
-    each(root.querySelectorAll("[data-cg-form='withdraw']"), function (f) { f.hidden = false; });
+    var granted = Object.keys(copy).some(function (k) { return copy[k]; });
+    each(root.querySelectorAll("[data-cg-form='withdraw']"), function (f) {
+      f.hidden = f.hasAttribute("data-cg-quick-withdraw") ? !granted : false;
+    });
     each(root.querySelectorAll("[data-cg-status]"), function (p) {
       p.textContent = p.getAttribute("data-cg-decided-text") || p.textContent;
     });

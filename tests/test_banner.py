@@ -153,3 +153,20 @@ def test_site_texts_per_language_from_the_policy(tmp_path: object) -> None:
     with pytest.raises(ConfigError) as exc:
         UI(bad)
     assert exc.value.field == "texts.en.no_such_key"
+
+
+def test_withdrawal_takes_one_click_like_consent(client_for: Callable[[Gate], Client]) -> None:
+    """A visitor who granted something finds a one-click withdraw button on every
+    page (consenting took one click too); for one who granted nothing it is hidden."""
+    gate = make_gate()
+    client = client_for(gate)
+
+    def quick_withdraw(token: str) -> str:
+        body = client("GET", "/page", [("cookie", f"cookiegate={token}")]).body.decode()
+        settings = body[body.index(SETTINGS) :].split("</div>")[0]
+        form = settings[settings.index("<form") :]
+        assert 'action="/_cookiegate/withdraw"' in form
+        return form[: form.index(">") + 1]
+
+    assert " hidden" not in quick_withdraw(gate.make_token(["performance"]))
+    assert " hidden" in quick_withdraw(gate.make_token([]))

@@ -793,7 +793,7 @@ class Gate:
         theme = self._theme(info)
         next_path = safe_next(info.path + ("?" + info.query if info.query else "")) or "/"
         if state.decided:
-            html = ui.settings_control(locale=locale, next_path=next_path, theme=theme)
+            html = ui.settings_control(locale=locale, next_path=next_path, theme=theme, state=state)
         else:
             html = ui.banner(
                 locale=locale,

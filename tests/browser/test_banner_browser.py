@@ -387,6 +387,33 @@ def test_reopen_and_withdraw(new_context: NewContext) -> None:
     assert not set(TRACKING) & set(doc["cookies"])
 
 
+QUICK_WITHDRAW = "#cookiegate-settings [data-cg-quick-withdraw] button"
+
+
+def test_one_click_withdraw(new_context: NewContext) -> None:
+    """Withdrawing takes one click, like accepting: the settings control carries a
+    withdraw button while something is granted, and it disappears afterwards."""
+    context = new_context()
+    page = open_shop(context)
+    record_consent_events(page)
+    page.click(ACCEPT)
+    quick = page.locator(QUICK_WITHDRAW)
+    expect(quick).to_be_visible()  # shown by the script, without a reload
+    page.reload()
+    wait_for_cookies(context, present=TRACKING)
+    record_consent_events(page)
+    expect(quick).to_be_visible()
+    quick.click()
+    page.wait_for_function("window.__cgEvents.length === 1")
+    assert consent_events(page) == [{"categories": {"performance": False}, "withdrawn": True}]
+    expect(quick).to_be_hidden()
+    expect(page.locator(SETTINGS_LINK)).to_be_focused()
+    wait_for_cookies(context, absent=TRACKING)
+    page.reload()
+    expect(page.locator(QUICK_WITHDRAW)).to_be_hidden()
+    assert whoami(context)["consent"]["categories"] == {"performance": False}
+
+
 def test_policy_change_asks_again(new_context: NewContext, server_v2: str) -> None:
     context = new_context()
     page = open_shop(context)

@@ -435,6 +435,7 @@ class UI:
             "categories": cats,
             "optional": [c.name for c in cats if not c.necessary],
             "decided": decided,
+            "can_withdraw": decided and any(c.checked for c in cats if not c.necessary),
             "gpc": bool(state is not None and state.gpc),
             "state_json": json.dumps(state_doc, separators=(",", ":"), sort_keys=True),
             "changed": False,
