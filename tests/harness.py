@@ -88,6 +88,8 @@ def _app_response(
     path: str, query: str, seen: Seen, consent: Any
 ) -> tuple[int, list[tuple[str, str]], bytes]:
     params = parse_qs(query)
+    if "lang" in params:  # the site chooses the banner's language for this page
+        consent.use_locale(params["lang"][0])
     if path.startswith("/page"):
         headers = [
             ("content-type", "text/html; charset=utf-8"),

@@ -55,6 +55,29 @@ def test_banner_speaks_the_visitors_language(client_for: Callable[[Gate], Client
     assert 'lang="de"' in de
 
 
+def test_site_chooses_the_banners_language(client_for: Callable[[Gate], Client]) -> None:
+    """``consent(request).use_locale(...)`` beats Accept-Language for the banner
+    and the settings control; the links to the no-JS pages carry that language.
+    An unsupported choice falls back to negotiation."""
+    gate = make_gate()
+    client = client_for(gate)
+    en = [("accept-language", "en-GB")]
+    ko = client("GET", "/page?lang=ko-KR", en).body.decode()
+    assert 'lang="ko"' in ko
+    assert "/_cookiegate/preferences?next=/page%3Flang%3Dko-KR&amp;lang=ko" in ko
+    assert 'href="/_cookiegate/cookies?lang=ko"' in ko
+    assert '<input type="hidden" name="lang" value="ko">' in ko  # no-JS "Customise"
+    token = gate.make_token(["performance"])
+    decided = client("GET", "/page?lang=fr", [*en, ("cookie", f"cookiegate={token}")])
+    assert "&amp;lang=fr" in decided.body.decode()
+    unknown = client("GET", "/page?lang=xx", [("accept-language", "de")]).body.decode()
+    assert 'lang="de"' in unknown
+    assert "&amp;lang=" not in unknown
+    assert 'name="lang"' not in unknown
+    plain = client("GET", "/page", en).body.decode()
+    assert 'href="/_cookiegate/cookies"' in plain
+
+
 def test_policy_change_brings_the_banner_back(client_for: Callable[[Gate], Client]) -> None:
     gate = make_gate()
     old = gate.make_token(["performance"], policy_version="2020-01-01")

@@ -67,11 +67,20 @@ class RequestConsent:
     ``Vary: Cookie`` to it.
     """
 
-    __slots__ = ("_state", "queried")
+    __slots__ = ("_state", "locale", "queried")
 
     def __init__(self, state: ConsentState) -> None:
         self._state = state
         self.queried = False
+        #: the language the app chose for cookiegate's banner on this page
+        self.locale: str | None = None
+
+    def use_locale(self, locale: str | None) -> None:
+        """Show cookiegate's banner or settings control on this response in
+        ``locale`` (e.g. the member's account language or the page's language)
+        instead of the one negotiated from ``Accept-Language``. An unsupported
+        tag falls back to negotiation; ``None`` restores it."""
+        self.locale = locale
 
     @property
     def state(self) -> ConsentState:

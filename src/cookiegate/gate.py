@@ -120,6 +120,7 @@ class Decision(RequestConsent):
     def __init__(self, gate: Gate, info: RequestInfo, state: ConsentState) -> None:
         self._state = state
         self.queried = False
+        self.locale = None
         self.gate = gate
         self.info = info
         #: a complete response to send instead of calling the app
@@ -789,11 +790,14 @@ class Gate:
         state = decision._state
         if self.hide_from_bots and is_bot(self._header(info, b"user-agent", "user_agent")):
             return None
-        locale = ui.negotiate(self._accept_language(info))
+        locale = ui.negotiate(self._accept_language(info), decision.locale)
+        pinned = decision.locale is not None and locale == ui.negotiate(None, decision.locale)
         theme = self._theme(info)
         next_path = safe_next(info.path + ("?" + info.query if info.query else "")) or "/"
         if state.decided:
-            html = ui.settings_control(locale=locale, next_path=next_path, theme=theme, state=state)
+            html = ui.settings_control(
+                locale=locale, next_path=next_path, theme=theme, state=state, pin_locale=pinned
+            )
         else:
             html = ui.banner(
                 locale=locale,
@@ -801,6 +805,7 @@ class Gate:
                 next_path=next_path,
                 changed=state.reason == "stale",
                 theme=theme,
+                pin_locale=pinned,
             )
         return html.encode(_charset(content_type), "xmlcharrefreplace")
 

@@ -268,12 +268,17 @@ class UI:
         nonce: str | None = None,
         changed: bool = False,
         theme: str | None = None,
+        pin_locale: bool = False,
     ) -> str:
         """The first layer, the (hidden) preference centre and the (hidden)
         settings control, with the stylesheet link and the deferred script tag:
-        the fragment to insert before ``</body>`` for an undecided visitor."""
+        the fragment to insert before ``</body>`` for an undecided visitor.
+        ``pin_locale`` makes the links to cookiegate's pages carry ``lang=``
+        (the site chose the language, not ``Accept-Language``)."""
         ctx = self._context(locale, next_path, nonce, theme, state)
         ctx["changed"] = bool(changed)
+        if pin_locale:
+            self._pin_locale(ctx)
         return _environment().get_template("banner.html").render(ctx)
 
     def settings_control(
@@ -284,6 +289,7 @@ class UI:
         nonce: str | None = None,
         theme: str | None = None,
         state: ConsentState | None = None,
+        pin_locale: bool = False,
     ) -> str:
         """The small persistent "Cookie settings" control for visitors who
         decided. Without JavaScript it is a link to the preferences page; with
@@ -291,7 +297,16 @@ class UI:
         (optional) exposes the visitor's choice as ``window.cookiegate.state``."""
         ctx = self._context(locale, next_path, nonce, theme, state)
         ctx["state_known"] = state is not None
+        if pin_locale:
+            self._pin_locale(ctx)
         return _environment().get_template("settings.html").render(ctx)
+
+    @staticmethod
+    def _pin_locale(ctx: dict[str, Any]) -> None:
+        lang = "lang=" + ctx["lang"]
+        ctx["pinned_lang"] = True
+        ctx["preferences_link"] += "&" + lang
+        ctx["declaration_url"] += "?" + lang
 
     # -- pages ----------------------------------------------------------
 
@@ -435,6 +450,7 @@ class UI:
             "categories": cats,
             "optional": [c.name for c in cats if not c.necessary],
             "decided": decided,
+            "pinned_lang": False,
             "can_withdraw": decided and any(c.checked for c in cats if not c.necessary),
             "gpc": bool(state is not None and state.gpc),
             "state_json": json.dumps(state_doc, separators=(",", ":"), sort_keys=True),
