@@ -294,6 +294,17 @@ def test_track_counts_only_with_consent(site: Site) -> None:
     assert hit() == 1
 
 
+def test_track_is_a_declared_beacon_answered_by_cookiegate(site: Site) -> None:
+    """Before consent the app is not even called: cookiegate answers /track."""
+    resp = site.client.request("POST", "/track")
+    assert resp.status_code == 204
+    assert resp.headers["x-cookiegate-blocked"] == "performance"
+    site.choose("accept_all")
+    resp = site.client.request("POST", "/track")
+    assert resp.status_code == 204
+    assert "x-cookiegate-blocked" not in resp.headers
+
+
 def test_home_page_embeds_the_beacon(site: Site) -> None:
     assert '<img src="/track"' in site.get("/").text
 

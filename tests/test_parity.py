@@ -747,6 +747,66 @@ ROWS: list[Row] = [
 ]
 
 
+BEACONS = {
+    "beacons": [
+        {"path": "/track", "category": "performance"},
+        {"path": "/gtm/*", "category": "performance"},
+    ]
+}
+ROWS += [
+    Row(
+        "beacon route, undecided: 204 without calling the app",
+        path="/track",
+        policy=BEACONS,
+        status=204,
+        app_called=False,
+        headers_have={"x-cookiegate-blocked": "performance", "vary": "Cookie"},
+        headers_lack={"content-length", "set-cookie"},
+        check=lambda res, gate: _empty_body(res),
+    ),
+    Row(
+        "beacon route, refused: 204 and the refused cookie it still sends is expired",
+        method="POST",
+        path="/track",
+        headers=[("cookie", "cookiegate={refused}; _ga=GA1.1.1.1; session=s")],
+        policy=BEACONS,
+        status=204,
+        app_called=False,
+        expires={"_ga"},
+        not_expires={"session"},
+    ),
+    Row(
+        "beacon route, GPC: 204",
+        path="/track",
+        headers=[("sec-gpc", "1")],
+        policy=BEACONS,
+        status=204,
+        app_called=False,
+    ),
+    Row(
+        "beacon prefix route, undecided: 204",
+        path="/gtm/g/collect",
+        policy=BEACONS,
+        status=204,
+        app_called=False,
+    ),
+    Row(
+        "beacon route, consented: the app answers",
+        path="/track",
+        headers=[("cookie", "cookiegate={accepted}")],
+        policy=BEACONS,
+        app_called=True,
+        headers_lack={"x-cookiegate-blocked"},
+    ),
+    Row(
+        "a path that only starts like a beacon is not one",
+        path="/tracker",
+        policy=BEACONS,
+        app_called=True,
+    ),
+]
+
+
 def _one_vary(res: Result, expected: str) -> None:
     varies = [v for k, v in res.headers if k.lower() == "vary"]
     assert varies == [expected]

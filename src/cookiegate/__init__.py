@@ -12,10 +12,11 @@ from __future__ import annotations
 from .consent import ConsentState, RequestConsent
 from .errors import BadRequest, ConfigError, CookieGateError, TokenError
 from .gate import ConsentChange, Decision, Gate, PlainResponse, RequestInfo
-from .policy import Category, CookieRule, Policy
+from .policy import Beacon, Category, CookieRule, Policy
 
 __all__ = [
     "BadRequest",
+    "Beacon",
     "Category",
     "ConfigError",
     "ConsentChange",

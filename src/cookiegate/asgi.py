@@ -86,7 +86,8 @@ def _with_cookie(scope: Scope, cookie: str) -> Scope:
 
 async def _send_plain(resp: PlainResponse, send: Send, head: bool) -> None:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers]
-    headers.append((b"content-length", str(len(resp.body)).encode()))
+    if resp.status not in (204, 304):  # they have no body, nor Content-Length
+        headers.append((b"content-length", str(len(resp.body)).encode()))
     await send({"type": "http.response.start", "status": resp.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else resp.body})
 

@@ -295,6 +295,15 @@ class Gate:
         self.gpc_json = bool(gpc_json)
         self._gpc_path = "/.well-known/gpc.json" if self.gpc_json else None
         self._static_prefix = prefix + "static/"
+        # beacon routes: exact paths in a dict, prefixes longest first
+        self._beacon_exact = {b.path: b.category for b in policy.beacons if b.path[-1:] != "*"}
+        self._beacon_prefixes = tuple(
+            sorted(
+                ((b.path[:-1], b.category) for b in policy.beacons if b.path[-1:] == "*"),
+                key=lambda item: -len(item[0]),
+            )
+        )
+        self._has_beacons = bool(policy.beacons)
         if gpc_last_update is not None and not (
             isinstance(gpc_last_update, str) and _DATE.fullmatch(gpc_last_update)
         ):
@@ -591,11 +600,37 @@ class Gate:
             self._own_route(decision)
             if decision.response is not None or decision.needs_body:
                 return decision
+        if self._has_beacons and not info.websocket:
+            category = self.beacon_category(path)
+            if category is not None and category not in plan[0].granted:
+                decision.response = self._beacon_blocked(category, plan[3])
+                return decision
         if plan[1] is not None:
             decision.cookie_header = plan[1]
             decision.removed = plan[2]
             decision.expire = plan[3]
         return decision
+
+    def beacon_category(self, path: str) -> str | None:
+        """The consent category a beacon route needs, or ``None`` if ``path`` is
+        not a configured beacon."""
+        category = self._beacon_exact.get(path)
+        if category is None:
+            for prefix, cat in self._beacon_prefixes:
+                if path.startswith(prefix):
+                    return cat
+        return category
+
+    def _beacon_blocked(self, category: str, expire: tuple[bytes, ...]) -> PlainResponse:
+        """``204`` for a beacon the visitor did not consent to: the app is not
+        called. Refused cookies the browser still sends are expired here too."""
+        headers = [
+            ("cache-control", "no-store"),
+            ("vary", self.vary_value.decode()),
+            ("x-cookiegate-blocked", category),
+        ]
+        headers.extend(("set-cookie", v.decode("latin-1")) for v in expire)
+        return PlainResponse(204, headers)
 
     def may_be_own(self, path: str) -> bool:
         """Whether ``path`` is one of cookiegate's own endpoints (or under its prefix)."""

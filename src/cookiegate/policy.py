@@ -110,6 +110,29 @@ class CookieRule:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class Beacon:
+    """A first-party beacon or telemetry route (``/track``, a proxied tag-manager
+    path...). While the visitor has not consented to ``category``, requests to it
+    are answered ``204 No Content`` by cookiegate and never reach the app.
+
+    :param path: an exact path (``/track``), or a prefix ending in ``*``
+        (``/gtm/*`` matches ``/gtm/`` and everything under it; ``/collect*``
+        matches ``/collect`` and ``/collect.js``).
+    :param category: the consent category the route needs.
+    """
+
+    path: str
+    category: str
+    vendor: str = ""
+    purpose: str = ""
+
+    def matches(self, path: str) -> bool:
+        if self.path.endswith("*"):
+            return path.startswith(self.path[:-1])
+        return path == self.path
+
+
 def _compile(rule: CookieRule, where: str) -> CookieRule:
     if rule.match not in _MATCH_KINDS:
         raise ConfigError(f"{where}.match", f"must be one of {', '.join(_MATCH_KINDS)}")
@@ -200,6 +223,33 @@ def catalog() -> tuple[CookieRule, ...]:
     return _CATALOG
 
 
+def _beacon(raw: Beacon | Mapping[str, Any], where: str, cats: Mapping[str, Category]) -> Beacon:
+    if isinstance(raw, Mapping):
+        extra = set(raw) - {"path", "category", "vendor", "purpose"}
+        if extra:
+            raise ConfigError(f"{where}.{sorted(extra)[0]}", "unknown key")
+        for key in ("path", "category", "vendor", "purpose"):
+            if key in raw and not isinstance(raw[key], str):
+                raise ConfigError(f"{where}.{key}", "must be a string")
+        if "path" not in raw or "category" not in raw:
+            missing = "path" if "path" not in raw else "category"
+            raise ConfigError(f"{where}.{missing}", "is required")
+        raw = Beacon(raw["path"], raw["category"], raw.get("vendor", ""), raw.get("purpose", ""))
+    elif not isinstance(raw, Beacon):
+        raise ConfigError(where, "must be a cookiegate.Beacon or a table")
+    if not isinstance(raw.path, str) or not raw.path.startswith("/") or "*" in raw.path[:-1]:
+        raise ConfigError(
+            f"{where}.path", "must be a path starting with '/', optionally ending in '*'"
+        )
+    if raw.category not in cats:
+        raise ConfigError(
+            f"{where}.category", f"unknown category {raw.category!r} (known: {', '.join(cats)})"
+        )
+    if cats[raw.category].necessary:
+        raise ConfigError(f"{where}.category", "a beacon cannot be strictly necessary")
+    return raw
+
+
 # Where catalogue categories go when the site has no category of that name.
 _CATALOG_FALLBACK = {"marketing": PERFORMANCE, "functional": PERFORMANCE}
 
@@ -226,6 +276,9 @@ class Policy:
         domain.
     :param texts: the site's texts per locale, e.g. ``{"en": {"policy_text": ...,
         "changes_text": ..., "changes_date": "2026-11-01", "privacy_url": "/privacy"}}``.
+    :param beacons: first-party beacon routes (:class:`Beacon` or mappings with
+        ``path`` and ``category``) answered ``204`` without calling the app while
+        the visitor has not consented to their category.
     """
 
     __slots__ = (
@@ -233,6 +286,7 @@ class Policy:
         "_exact",
         "_fast",
         "_patterns",
+        "beacons",
         "catalog_categories",
         "categories",
         "expire_domains",
@@ -254,6 +308,7 @@ class Policy:
         unknown_category: str | None = None,
         expire_domains: Sequence[str] = (),
         texts: Mapping[str, Mapping[str, str]] | None = None,
+        beacons: Iterable[Beacon | Mapping[str, Any]] = (),
     ) -> None:
         if isinstance(version, bool) or not isinstance(version, str | int):
             raise ConfigError("version", "must be a string or an integer")
@@ -315,6 +370,10 @@ class Policy:
         #: the site's texts per locale (banner policy text, "what changed" notice,
         #: category labels...); checked against the UI's keys when the UI is built
         self.texts: Mapping[str, Mapping[str, str]] = dict(texts or {})
+
+        self.beacons: tuple[Beacon, ...] = tuple(
+            _beacon(raw, f"beacons[{i}]", cats) for i, raw in enumerate(beacons)
+        )
 
         site: list[CookieRule] = []
         for i, raw in enumerate(cookies):
@@ -447,6 +506,7 @@ class Policy:
             "unknown_category",
             "expire_domains",
             "texts",
+            "beacons",
         }
         for key in section:
             if key not in allowed and key != "gate":
@@ -484,6 +544,9 @@ class Policy:
         expire = section.get("expire_domains", [])
         if not isinstance(expire, list):
             raise ConfigError("expire_domains", "must be an array of strings")
+        beacons = section.get("beacons", [])
+        if not isinstance(beacons, list):
+            raise ConfigError("beacons", "must be an array of tables ([[beacons]])")
         cat_map = section.get("catalog_categories")
         if cat_map is not None and not isinstance(cat_map, Mapping):
             raise ConfigError("catalog_categories", "must be a table")
@@ -496,6 +559,7 @@ class Policy:
             unknown_category=section.get("unknown_category"),
             expire_domains=expire,
             texts=section.get("texts"),
+            beacons=beacons,
         )
 
     @classmethod

@@ -11,6 +11,7 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
@@ -83,21 +84,11 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
 
 
 def _plain(resp: PlainResponse, start_response: StartResponse, head: bool) -> list[bytes]:
-    headers = [*resp.headers, ("content-length", str(len(resp.body)))]
-    start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}", headers)
+    headers = list(resp.headers)
+    if resp.status not in (204, 304):  # they have no body, nor Content-Length
+        headers.append(("content-length", str(len(resp.body))))
+    start_response(f"{resp.status} {HTTPStatus(resp.status).phrase}", headers)
     return [b"" if head else resp.body]
-
-
-_REASONS = {
-    200: "OK",
-    303: "See Other",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-}
 
 
 class CookieGateMiddleware:

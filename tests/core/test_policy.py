@@ -134,6 +134,13 @@ def test_classification_cache_is_bounded() -> None:
         ),
         ({"catalog_categories": {"marketing": "nope"}}, "catalog_categories.marketing"),
         ({"expire_domains": [""]}, "expire_domains[0]"),
+        ({"beacons": [{"path": "track", "category": "performance"}]}, "beacons[0].path"),
+        ({"beacons": [{"path": "/a*b", "category": "performance"}]}, "beacons[0].path"),
+        ({"beacons": [{"path": "/t", "category": "nope"}]}, "beacons[0].category"),
+        ({"beacons": [{"path": "/t", "category": "strictly_necessary"}]}, "beacons[0].category"),
+        ({"beacons": [{"path": "/t"}]}, "beacons[0].category"),
+        ({"beacons": [{"path": "/t", "category": "performance", "x": 1}]}, "beacons[0].x"),
+        ({"beacons": ["/t"]}, "beacons[0]"),
     ],
 )
 def test_config_errors_name_the_field(kwargs: dict[str, Any], field: str) -> None:
@@ -173,6 +180,22 @@ vendor = "Shop"
     assert p.expire_domains == ("example.com",)
 
 
+def test_beacons_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "cookiegate.toml"
+    path.write_text(
+        '[[beacons]]\npath = "/track"\ncategory = "performance"\n'
+        '[[beacons]]\npath = "/gtm/*"\ncategory = "performance"\nvendor = "Google"\n',
+        "utf-8",
+    )
+    p = Policy.from_toml(path)
+    assert [(b.path, b.category) for b in p.beacons] == [
+        ("/track", "performance"),
+        ("/gtm/*", "performance"),
+    ]
+    assert p.beacons[1].matches("/gtm/js") and not p.beacons[1].matches("/gtmx")
+    assert p.beacons[0].matches("/track") and not p.beacons[0].matches("/track/x")
+
+
 @pytest.mark.parametrize(
     ("text", "field"),
     [
@@ -182,6 +205,8 @@ vendor = "Shop"
         ("[[cookies]]\nname = 'x'\ncategory = 'nope'", "cookies[0].category"),
         ("cookies = 3", "cookies"),
         ("use_catalog = 'yes'", "use_catalog"),
+        ("beacons = 3", "beacons"),
+        ("[[beacons]]\npath = 1\ncategory = 'performance'", "beacons[0].path"),
     ],
 )
 def test_from_toml_errors(tmp_path: Path, text: str, field: str | None) -> None:
