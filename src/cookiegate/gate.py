@@ -151,7 +151,8 @@ class Decision(RequestConsent):
         state = self._state
         check = not state.complete
         html = gate.ui is not None and status == 200 and self.info.method != "HEAD"
-        ctype = cenc = None
+        ctype: bytes | None = None
+        cenc: bytes | None = None
         out: list[tuple[bytes, bytes]] = []
         depends = bool(self.removed) or self.queried
         vary_at = -1
@@ -169,21 +170,24 @@ class Decision(RequestConsent):
                 vary_at = len(out)
             elif html:
                 if name == b"content-type":
-                    ctype = item[1].decode("latin-1")
+                    ctype = item[1]
                 elif name == b"content-encoding":
-                    cenc = item[1].decode("latin-1")
+                    cenc = item[1]
                 elif name == b"content-length":
                     length_at = len(out)
             out.append(item)
-        if html and is_injectable(ctype, cenc):
-            fragment = gate.page_fragment(self, ctype)
-            if fragment is not None:
-                self.injector = HtmlInjector(fragment)
-                depends = True
-                if length_at >= 0:
-                    del out[length_at]
-                    if vary_at > length_at:
-                        vary_at -= 1
+        # cheap bytes test first: most responses are not HTML
+        if html and ctype is not None and b"htm" in ctype.lower():
+            text_type = ctype.decode("latin-1")
+            if is_injectable(text_type, cenc.decode("latin-1") if cenc is not None else None):
+                fragment = gate.page_fragment(self, text_type)
+                if fragment is not None:
+                    self.injector = HtmlInjector(fragment)
+                    depends = True
+                    if length_at >= 0:
+                        del out[length_at]
+                        if vary_at > length_at:
+                            vary_at -= 1
         if self.expire:
             depends = True
             out.extend((b"set-cookie", v) for v in self.expire)
