@@ -285,8 +285,8 @@ def _parse_url(url: str) -> _Url | None:
         return None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    if not scheme or not host:
-        return None
+    if not scheme or (not host and "//" in url):
+        return None  # data:, blob: ... have no host; only scheme sources match them
     if port is not None and _DEFAULT_PORTS.get(scheme) == port:
         port = None
     return _Url(scheme, host, port, parts.path)
@@ -315,7 +315,7 @@ def _expression_matches(expression: str, url: _Url, origin: _Url | None) -> bool
         )
     kw = _keyword(expression)
     if kw:
-        if kw != "'self'" or origin is None or origin.host != url.host:
+        if kw != "'self'" or origin is None or not url.host or origin.host != url.host:
             return False
         if origin.scheme == url.scheme and origin.port == url.port:
             return True
@@ -331,7 +331,7 @@ def _expression_matches(expression: str, url: _Url, origin: _Url | None) -> bool
     if _SCHEME_SOURCE.fullmatch(expression):
         return _scheme_match(expression[:-1], url.scheme)
     host = _Host.parse(expression)
-    if host is None:
+    if host is None or not url.host:
         return False
     if host.scheme is None:
         if origin is None or not _scheme_match(origin.scheme, url.scheme):
