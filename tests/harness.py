@@ -97,6 +97,7 @@ def _app_response(
         ]
         if path == "/page-gz":
             headers.append(("content-encoding", "gzip"))
+        headers += [("content-security-policy", v) for v in params.get("csp", [])]
         return 200, headers, PAGE
     headers = [("content-type", "text/plain")]
     if "ask" in params:
@@ -104,6 +105,7 @@ def _app_response(
     headers += [("set-cookie", c) for c in APP_COOKIES.get(path, [])]
     if "vary" in params:
         headers.append(("vary", params["vary"][0]))
+    headers += [("content-security-policy", v) for v in params.get("csp", [])]
     if "cc" in params:
         headers.append(("cache-control", params["cc"][0]))
     if "case" in params:  # header names as Django and many WSGI apps write them

@@ -9,6 +9,7 @@ with the filtered Cookie header and pass the app's response headers through
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from .consent import METHODS, UNDECIDED, ConsentState, RequestConsent
+from .consent_mode import ConsentMode, ConsentModeConfig
 from .cookies import (
     cookie_values,
     expire_cookie,
@@ -29,8 +31,9 @@ from .cookies import (
     parse_set_cookie,
     serialize_set_cookie,
 )
+from .csp import CspBuilder, CspConfig, allows_inline_script, new_nonce
 from .errors import BadRequest, ConfigError, TokenError
-from .inject import HtmlInjector, is_injectable
+from .inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
 from .policy import MAX_COOKIE_AGE, NECESSARY, CookieRule, Policy
 from .signals import gpc_enabled, is_bot
 from .token import ConsentCodec
@@ -134,7 +137,7 @@ class Decision(RequestConsent):
         #: Set-Cookie values (latin-1) expiring refused cookies the browser still sends
         self.expire: tuple[bytes, ...] = ()
         #: set by :meth:`response_headers` when the banner goes into this HTML body
-        self.injector: HtmlInjector | None = None
+        self.injector: BodyFilter | None = None
 
     def response_headers(
         self, headers: Sequence[tuple[bytes, bytes]], status: int = 200
@@ -150,9 +153,12 @@ class Decision(RequestConsent):
         gate = self.gate
         state = self._state
         check = not state.complete
-        html = gate.ui is not None and status == 200 and self.info.method != "HEAD"
+        page_work = gate._page_work
+        html = gate.may_inject and status == 200 and self.info.method != "HEAD"
+        scan = html or page_work
         ctype: bytes | None = None
         cenc: bytes | None = None
+        app_csp: list[bytes] | None = None
         out: list[tuple[bytes, bytes]] = []
         depends = bool(self.removed) or self.queried
         vary_at = -1
@@ -168,21 +174,40 @@ class Decision(RequestConsent):
                     continue
             elif name == b"vary":
                 vary_at = len(out)
-            elif html:
+            elif scan:
                 if name == b"content-type":
                     ctype = item[1]
                 elif name == b"content-encoding":
                     cenc = item[1]
                 elif name == b"content-length":
                     length_at = len(out)
+                elif name == b"content-security-policy" and page_work:
+                    (app_csp := app_csp or []).append(item[1])
+                    continue  # sent back below, narrowed (or as it was)
             out.append(item)
         # cheap bytes test first: most responses are not HTML
-        if html and ctype is not None and b"htm" in ctype.lower():
-            text_type = ctype.decode("latin-1")
+        is_page = ctype is not None and b"htm" in ctype.lower()
+        nonce = enforced = None
+        if page_work and is_page:
+            depends = True  # the CSP and Consent Mode state follow the consent
+            nonce = new_nonce()
+            enforced = gate._page_csp(state, app_csp, nonce, out)
+        elif app_csp:
+            out.extend((b"content-security-policy", v) for v in app_csp)
+        if html and is_page:
+            text_type = ctype.decode("latin-1")  # type: ignore[union-attr]
             if is_injectable(text_type, cenc.decode("latin-1") if cenc is not None else None):
-                fragment = gate.page_fragment(self, text_type)
-                if fragment is not None:
-                    self.injector = HtmlInjector(fragment)
+                fragment = gate.page_fragment(self, text_type, nonce)
+                injector: BodyFilter | None = (
+                    HtmlInjector(fragment) if fragment is not None else None
+                )
+                if gate.consent_mode is not None:
+                    granted = state.granted if state.decided else None
+                    inline = allows_inline_script(enforced, nonce)
+                    head = gate.consent_mode.head_fragment(granted, nonce, inline=inline)
+                    injector = Chain(HeadInserter(head), injector or HtmlInjector(b""))
+                if injector is not None:
+                    self.injector = injector
                     depends = True
                     if length_at >= 0:
                         del out[length_at]
@@ -244,6 +269,15 @@ class Gate:
     :param hide_from_bots: spare crawlers and tools (user-agents' bot detection,
         curl, python-requests, HeadlessChrome, Lighthouse, ...) the banner. Off by
         default: a false positive would hide the choice from a person.
+    :param csp: a :class:`cookiegate.csp.CspConfig`: HTML responses get a
+        Content-Security-Policy without the hosts of trackers the visitor did not
+        consent to (the app's own policy is only ever narrowed), and a nonce for
+        cookiegate's own scripts. ``None`` (default): CSP headers are untouched.
+    :param consent_mode: Google Consent Mode v2: ``True`` or a
+        :class:`cookiegate.consent_mode.ConsentModeConfig`. The ``default``
+        command (and ``update`` for a visitor who decided) goes right after
+        ``<head>`` of every HTML page, before any tag; decisions in the page send
+        ``update``.
     """
 
     def __init__(
@@ -265,6 +299,8 @@ class Gate:
         token_cache_size: int = 4096,
         ui: UI | Literal["auto"] | None = "auto",
         hide_from_bots: bool = False,
+        csp: CspConfig | None = None,
+        consent_mode: ConsentModeConfig | bool = False,
     ) -> None:
         if not isinstance(policy, Policy):
             raise ConfigError("policy", "must be a cookiegate.Policy")
@@ -367,6 +403,25 @@ class Gate:
             ui = UI(policy, prefix=prefix, own_cookies=self.own_cookie_rules())
         self.ui: UI | None = ui
         self.hide_from_bots = bool(hide_from_bots)
+        if csp is not None and not isinstance(csp, CspConfig):
+            raise ConfigError("csp", "must be a cookiegate.csp.CspConfig or None")
+        self.csp = CspBuilder(csp, categories=policy.categories) if csp is not None else None
+        self.consent_mode: ConsentMode | None = None
+        if consent_mode is True:
+            consent_mode = ConsentModeConfig()
+        if isinstance(consent_mode, ConsentModeConfig):
+            default_url = ConsentModeConfig().script_url
+            if consent_mode.script_url == default_url and ui is not None:
+                # the content-hashed URL, cached forever, under the gate's prefix
+                url = ui.asset_url("cookiegate-consent-mode.js")
+                consent_mode = dataclasses.replace(consent_mode, script_url=url)
+            self.consent_mode = ConsentMode(consent_mode, categories=policy.categories)
+        elif consent_mode is not False:
+            raise ConfigError("consent_mode", "must be True, False or a ConsentModeConfig")
+        #: response headers need the HTML checks even for non-200 responses
+        self._page_work = self.csp is not None or self.consent_mode is not None
+        #: HTML bodies may be rewritten (banner, Consent Mode, tracking gate)
+        self.may_inject = self.ui is not None or self.consent_mode is not None
 
     # -- consent ----------------------------------------------------------
 
@@ -819,7 +874,35 @@ class Gate:
         else:
             decision.response = PlainResponse(200, headers, content)
 
-    def page_fragment(self, decision: Decision, content_type: str | None = None) -> bytes | None:
+    def _page_csp(
+        self,
+        state: ConsentState,
+        app_csp: list[bytes] | None,
+        nonce: str,
+        out: list[tuple[bytes, bytes]],
+    ) -> str | None:
+        """Append the page's Content-Security-Policy header(s) to ``out``; return
+        the enforced policy (for choosing inline or static Consent Mode)."""
+        joined = ", ".join(v.decode("latin-1") for v in app_csp) if app_csp else None
+        csp = self.csp
+        made = None if csp is None else csp.header_for(state.granted, joined, nonce)
+        if made is None:
+            if app_csp:
+                out.extend((b"content-security-policy", v) for v in app_csp)
+            return joined
+        name, value = made
+        if name.lower() == "content-security-policy":
+            out.append((b"content-security-policy", value.encode("latin-1")))
+            return value
+        # report-only: the app's enforced policy stays as it was
+        if app_csp:
+            out.extend((b"content-security-policy", v) for v in app_csp)
+        out.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        return joined
+
+    def page_fragment(
+        self, decision: Decision, content_type: str | None = None, nonce: str | None = None
+    ) -> bytes | None:
         """The HTML to insert into an app's page: the banner for an undecided
         visitor, the small "Cookie settings" control for one who decided."""
         ui = self.ui
@@ -835,7 +918,12 @@ class Gate:
         next_path = safe_next(info.path + ("?" + info.query if info.query else "")) or "/"
         if state.decided:
             html = ui.settings_control(
-                locale=locale, next_path=next_path, theme=theme, state=state, pin_locale=pinned
+                locale=locale,
+                next_path=next_path,
+                theme=theme,
+                state=state,
+                pin_locale=pinned,
+                nonce=nonce,
             )
         else:
             html = ui.banner(
@@ -845,6 +933,7 @@ class Gate:
                 changed=state.reason == "stale",
                 theme=theme,
                 pin_locale=pinned,
+                nonce=nonce,
             )
         return html.encode(_charset(content_type), "xmlcharrefreplace")
 

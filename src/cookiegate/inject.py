@@ -11,6 +11,16 @@ depend on how the body is cut into chunks (while the hold limit is not reached).
 from __future__ import annotations
 
 import re
+from typing import Protocol
+
+
+class BodyFilter(Protocol):
+    """A streaming body stage: ``feed`` each chunk, then ``close`` once."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def close(self) -> bytes: ...
+
 
 #: ``</body`` followed by a character that ends the tag name
 _BODY_END = re.compile(rb"</body(?=[\s/>])", re.IGNORECASE)
@@ -80,3 +90,102 @@ def is_injectable(content_type: str | None, content_encoding: str | None) -> boo
     if mime not in ("text/html", "application/xhtml+xml"):
         return False
     return not content_encoding or content_encoding.strip().lower() == "identity"
+
+
+#: the ``<head>`` start tag (attributes may hold quoted ``>``), or a tag that
+#: belongs in the head or body when the document omits ``<head>``
+_HEAD_START = re.compile(
+    rb"<head(?:\s(?:[^>\"']|\"[^\"]*\"|'[^']*')*)?/?>"
+    rb"|<(?:body|script|link|meta|style|title|base|noscript)(?=[\s/>])",
+    re.IGNORECASE,
+)
+#: at most this many bytes are held back while a ``<head ...>`` tag is incomplete
+_HEAD_HOLD = 1024
+_HEAD_NAMES = (
+    b"head",
+    b"body",
+    b"script",
+    b"link",
+    b"meta",
+    b"style",
+    b"title",
+    b"base",
+    b"noscript",
+)
+
+
+def _head_hold_from(buf: bytes) -> int:
+    """Where a possibly incomplete candidate tag starts in ``buf`` (searched in
+    the last ``_HEAD_HOLD`` bytes), or -1."""
+    lt = buf.find(b"<", max(0, len(buf) - _HEAD_HOLD))
+    while lt >= 0:
+        name = buf[lt + 1 : lt + 9].lower()
+        if any(n.startswith(name) or name.startswith(n) for n in _HEAD_NAMES):
+            return lt
+        lt = buf.find(b"<", lt + 1)
+    return -1
+
+
+class HeadInserter:
+    """Insert ``fragment`` right after the ``<head>`` start tag, so that it runs
+    before any of the page's scripts (Google Consent Mode's ``default``). When
+    the page omits ``<head>`` it goes before the first ``<script>``, ``<meta>``,
+    ``<link>``, ``<body>``... tag; when there is none of those, at the end.
+
+    Streaming, constant memory: bytes are held back only from a ``<`` that may
+    start such a tag (at most 1 KiB: past that the bytes are sent and the search
+    goes on). After the insertion every chunk passes through untouched.
+    """
+
+    __slots__ = ("_buf", "_done", "fragment")
+
+    def __init__(self, fragment: bytes) -> None:
+        self.fragment = fragment
+        self._buf = b""
+        self._done = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._done:
+            return chunk
+        buf = self._buf + chunk if self._buf else chunk
+        m = _HEAD_START.search(buf)
+        if m is not None:
+            self._done = True
+            self._buf = b""
+            at = m.end() if m.group(0)[1:5].lower() == b"head" else m.start()
+            return buf[:at] + self.fragment + buf[at:]
+        # keep a possibly incomplete candidate tag
+        lt = _head_hold_from(buf)
+        if lt < 0:
+            self._buf = b""
+            return buf
+        self._buf = buf[lt:]
+        return buf[:lt]
+
+    def close(self) -> bytes:
+        if self._done:
+            return b""
+        self._done = True
+        buf, self._buf = self._buf, b""
+        m = _HEAD_START.search(buf)
+        if m is not None:
+            at = m.end() if m.group(0)[1:5].lower() == b"head" else m.start()
+            return buf[:at] + self.fragment + buf[at:]
+        return buf + self.fragment
+
+
+class Chain:
+    """Two streaming stages one after the other (``first`` feeds ``second``)."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: BodyFilter, second: BodyFilter) -> None:
+        self.first = first
+        self.second = second
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self.second.feed(self.first.feed(chunk))
+
+    def close(self) -> bytes:
+        second = self.second
+        return second.feed(self.first.close()) + second.close()

@@ -142,7 +142,7 @@ class CookieGateMiddleware:
             return start_response(status, filtered)
 
         result = self.app(environ, gated_start_response)
-        if self.gate.ui is None or (started and decision.injector is None):
+        if not self.gate.may_inject or (started and decision.injector is None):
             # Nothing to insert: the app's iterable goes back as is, so the server
             # calls its close() directly.
             return result

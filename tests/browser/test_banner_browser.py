@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,6 +68,19 @@ def record_consent_events(page: Page) -> None:
                 (ev) => window.__cgEvents.push(ev.detail));
         }"""
     )
+
+
+def wait_for_events(page: Page, count: int) -> None:
+    """Poll (with evaluate, no string predicate) until ``count`` consent events
+    arrived; a navigation instead of an in-page update fails here, clearly."""
+    deadline = time.monotonic() + 5
+    while True:
+        got = page.evaluate("() => (window.__cgEvents || []).length")
+        if got == count:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{got} consent events, want {count} (did the page reload?)")
+        time.sleep(0.05)
 
 
 def consent_events(page: Page) -> list[dict[str, Any]]:
@@ -404,7 +418,7 @@ def test_one_click_withdraw(new_context: NewContext) -> None:
     record_consent_events(page)
     expect(quick).to_be_visible()
     quick.click()
-    page.wait_for_function("window.__cgEvents.length === 1")
+    wait_for_events(page, 1)
     assert consent_events(page) == [{"categories": {"performance": False}, "withdrawn": True}]
     expect(quick).to_be_hidden()
     expect(page.locator(SETTINGS_LINK)).to_be_focused()

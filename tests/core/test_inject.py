@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cookiegate.inject import HtmlInjector, is_injectable
+from cookiegate.inject import Chain, HeadInserter, HtmlInjector, is_injectable
 
 FRAG = b"<div id=cg></div>"
 
@@ -68,3 +69,53 @@ def test_is_injectable() -> None:
     assert not is_injectable("text/html", "gzip")
     assert not is_injectable("application/json", None)
     assert not is_injectable(None, None)
+
+
+# -- after <head> (Google Consent Mode's default must run before any tag) --------
+
+HEAD = b"<script>cm()</script>"
+
+
+def run_head(chunks: list[bytes]) -> bytes:
+    ins = HeadInserter(HEAD)
+    return b"".join(ins.feed(c) for c in chunks) + ins.close()
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (b"<!doctype html><html><HEAD lang='a>b'><title>x", b"<HEAD lang='a>b'>" + HEAD),
+        (b"<html><head><script src=gtm.js>", b"<head>" + HEAD + b"<script"),
+        (b"<html><script src=gtm.js></script>", b"<html>" + HEAD + b"<script"),
+        (b"<header><p>no head</p>", b"<header><p>no head</p>" + HEAD),
+        (b"<meta charset=utf-8><title>t</title>", HEAD + b"<meta"),
+        (b"plain text", b"plain text" + HEAD),
+    ],
+)
+def test_head_insertion(doc: bytes, expected: bytes) -> None:
+    out = run_head([doc])
+    assert expected in out
+    assert out.replace(HEAD, b"", 1) == doc
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"<head>", b"<HEAD class='<a>'>", b"<hea", b"d>", b"<script>", b"<p>", b"x", b"<"]
+        )
+    ),
+    st.lists(st.integers(min_value=0, max_value=10_000), max_size=8),
+)
+def test_head_chunking_never_changes_the_output(parts: list[bytes], points: list[int]) -> None:
+    doc = b"".join(parts)
+    whole = run_head([doc])
+    assert run_head(cuts(doc, points)) == whole
+    assert run_head([bytes([b]) for b in doc]) == whole
+    assert whole.replace(HEAD, b"", 1) == doc
+
+
+def test_chain_head_then_body() -> None:
+    chain = Chain(HeadInserter(HEAD), HtmlInjector(FRAG))
+    doc = b"<html><head><title>t</title></head><body><p>x</p></body></html>"
+    out = b"".join(chain.feed(doc[i : i + 7]) for i in range(0, len(doc), 7)) + chain.close()
+    assert out == doc.replace(b"<head>", b"<head>" + HEAD).replace(b"</body>", FRAG + b"</body>")

@@ -65,8 +65,10 @@ THEMES: tuple[str, ...] = ("light", "dark")
 _ASSETS = {
     "cookiegate.css": "text/css; charset=utf-8",
     "cookiegate.js": "text/javascript; charset=utf-8",
+    "cookiegate-consent-mode.js": "text/javascript; charset=utf-8",
+    "cookiegate-unblock.js": "text/javascript; charset=utf-8",
 }
-_ASSET_NAME = re.compile(r"cookiegate(?:\.([0-9a-f]{8}))?\.(css|js)")
+_ASSET_NAME = re.compile(r"(cookiegate(?:-[a-z]+(?:-[a-z]+)*)?)(?:\.([0-9a-f]{8}))?\.(css|js)")
 _LANG_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*")
 _QVALUE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)")
 _DEFAULT_TEXTS = {c.name: (c.label, c.description) for c in DEFAULT_CATEGORIES}
@@ -376,7 +378,7 @@ class UI:
         m = _ASSET_NAME.fullmatch(name)
         if m is None:
             return None
-        return self._load_assets().get(f"cookiegate.{m.group(2)}")
+        return self._load_assets().get(f"{m.group(1)}.{m.group(3)}")
 
     def asset_url(self, name: str) -> str:
         """The content-addressed URL of an asset, e.g.
