@@ -42,9 +42,8 @@ class DB:
         return store
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DB]:
-    if request.param == "sqlite":
+def _make(kind: str, tmp_path: Path) -> Iterator[DB]:
+    if kind == "sqlite":
         yield DB("sqlite", f"sqlite:///{tmp_path / 'records.db'}", None, tmp_path)
         return
     if not pg_reachable():
@@ -54,6 +53,21 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DB]:
     cleanup = Store(PG_URL, schema=schema)
     cleanup.drop()
     cleanup.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DB]:
+    yield from _make(str(request.param), tmp_path)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[DB]:
+    yield from _make("sqlite", tmp_path)
+
+
+@pytest.fixture
+def pg_db(tmp_path: Path) -> Iterator[DB]:
+    yield from _make("postgres", tmp_path)
 
 
 @pytest.fixture
