@@ -202,9 +202,11 @@ class Writer:
 
     # -- the writer thread ---------------------------------------------------
 
-    def _append(self, lines: list[bytes], *, fsync: bool) -> None:
+    def _append(self, lines: list[bytes], *, fsync: bool) -> int:
+        """Append whole lines to the journal; returns the offset they start at."""
         data = b"".join(lines)
         with self._lock:
+            start = self._size
             view = memoryview(data)
             while view:
                 n = os.write(self._fd, view)
@@ -212,24 +214,26 @@ class Writer:
             if fsync:
                 os.fsync(self._fd)
             self._size += len(data)
+        return start
 
     def _run(self) -> None:
         while True:
             items = self._take()
             stop = self._stop
+            fresh: tuple[int, int, list[dict[str, Any]]] | None = None
             try:
                 if items:
-                    self._append(
-                        [canonical(self.prepare(i)).encode("utf-8") + b"\n" for i in items],
-                        fsync=self.fsync == "batch",
-                    )
+                    docs = [self.prepare(i) for i in items]
+                    lines = [canonical(d).encode("utf-8") + b"\n" for d in docs]
+                    start = self._append(lines, fsync=self.fsync == "batch")
+                    fresh = (start, start + sum(map(len, lines)), docs)
             except Exception:
                 self.dropped += len(items)
                 log.exception("cookiegate: could not journal %d consent record(s)", len(items))
             finally:
                 for _ in range(len(items)):
                     self._queue.task_done()
-            self._commit()
+            self._commit(fresh)
             if self.on_idle is not None and not self.outage:
                 try:
                     self.on_idle()
@@ -254,6 +258,9 @@ class Writer:
             self._queue.task_done()
         else:
             items.append(first)
+            if not self._stop and self._queue.qsize() < self.batch_size:
+                # linger: one transaction per flush interval under load, not per event
+                time.sleep(self.flush_interval)
         while len(items) < self.batch_size:
             try:
                 item = self._queue.get_nowait()
@@ -275,7 +282,7 @@ class Writer:
                 self._journal_now(item)
             self._queue.task_done()
 
-    def _commit(self) -> None:
+    def _commit(self, fresh: tuple[int, int, list[dict[str, Any]]] | None = None) -> None:
         if self._done == self._size and self._orphans_checked:
             return
         if time.monotonic() < self._retry_at:
@@ -287,6 +294,13 @@ class Writer:
             if not self._orphans_checked:
                 self._replay_orphans()
                 self._orphans_checked = True
+            if fresh is not None and self._done == fresh[0]:
+                # the batch just journalled, committed from memory (no re-read)
+                self.committed += self.store.append(
+                    [PendingRecord.from_json(d) for d in fresh[2] if d.get("k") == "r"],
+                    [_link(d) for d in fresh[2] if d.get("k") == "l"],
+                )
+                self._done = fresh[1]
             self._commit_own()
         except Exception as exc:
             if not self.outage:
@@ -362,5 +376,9 @@ def _commit_lines(store: Store, lines: list[bytes]) -> int:
         if doc.get("k") == "r":
             records.append(PendingRecord.from_json(doc))
         elif doc.get("k") == "l":
-            links.append(Link(str(doc["consent_id"]), str(doc["user_id"]), int(doc["at_ms"])))
+            links.append(_link(doc))
     return store.append(records, links)
+
+
+def _link(doc: dict[str, Any]) -> Link:
+    return Link(str(doc["consent_id"]), str(doc["user_id"]), int(doc["at_ms"]))
