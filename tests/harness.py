@@ -221,6 +221,7 @@ def make_wsgi(gate: Gate) -> Callable[..., Result]:
             "SERVER_NAME": "shop.test",
             "SERVER_PORT": "80",
             "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
             "HTTP_HOST": host,
             "wsgi.url_scheme": scheme,
             "wsgi.input": io.BytesIO(body),

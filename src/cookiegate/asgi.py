@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from . import SCOPE_KEY, consent_of
 from .consent import RequestConsent
 from .gate import Decision, Gate, PlainResponse, RequestInfo
@@ -63,6 +65,7 @@ def _request_info(scope: Scope, own: bool) -> RequestInfo:
     )
     info.raw_headers = headers
     if own:
+        info.client = scope["client"][0] if scope.get("client") else None
         for name, value in headers:
             if name == b"origin":
                 info.origin = value.decode("latin-1")
@@ -137,7 +140,7 @@ class CookieGateMiddleware:
         info = _request_info(scope, self.gate.may_be_own(scope.get("path", "/")))
         info.websocket = kind == "websocket"
         decision = self.gate.begin(info)
-        if kind == "http" and (decision.response is not None or decision.needs_body):
+        if kind == "http" and (decision.response or decision.needs_body or decision.deferred):
             await self._own(decision, receive, send)
             return
         if decision.cookie_header is not None:
@@ -167,11 +170,16 @@ class CookieGateMiddleware:
         if decision.response is not None:
             await _send_plain(decision.response, send, head)
             return
+        if decision.deferred is not None:  # my-data reads the database: off the loop
+            await _send_plain(await run_in_threadpool(decision.deferred), send, head)
+            return
         try:
             body = await _read_body(receive, self.gate.max_body)
         except _Disconnected:
             return  # a partial body is not a decision; there is nobody to answer
-        await _send_plain(self.gate.respond(decision, body), send, head)
+        respond = self.gate.respond  # a withdrawal erasing telemetry does I/O: off the loop
+        resp = await run_in_threadpool(respond, decision, body) if decision.blocking else None
+        await _send_plain(resp or respond(decision, body), send, head)
 
 
 class _WebSocketSend:

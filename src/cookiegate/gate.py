@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from .consent import METHODS, UNDECIDED, ConsentState, RequestConsent
@@ -82,6 +82,8 @@ class RequestInfo:
     if_none_match: str | None = None
     #: the raw ASGI header list, for headers read only on rare paths
     raw_headers: Sequence[tuple[bytes, bytes]] | None = None
+    #: the client address (read only when a consent record is written with an IP)
+    client: str | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +105,29 @@ class ConsentChange:
     expired_cookies: tuple[str, ...] = ()
 
 
+class ConsentRecorder(Protocol):
+    """What ``Gate(records=...)`` needs (:class:`cookiegate.records.Recorder`).
+
+    ``consent_changed`` runs on the request path and must only queue;
+    ``my_data`` and ``withdrawn`` do I/O and run in a worker thread under ASGI."""
+
+    def consent_changed(
+        self,
+        change: ConsentChange,
+        *,
+        event: str,
+        locale: str | None,
+        notice_hash: str | None,
+        categories: tuple[str, ...],
+        user_agent: str | None = None,
+        client: str | None = None,
+    ) -> None: ...
+
+    def my_data(self, consent_id: str | None) -> dict[str, Any]: ...
+
+    def withdrawn(self, consent_id: str | None) -> dict[str, int]: ...
+
+
 class Decision(RequestConsent):
     """What the gate decided for one request. Per-request, never shared.
 
@@ -110,7 +135,9 @@ class Decision(RequestConsent):
     """
 
     __slots__ = (
+        "blocking",
         "cookie_header",
+        "deferred",
         "expire",
         "gate",
         "info",
@@ -138,6 +165,12 @@ class Decision(RequestConsent):
         self.expire: tuple[bytes, ...] = ()
         #: set by :meth:`response_headers` when the banner goes into this HTML body
         self.injector: BodyFilter | None = None
+        #: a response that needs blocking I/O: the adapter calls it (ASGI: in a
+        #: worker thread) and sends what it returns
+        self.deferred: Callable[[], PlainResponse] | None = None
+        #: :meth:`Gate.respond` does blocking I/O for this request (ASGI: run it
+        #: in a worker thread)
+        self.blocking = False
 
     def response_headers(
         self, headers: Sequence[tuple[bytes, bytes]], status: int = 200
@@ -278,6 +311,9 @@ class Gate:
         command (and ``update`` for a visitor who decided) goes right after
         ``<head>`` of every HTML page, before any tag; decisions in the page send
         ``update``.
+    :param records: a :class:`cookiegate.records.Recorder`: every consent event
+        is recorded (queued, never written on the request path), ``my-data``
+        serves the visitor's history and withdrawal erases their telemetry.
     """
 
     def __init__(
@@ -301,6 +337,7 @@ class Gate:
         hide_from_bots: bool = False,
         csp: CspConfig | None = None,
         consent_mode: ConsentModeConfig | bool = False,
+        records: ConsentRecorder | None = None,
     ) -> None:
         if not isinstance(policy, Policy):
             raise ConfigError("policy", "must be a cookiegate.Policy")
@@ -422,6 +459,15 @@ class Gate:
         self._page_work = self.csp is not None or self.consent_mode is not None
         #: HTML bodies may be rewritten (banner, Consent Mode, tracking gate)
         self.may_inject = self.ui is not None or self.consent_mode is not None
+        if records is not None and not all(
+            callable(getattr(records, m, None)) for m in ("consent_changed", "my_data", "withdrawn")
+        ):
+            raise ConfigError(
+                "records", "must be a cookiegate.records.Recorder (or have its three methods)"
+            )
+        self.records = records
+        self._routes[prefix + "my-data"] = self._route_my_data
+        self._notice_hash = lru_cache(maxsize=64)(self._notice_hash_uncached)
 
     # -- consent ----------------------------------------------------------
 
@@ -657,7 +703,7 @@ class Gate:
         path = info.path
         if (path.startswith(self.prefix) or path == self._gpc_path) and not info.websocket:
             self._own_route(decision)
-            if decision.response is not None or decision.needs_body:
+            if decision.response is not None or decision.needs_body or decision.deferred:
                 return decision
         if self._has_beacons and not info.websocket:
             category = self.beacon_category(path)
@@ -962,6 +1008,7 @@ class Gate:
     def _route_withdraw(self, decision: Decision) -> None:
         if decision.info.method == "POST":
             self._check_same_origin(decision)
+            decision.blocking = self.records is not None and decision.info.path.endswith("withdraw")
         else:
             decision.response = _method_not_allowed("POST")
 
@@ -1060,11 +1107,17 @@ class Gate:
                 self.on_consent(change)
             except Exception:  # a listener must never cost the visitor their choice
                 log.exception("cookiegate: on_consent listener failed")
+        destroyed: dict[str, int] | None = None
+        if method == "withdraw":
+            destroyed = {"telemetry": 0, "cookies": len(expired)}
+        if self.records is not None:
+            destroyed = self._record(decision, change, fields, destroyed)
 
         if wants_json:
             doc = current.as_json(self.policy.optional)
             if method == "withdraw":
                 doc["withdrawn"] = True
+                doc["destroyed"] = destroyed
             doc["expired_cookies"] = expired
             return PlainResponse(200, [("content-type", "application/json"), *headers], _dumps(doc))
         target = safe_next(_first(fields, "next"))
@@ -1074,7 +1127,110 @@ class Gate:
             target = "/"
         headers.append(("location", target))
         headers.append(("content-type", "text/plain; charset=utf-8"))
-        return PlainResponse(303, headers, b"Your choice was saved.\n")
+        text = "Your choice was saved.\n"
+        if destroyed is not None:
+            text = (
+                f"Your consent was withdrawn. Destroyed: {destroyed['telemetry']} telemetry "
+                f"event(s); {destroyed['cookies']} cookie(s) expired.\n"
+            )
+        return PlainResponse(303, headers, text.encode())
+
+    # -- proof of consent (records=) ----------------------------------------
+
+    def _record(
+        self,
+        decision: Decision,
+        change: ConsentChange,
+        fields: dict[str, list[Any]],
+        destroyed: dict[str, int] | None,
+    ) -> dict[str, int] | None:
+        """Queue the record of a consent event; on withdrawal also erase the
+        visitor's telemetry (I/O: :attr:`Decision.blocking` is set for it)."""
+        records = self.records
+        if records is None:
+            return destroyed
+        info = decision.info
+        previous, current = change.previous, change.current
+        if change.source == "withdraw":
+            event = "withdrawn"
+        elif not previous.decided and previous.reason in ("stale", "expired"):
+            event = "reconsent"
+        elif previous.decided and previous.method not in (None, "gpc"):
+            event = "updated"
+        else:
+            event = "given" if current.granted else "refused"
+        lang = _first(fields, "lang")
+        override = lang if isinstance(lang, str) else None
+        accept = self._accept_language(info)
+        if self.ui is not None:
+            locale: str | None = self.ui.negotiate(accept, override)
+        else:
+            locale = override or (accept.split(",", 1)[0].split(";", 1)[0].strip() or None
+                                  if accept else None)  # fmt: skip
+        try:
+            records.consent_changed(
+                change,
+                event=event,
+                locale=locale,
+                notice_hash=self._notice_hash(locale),
+                categories=self.policy.optional,
+                user_agent=self._header(info, b"user-agent", "user_agent"),
+                client=info.client,
+            )
+            if destroyed is not None:
+                destroyed = {**destroyed, **records.withdrawn(current.consent_id)}
+        except Exception:  # recording must never cost the visitor their choice
+            log.exception("cookiegate: recording the consent event failed")
+        return destroyed
+
+    def _notice_hash_uncached(self, locale: str | None) -> str:
+        """SHA-256 of the notice shown: policy version, categories and, with a UI,
+        every string of the banner and pages in ``locale``."""
+        import hashlib
+
+        doc = {
+            "policy_version": self.policy.version,
+            "categories": [
+                [c.name, c.label, c.description, c.necessary]
+                for c in self.policy.categories.values()
+            ],
+            "locale": locale,
+            "strings": dict(self.ui.strings(locale)) if self.ui and locale else None,
+        }
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _route_my_data(self, decision: Decision) -> None:
+        if decision.info.method not in ("GET", "HEAD"):
+            decision.response = _method_not_allowed("GET, HEAD")
+            return
+        decision.deferred = lambda: self.my_data(decision)
+
+    def my_data(self, decision: Decision) -> PlainResponse:
+        """``GET /_cookiegate/my-data``: the visitor's consent state and history and
+        the telemetry held about them, as a JSON download. Does blocking I/O (a
+        database read) when records are on."""
+        state = decision._state
+        doc: dict[str, Any] = {
+            "generated_at": int(time.time()),
+            "consent": state.as_json(self.policy.optional),
+            "recording": self.records is not None,
+            "records": [],
+            "receipt": None,
+            "account_linked": False,
+            "telemetry": 0,
+        }
+        if self.records is not None:
+            try:
+                doc.update(self.records.my_data(state.consent_id))
+            except Exception:
+                log.exception("cookiegate: reading consent records failed")
+                return _json(503, {"error": "consent records are unavailable", "status": 503})
+        resp = _json(200, doc, vary=self.vary_value)
+        resp.headers.append(
+            ("content-disposition", 'attachment; filename="cookiegate-my-data.json"')
+        )
+        return resp
 
     def _respond_theme(self, info: RequestInfo, fields: dict[str, list[Any]]) -> PlainResponse:
         theme = _first(fields, "theme")

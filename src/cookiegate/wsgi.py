@@ -54,6 +54,7 @@ def _request_info(environ: dict[str, Any]) -> RequestInfo:
         accept_language=environ.get("HTTP_ACCEPT_LANGUAGE"),
         user_agent=environ.get("HTTP_USER_AGENT"),
         if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+        client=environ.get("REMOTE_ADDR"),
     )
 
 
@@ -110,6 +111,8 @@ class CookieGateMiddleware:
         head = info.method == "HEAD"
         if decision.response is not None:
             return _plain(decision.response, start_response, head)
+        if decision.deferred is not None:
+            return _plain(decision.deferred(), start_response, head)
         if decision.needs_body:
             body = _read_body(environ, self.gate.max_body)
             return _plain(self.gate.respond(decision, body), start_response, head)

@@ -1,0 +1,259 @@
+"""Consent records: the plain record, its canonical JSON and the SHA-256 chain.
+
+Stdlib only. A record is stored as three parts:
+
+``body``
+    canonical JSON of every non-personal field (ids, time, event, source,
+    categories, policy version, notice hash, locale, expiry, user-agent family).
+``personal``
+    canonical JSON of the erasable part (a random salt plus the optional
+    truncated or keyed-hash IP). May be replaced by ``NULL`` (a tombstone) when a
+    visitor's data is erased.
+``personal_digest``
+    SHA-256 of ``personal``. It stays when ``personal`` is erased, so the chain
+    still verifies.
+
+The chain hash of record *n* is ``SHA-256(seq "\\n" prev_hash "\\n"
+personal_digest "\\n" body)``, where ``prev_hash`` is the hash of record *n-1*
+(or of the purge anchor, or 64 zeros at the start). Editing, deleting or
+reordering any record therefore breaks the chain at that record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+GENESIS = "0" * 64
+
+#: What happened. ``given``/``refused``: a first choice; ``updated``: a change of
+#: an existing choice; ``withdrawn``; ``gpc_refusal``: refusal derived from
+#: ``Sec-GPC: 1``; ``reconsent``: a new choice after a policy change or expiry.
+EVENTS = ("given", "refused", "updated", "withdrawn", "gpc_refusal", "reconsent")
+IP_MODES = ("none", "truncate", "hash")
+
+#: Body fields, in the order they are documented (the JSON is sorted anyway).
+BODY_FIELDS = (
+    "record_id",
+    "consent_id",
+    "prev_record_id",
+    "at_ms",
+    "event",
+    "source",
+    "categories",
+    "policy_version",
+    "notice_hash",
+    "locale",
+    "expires_at",
+    "ua_family",
+    "schema",
+)
+
+
+def canonical(obj: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8 kept (RFC 8785-like
+    for the value types used here: str, int, bool, None, lists, objects)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def chain_hash(seq: int, prev_hash: str, personal_digest: str, body: str) -> str:
+    """The hash of one record in the chain."""
+    return sha256_hex(f"{seq}\n{prev_hash}\n{personal_digest}\n{body}")
+
+
+def new_record_id() -> str:
+    return str(uuid.uuid4())
+
+
+def truncate_ip(ip: str) -> str | None:
+    """An IPv4 address cut to its /24, an IPv6 one to its /48; ``None`` if
+    ``ip`` is not an address."""
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
+def hash_ip(ip: str, key: bytes) -> str | None:
+    """A keyed hash (HMAC-SHA-256, hex) of the address; ``None`` if not one."""
+    import hmac
+
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    return hmac.new(key, str(addr).encode("ascii"), hashlib.sha256).hexdigest()
+
+
+@dataclass(slots=True)
+class PendingRecord:
+    """A record before it is chained: everything but ``seq``, ``prev_record_id``
+    and the hashes, which the store fills inside the append transaction."""
+
+    record_id: str
+    consent_id: str
+    at_ms: int
+    event: str
+    source: str
+    categories: dict[str, bool]
+    policy_version: str | None
+    notice_hash: str | None
+    locale: str | None
+    expires_at: int | None
+    ua_family: str | None
+    #: the erasable part (without the salt); ``None`` means nothing personal
+    personal: dict[str, Any] | None = None
+    salt: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    def to_json(self) -> dict[str, Any]:
+        """The journal line of this record."""
+        return {
+            "k": "r",
+            "record_id": self.record_id,
+            "consent_id": self.consent_id,
+            "at_ms": self.at_ms,
+            "event": self.event,
+            "source": self.source,
+            "categories": self.categories,
+            "policy_version": self.policy_version,
+            "notice_hash": self.notice_hash,
+            "locale": self.locale,
+            "expires_at": self.expires_at,
+            "ua_family": self.ua_family,
+            "personal": self.personal,
+            "salt": self.salt,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> PendingRecord:
+        return cls(
+            record_id=str(d["record_id"]),
+            consent_id=str(d["consent_id"]),
+            at_ms=int(d["at_ms"]),
+            event=str(d["event"]),
+            source=str(d["source"]),
+            categories={str(k): bool(v) for k, v in dict(d["categories"]).items()},
+            policy_version=d.get("policy_version"),
+            notice_hash=d.get("notice_hash"),
+            locale=d.get("locale"),
+            expires_at=d.get("expires_at"),
+            ua_family=d.get("ua_family"),
+            personal=d.get("personal"),
+            salt=str(d.get("salt") or secrets.token_hex(16)),
+        )
+
+    def body(self, prev_record_id: str | None) -> str:
+        return canonical(
+            {
+                "record_id": self.record_id,
+                "consent_id": self.consent_id,
+                "prev_record_id": prev_record_id,
+                "at_ms": self.at_ms,
+                "event": self.event,
+                "source": self.source,
+                "categories": self.categories,
+                "policy_version": self.policy_version,
+                "notice_hash": self.notice_hash,
+                "locale": self.locale,
+                "expires_at": self.expires_at,
+                "ua_family": self.ua_family,
+                "schema": SCHEMA_VERSION,
+            }
+        )
+
+    def personal_json(self) -> str:
+        return canonical({"salt": self.salt, **(self.personal or {})})
+
+
+def record_view(body: str, personal: str | None) -> dict[str, Any]:
+    """A stored record as a plain dict (for exports and ``my-data``)."""
+    doc: dict[str, Any] = json.loads(body)
+    doc.pop("schema", None)
+    if personal is None:
+        doc["personal"] = "erased"
+    else:
+        extra = json.loads(personal)
+        extra.pop("salt", None)
+        doc["personal"] = extra or None
+    return doc
+
+
+def receipt(
+    record: Mapping[str, Any],
+    *,
+    controller: Mapping[str, str] | None = None,
+    jurisdiction: str = "",
+    policy_url: str = "",
+    service: str = "website",
+) -> dict[str, Any]:
+    """A Kantara Consent Receipt (``KI-CR-v1.1.0``) for one record, with the
+    ISO/IEC TS 27560 event fields alongside (``event``: time, state, validity)."""
+    ctrl = dict(controller or {})
+    purposes = [
+        {
+            "purpose": name,
+            "purposeCategory": [name],
+            "consentType": "EXPLICIT" if record.get("source") != "gpc" else "SIGNAL (Sec-GPC)",
+            "piiCategory": ["online identifiers (cookies)"],
+            "primaryPurpose": False,
+            "termination": f"until {record.get('expires_at')} (epoch seconds) or withdrawal",
+            "thirdPartyDisclosure": False,
+            "granted": bool(granted),
+        }
+        for name, granted in sorted(dict(record.get("categories") or {}).items())
+    ]
+    at_ms = int(record.get("at_ms") or 0)
+    state = {
+        "given": "given",
+        "updated": "given",
+        "reconsent": "given",
+        "refused": "refused",
+        "gpc_refusal": "refused",
+        "withdrawn": "withdrawn",
+    }.get(str(record.get("event")), "given")
+    return {
+        "version": "KI-CR-v1.1.0",
+        "jurisdiction": jurisdiction,
+        "consentTimestamp": at_ms // 1000,
+        "collectionMethod": f"cookie banner ({record.get('source')})",
+        "consentReceiptID": record.get("record_id"),
+        "language": record.get("locale") or "",
+        "piiPrincipalId": record.get("consent_id"),
+        "piiControllers": [
+            {
+                "piiController": ctrl.get("name", ""),
+                "contact": ctrl.get("contact", ""),
+                "address": ctrl.get("address", ""),
+                "email": ctrl.get("email", ""),
+                "phone": ctrl.get("phone", ""),
+                "piiControllerUrl": ctrl.get("url", ""),
+            }
+        ],
+        "policyUrl": policy_url,
+        "services": [{"service": service, "purposes": purposes}],
+        "sensitive": False,
+        "spiCat": [],
+        "policyVersion": record.get("policy_version"),
+        "noticeHash": record.get("notice_hash"),
+        "event": {
+            "time": at_ms // 1000,
+            "state": state,
+            "type": "explicit" if record.get("source") != "gpc" else "signal",
+            "validityUntil": record.get("expires_at"),
+        },
+    }

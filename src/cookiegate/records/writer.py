@@ -1,0 +1,384 @@
+"""The background writer: a bounded in-memory queue, an append-only JSONL journal
+and a thread that moves journal lines into the :class:`~.store.Store` in batches.
+
+Every item goes through the journal before the database: the writer thread
+appends each drained batch to this process's journal file (``fsync`` per batch
+by default), then commits everything between the last committed offset and the
+end of the file. When all of it is committed the file is truncated. While the
+database is unreachable, items keep going to the journal and the commit is
+retried with back-off; a journal left by a crashed (or stopped) process is
+replayed by the next writer that starts on the same directory. Appends are
+idempotent by record id, so a replay after a crash between "committed" and
+"truncated" never duplicates a record.
+
+Overload: when the queue is full, the request thread writes its item to the
+journal itself (no fsync; a lock serialises writers). Requests slow down a
+little; nothing is dropped unless the disk itself fails (then the item is
+counted in :attr:`Writer.dropped` and logged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cookiegate.errors import ConfigError
+
+from .model import PendingRecord, canonical
+from .store import Link, Store
+
+log = logging.getLogger("cookiegate.records")
+
+FSYNC_POLICIES = ("batch", "never")
+DURABILITY = ("queue", "journal")
+_WAKE: Any = object()
+
+
+class Writer:
+    """Drains a bounded queue into a store through a journal.
+
+    :param store: where records end up.
+    :param journal_dir: directory of the journal files (created).
+    :param prepare: turns a queued item into its journal dict (runs in the
+        writer thread, or in the request thread when the queue is full).
+    :param queue_size: bound of the in-memory queue.
+    :param batch_size: most items committed in one transaction.
+    :param flush_interval: longest wait for more items before committing.
+    :param fsync: ``"batch"`` (fsync the journal after each batch the writer
+        appends) or ``"never"`` (leave it to the OS).
+    :param durability: ``"queue"`` (request thread: ``put_nowait`` only; a crash
+        of the process loses what is still in the queue) or ``"journal"``
+        (request thread appends to the journal first: a process crash loses
+        nothing, at the cost of one ``write()`` per event on the request path).
+    :param on_idle: called in the writer thread about every ``flush_interval``
+        (background purge).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        journal_dir: str | os.PathLike[str],
+        prepare: Callable[[Any], dict[str, Any]],
+        *,
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 0.05,
+        fsync: str = "batch",
+        durability: str = "queue",
+        retry_max: float = 2.0,
+        on_idle: Callable[[], None] | None = None,
+    ) -> None:
+        if not isinstance(queue_size, int) or queue_size < 1:
+            raise ConfigError("queue_size", "must be a positive integer")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError("batch_size", "must be a positive integer")
+        if not isinstance(flush_interval, int | float) or not 0 < flush_interval <= 10:
+            raise ConfigError("flush_interval", "must be a number of seconds in (0, 10]")
+        if fsync not in FSYNC_POLICIES:
+            raise ConfigError("fsync", f"must be one of {', '.join(FSYNC_POLICIES)}")
+        if durability not in DURABILITY:
+            raise ConfigError("durability", f"must be one of {', '.join(DURABILITY)}")
+        self.store = store
+        self.dir = Path(journal_dir)
+        self.prepare = prepare
+        self.queue_size = queue_size
+        self.batch_size = batch_size
+        self.flush_interval = float(flush_interval)
+        self.fsync = fsync
+        self.durability = durability
+        self.retry_max = retry_max
+        self.on_idle = on_idle
+        #: items written to the journal by a request thread because the queue was full
+        self.overflowed = 0
+        #: items lost because the journal could not be written (disk failure)
+        self.dropped = 0
+        #: records committed to the database by this writer
+        self.committed = 0
+        #: whether the last commit attempt failed
+        self.outage = False
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        self._thread = None  # the child starts its own thread and journal
+        self._start_lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None:
+                return
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._queue: queue.Queue[Any] = queue.Queue(self.queue_size)
+            self._lock = threading.Lock()
+            self._stop = False
+            name = f"journal-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+            self.path = self.dir / name
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._size = 0
+            self._done = 0
+            self._ready = False
+            self._retry_at = 0.0
+            self._backoff = 0.05
+            self._orphans_checked = False
+            thread = threading.Thread(target=self._run, name="cookiegate-records", daemon=True)
+            self._thread = thread
+            thread.start()
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Commit what can be committed within ``timeout`` and stop. What is not
+        committed stays in the journal for the next start. True if all committed."""
+        thread = self._thread
+        if thread is None:
+            return True
+        done = self.flush(timeout)
+        self._stop = True
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_WAKE)
+        thread.join(timeout=max(1.0, timeout))
+        self._drain_to_journal()  # anything queued after the last batch
+        with self._lock:
+            os.close(self._fd)  # releases the lock: the file is now an orphan if not empty
+            if self._size == 0 or self._done == self._size:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+        self._thread = None
+        return done
+
+    # -- the request side ----------------------------------------------------
+
+    def submit(self, item: Any) -> None:
+        """Hand an item to the writer. Never blocks on the database; with a full
+        queue (or ``durability="journal"``) it appends to the journal."""
+        if self._thread is None:
+            self.start()
+        if self.durability == "journal":
+            self._journal_now(item)
+            item = _WAKE
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            if item is not _WAKE:
+                self.overflowed += 1
+                self._journal_now(item)
+
+    def _journal_now(self, item: Any) -> None:
+        try:
+            line = canonical(self.prepare(item)).encode("utf-8") + b"\n"
+            self._append([line], fsync=False)
+        except Exception:
+            self.dropped += 1
+            log.exception("cookiegate: could not journal a consent record; it is lost")
+
+    def pending(self) -> int:
+        """Items not yet committed (queued, or journalled but not in the DB)."""
+        if self._thread is None:
+            return 0
+        return self._queue.qsize() + (1 if self._done < self._size else 0)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is committed (or ``timeout``)."""
+        if self._thread is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.unfinished_tasks == 0 and self._done == self._size:
+                return True
+            time.sleep(0.005)
+        return False
+
+    # -- the writer thread ---------------------------------------------------
+
+    def _append(self, lines: list[bytes], *, fsync: bool) -> int:
+        """Append whole lines to the journal; returns the offset they start at."""
+        data = b"".join(lines)
+        with self._lock:
+            start = self._size
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            if fsync:
+                os.fsync(self._fd)
+            self._size += len(data)
+        return start
+
+    def _run(self) -> None:
+        while True:
+            items = self._take()
+            stop = self._stop
+            fresh: tuple[int, int, list[dict[str, Any]]] | None = None
+            try:
+                if items:
+                    docs = [self.prepare(i) for i in items]
+                    lines = [canonical(d).encode("utf-8") + b"\n" for d in docs]
+                    start = self._append(lines, fsync=self.fsync == "batch")
+                    fresh = (start, start + sum(map(len, lines)), docs)
+            except Exception:
+                self.dropped += len(items)
+                log.exception("cookiegate: could not journal %d consent record(s)", len(items))
+            finally:
+                for _ in range(len(items)):
+                    self._queue.task_done()
+            self._commit(fresh)
+            if self.on_idle is not None and not self.outage:
+                try:
+                    self.on_idle()
+                except Exception:
+                    log.exception("cookiegate: background purge failed")
+            if stop:
+                return
+
+    def _take(self) -> list[Any]:
+        """Up to ``batch_size`` items; waits at most ``flush_interval`` for the first."""
+        items: list[Any] = []
+        wait = (
+            self.flush_interval
+            if self._done == self._size
+            else min(self.flush_interval, max(0.0, self._retry_at - time.monotonic()))
+        )
+        try:
+            first = self._queue.get(timeout=max(wait, 0.001))
+        except queue.Empty:
+            return items
+        if first is _WAKE:
+            self._queue.task_done()
+        else:
+            items.append(first)
+            if not self._stop and self._queue.qsize() < self.batch_size:
+                # linger: one transaction per flush interval under load, not per event
+                time.sleep(self.flush_interval)
+        while len(items) < self.batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _WAKE:
+                self._queue.task_done()
+                continue
+            items.append(item)
+        return items
+
+    def _drain_to_journal(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _WAKE:
+                self._journal_now(item)
+            self._queue.task_done()
+
+    def _commit(self, fresh: tuple[int, int, list[dict[str, Any]]] | None = None) -> None:
+        if self._done == self._size and self._orphans_checked:
+            return
+        if time.monotonic() < self._retry_at:
+            return
+        try:
+            if not self._ready:
+                self.store.migrate()
+                self._ready = True
+            if not self._orphans_checked:
+                self._replay_orphans()
+                self._orphans_checked = True
+            if fresh is not None and self._done == fresh[0]:
+                # the batch just journalled, committed from memory (no re-read)
+                self.committed += self.store.append(
+                    [PendingRecord.from_json(d) for d in fresh[2] if d.get("k") == "r"],
+                    [_link(d) for d in fresh[2] if d.get("k") == "l"],
+                )
+                self._done = fresh[1]
+            self._commit_own()
+        except Exception as exc:
+            if not self.outage:
+                log.warning("cookiegate: records database unavailable, journalling: %s", exc)
+            self.outage = True
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self.retry_max, self._backoff * 2)
+            return
+        if self.outage:
+            log.warning("cookiegate: records database is back; journal replayed")
+        self.outage = False
+        self._backoff = 0.05
+
+    def _commit_own(self) -> None:
+        with open(self.path, "rb") as fh:
+            while True:
+                with self._lock:
+                    end = self._size
+                if self._done >= end:
+                    break
+                fh.seek(self._done)
+                chunk = fh.read(end - self._done)
+                # whole lines only, in batches
+                lines = chunk.split(b"\n")
+                lines.pop()  # after the last newline: empty (or a line being written)
+                offset = self._done
+                for i in range(0, len(lines), self.batch_size):
+                    part = lines[i : i + self.batch_size]
+                    self.committed += _commit_lines(self.store, part)
+                    offset += sum(len(x) + 1 for x in part)
+                    self._done = offset
+                if not lines:
+                    break
+        with self._lock:
+            if self._done == self._size and self._size:
+                os.ftruncate(self._fd, 0)
+                self._size = self._done = 0
+
+    def _replay_orphans(self) -> None:
+        for path in sorted(self.dir.glob("journal-*.jsonl")):
+            if path == self.path:
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live process owns it
+                with open(fd, "rb", closefd=False) as fh:
+                    lines = fh.read().split(b"\n")
+                lines = [x for x in lines if x.strip()]
+                for i in range(0, len(lines), self.batch_size):
+                    self.committed += _commit_lines(self.store, lines[i : i + self.batch_size])
+                path.unlink()
+                if lines:
+                    log.warning("cookiegate: replayed %d journal line(s) from %s", len(lines), path)
+            finally:
+                os.close(fd)
+
+
+def _commit_lines(store: Store, lines: list[bytes]) -> int:
+    records: list[PendingRecord] = []
+    links: list[Link] = []
+    for raw in lines:
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            log.error("cookiegate: skipping a torn journal line (%d bytes)", len(raw))
+            continue
+        if doc.get("k") == "r":
+            records.append(PendingRecord.from_json(doc))
+        elif doc.get("k") == "l":
+            links.append(_link(doc))
+    return store.append(records, links)
+
+
+def _link(doc: dict[str, Any]) -> Link:
+    return Link(str(doc["consent_id"]), str(doc["user_id"]), int(doc["at_ms"]))

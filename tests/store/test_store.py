@@ -1,0 +1,245 @@
+"""The store against SQLite and PostgreSQL: chain, idempotence, verification,
+mutation detection, erasure and purge keep the chain valid."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import delete, insert, select, update
+
+from cookiegate.records.model import PendingRecord, canonical, receipt, truncate_ip
+from cookiegate.records.store import STORE_VERSION, Store, records_t
+
+from .helpers import pending
+
+
+def test_append_chains_and_verifies(store: Store) -> None:
+    a, b = "consent-aaaaaaaa", "consent-bbbbbbbb"
+    assert store.append([pending(a), pending(b), pending(a, event="updated")]) == 3
+    assert store.append([pending(a, event="withdrawn")]) == 1
+    assert store.count() == 4
+    result = store.verify()
+    assert result.ok, result
+    assert result.count == 4
+    history = store.history(a)
+    assert [r["event"] for r in history] == ["given", "updated", "withdrawn"]
+    assert history[0]["prev_record_id"] is None
+    assert history[1]["prev_record_id"] == history[0]["record_id"]
+    assert history[2]["prev_record_id"] == history[1]["record_id"]
+
+
+def test_append_is_idempotent_by_record_id(store: Store) -> None:
+    rec = pending()
+    assert store.append([rec, rec]) == 1
+    assert store.append([rec]) == 0
+    assert store.count() == 1
+    assert store.verify().ok
+
+
+def test_migrate_twice_keeps_the_version(store: Store) -> None:
+    assert store.migrate() == STORE_VERSION
+    assert store.migrate() == STORE_VERSION
+    assert store.verify().ok
+
+
+def _rows(store: Store) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(records_t).order_by(records_t.c.seq)).all()
+        conn.commit()
+    return [dict(r._mapping) for r in rows]
+
+
+def _restore(store: Store, rows: list[dict[str, Any]]) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(delete(records_t))
+        conn.execute(insert(records_t), rows)
+
+
+def _edit(value: Any) -> Any:
+    if isinstance(value, int):
+        return value + 1
+    if value is None:
+        return "{}"
+    text = str(value)
+    if text.startswith("{"):  # JSON: change one value, keep it valid JSON
+        doc = json.loads(text)
+        key = sorted(doc)[0]
+        doc[key] = "edited" if doc[key] != "edited" else "edited2"
+        return canonical(doc)
+    return text[:-1] + ("0" if text[-1] != "0" else "1")
+
+
+def test_mutations_are_detected_and_named(store: Store) -> None:
+    """Exhaustive: edit every column of every record, delete every record, swap
+    every adjacent pair: verify fails and names the record."""
+    consents = ["consent-aaaaaaaa", "consent-bbbbbbbb"]
+    store.append([pending(consents[i % 2], ip="192.0.2.0/24") for i in range(5)])
+    original = _rows(store)
+    assert store.verify().ok
+    columns = [c.name for c in records_t.columns if c.name != "seq"]
+    checked = 0
+    for i, row in enumerate(original):
+        for col in columns:
+            mutated = [dict(r) for r in original]
+            mutated[i][col] = _edit(row[col])
+            _restore(store, mutated)
+            result = store.verify()
+            assert not result.ok, (i, col)
+            assert result.record_id in (row["record_id"], mutated[i]["record_id"]), (
+                i,
+                col,
+                result,
+            )
+            checked += 1
+        # delete record i: the next one is named (or, for the last, the one before)
+        _restore(store, [r for j, r in enumerate(original) if j != i])
+        result = store.verify()
+        assert not result.ok, ("delete", i)
+        expected = original[i + 1] if i + 1 < len(original) else original[i - 1]
+        assert result.record_id == expected["record_id"], ("delete", i, result)
+        checked += 1
+        if i + 1 < len(original):
+            swapped = [dict(r) for r in original]
+            swapped[i]["seq"], swapped[i + 1]["seq"] = original[i + 1]["seq"], original[i]["seq"]
+            _restore(store, swapped)
+            result = store.verify()
+            assert not result.ok, ("swap", i)
+            assert result.record_id == original[i + 1]["record_id"], ("swap", i, result)
+            checked += 1
+    _restore(store, original)
+    assert store.verify().ok
+    assert checked == len(original) * (len(columns) + 2) - 1
+
+
+def test_erase_keeps_the_chain_valid(store: Store) -> None:
+    a, b = "consent-aaaaaaaa", "consent-bbbbbbbb"
+    from cookiegate.records.store import Link
+
+    store.append(
+        [pending(a, ip="192.0.2.0/24"), pending(b, ip="198.51.100.0/24"), pending(a)],
+        [Link(a, "member-1", 1), Link(b, "member-2", 2)],
+    )
+    assert store.consents_of("member-1") == [a]
+    export = store.export_user("member-1")
+    assert [len(c["records"]) for c in export["consents"]] == [2]
+    assert export["consents"][0]["receipt"]["version"] == "KI-CR-v1.1.0"
+    counts = store.erase_user("member-1")
+    assert counts == {"records_personal_erased": 2, "account_links": 1, "consents": 1}
+    assert store.consents_of("member-1") == []
+    assert all(r["personal"] == "erased" for r in store.history(a))
+    assert store.history(b)[0]["personal"] == {"ip_prefix": "198.51.100.0/24"}
+    assert store.verify().ok
+
+
+def test_purge_from_the_start_keeps_the_chain_valid(store: Store) -> None:
+    old = [pending(at_ms=1_000 + i) for i in range(7)]
+    new = [pending(at_ms=10_000_000 + i) for i in range(3)]
+    store.append(old)
+    store.append(new)
+    seen: list[int] = []
+    assert store.purge(5_000_000, progress=seen.append, chunk=3) == 7
+    assert sum(seen) == 7
+    assert store.count() == 3
+    result = store.verify()
+    assert result.ok, result
+    assert result.count == 3
+    store.append([pending()])
+    assert store.verify().ok
+    assert store.purge(5_000_000) == 0
+
+
+def test_tail_deletion_is_detected(store: Store) -> None:
+    store.append([pending() for _ in range(3)])
+    rows = _rows(store)
+    with store.engine.begin() as conn:
+        conn.execute(delete(records_t).where(records_t.c.seq == rows[-1]["seq"]))
+    result = store.verify()
+    assert not result.ok
+    assert result.record_id == rows[-2]["record_id"]
+    assert "missing" in result.reason
+
+
+def test_edit_of_erased_digest_is_detected(store: Store) -> None:
+    store.append([pending("consent-aaaaaaaa", ip="192.0.2.0/24"), pending()])
+    store.erase_consents(["consent-aaaaaaaa"])
+    assert store.verify().ok
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(records_t)
+            .where(records_t.c.consent_id == "consent-aaaaaaaa")
+            .values(personal_digest="0" * 64)
+        )
+    assert not store.verify().ok
+
+
+_text = st.text(max_size=20)
+_records = st.builds(
+    PendingRecord,
+    record_id=st.uuids().map(str),
+    consent_id=st.text(min_size=1, max_size=64),
+    at_ms=st.integers(min_value=0, max_value=2**53),
+    event=st.sampled_from(["given", "refused", "withdrawn"]),
+    source=_text,
+    categories=st.dictionaries(_text, st.booleans(), max_size=5),
+    policy_version=st.none() | _text,
+    notice_hash=st.none() | _text,
+    locale=st.none() | _text,
+    expires_at=st.none() | st.integers(min_value=0, max_value=2**40),
+    ua_family=st.none() | _text,
+    personal=st.none() | st.dictionaries(_text, st.none() | _text, max_size=3),
+)
+
+
+@given(_records)
+def test_journal_round_trip(rec: PendingRecord) -> None:
+    line = canonical(rec.to_json())
+    back = PendingRecord.from_json(json.loads(line))
+    assert back == rec
+    assert back.body("x") == rec.body("x")
+    assert back.personal_json() == rec.personal_json()
+
+
+@given(st.ip_addresses())
+def test_truncated_ip_contains_the_address(addr: Any) -> None:
+    import ipaddress
+
+    net = truncate_ip(str(addr))
+    assert net is not None
+    network = ipaddress.ip_network(net)
+    assert network.prefixlen in (24, 48)
+    if network.version == addr.version:
+        assert addr in network
+
+
+def test_truncate_ip_rejects_garbage() -> None:
+    assert truncate_ip("not an ip") is None
+    assert truncate_ip("203.0.113.77") == "203.0.113.0/24"
+    assert truncate_ip("2001:db8:1234:5678::1") == "2001:db8:1234::/48"
+
+
+def test_receipt_shape() -> None:
+    rec = json.loads(pending("consent-aaaaaaaa").body(None))
+    doc = receipt(rec, controller={"name": "Shop"}, jurisdiction="EU")
+    for key in ("version", "jurisdiction", "consentTimestamp", "collectionMethod",
+                "consentReceiptID", "language", "piiPrincipalId", "piiControllers",
+                "policyUrl", "services", "sensitive", "spiCat"):  # fmt: skip
+        assert key in doc
+    assert doc["piiControllers"][0]["piiController"] == "Shop"
+    purposes = {p["purpose"]: p["granted"] for p in doc["services"][0]["purposes"]}
+    assert purposes == {"marketing": False, "performance": True}
+
+
+@pytest.mark.parametrize("url", ["", "mysql://x/y", "postgresql+psycopg://h/db?x"])
+def test_bad_urls_raise_config_errors(url: str) -> None:
+    from cookiegate.errors import ConfigError
+
+    if url.startswith("postgresql"):
+        with pytest.raises(ConfigError):
+            Store(url, schema="not an identifier")
+    else:
+        with pytest.raises(ConfigError):
+            Store(url)

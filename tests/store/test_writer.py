@@ -1,0 +1,365 @@
+"""The background writer and the Recorder: every event reaches the database,
+through overload, outages, crashes and concurrent processes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cookiegate import ConsentChange, ConsentState
+from cookiegate.errors import ConfigError
+from cookiegate.records import Recorder, Retention
+from cookiegate.records.model import canonical
+
+from .conftest import DB, PG_URL
+from .helpers import pending
+from .proxy import Proxy
+
+CATS = ("performance", "marketing")
+
+
+def change(consent_id: str, granted: tuple[str, ...] = ("performance",)) -> ConsentChange:
+    now = int(time.time())
+    current = ConsentState(
+        True,
+        granted=frozenset(granted),
+        policy_version="2026-11-01",
+        consent_id=consent_id,
+        decided_at=now,
+        expires_at=now + 3600,
+        method="banner",
+    )
+    return ConsentChange(ConsentState(False), current, "banner")
+
+
+def emit(rec: Recorder, n: int, prefix: str = "visitor") -> None:
+    for i in range(n):
+        rec.consent_changed(
+            change(f"{prefix}-{i:06d}"),
+            event="given",
+            locale="en",
+            notice_hash="cd" * 32,
+            categories=CATS,
+            user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            client="203.0.113.77",
+        )
+
+
+def recorder(db: DB, **kwargs: object) -> Recorder:
+    kwargs.setdefault("journal_dir", db.tmp / "journal")
+    kwargs.setdefault("flush_interval", 0.01)
+    return Recorder(db.url, schema=db.schema, **kwargs)  # type: ignore[arg-type]
+
+
+def test_events_are_recorded_with_minimal_personal_data(db: DB) -> None:
+    rec = recorder(db, ip="truncate")
+    try:
+        emit(rec, 20)
+        assert rec.flush(20)
+        assert rec.store.count() == 20
+        assert rec.verify().ok
+        first = rec.store.history("visitor-000000")[0]
+        assert first["ua_family"] == "Firefox"
+        assert first["personal"] == {"ip_prefix": "203.0.113.0/24"}
+        assert first["categories"] == {"performance": True, "marketing": False}
+        assert "203.0.113.77" not in json.dumps(first)
+    finally:
+        rec.close()
+
+
+def test_no_ip_unless_configured(db: DB) -> None:
+    rec = recorder(db)
+    try:
+        emit(rec, 1)
+        assert rec.flush(20)
+        assert rec.store.history("visitor-000000")[0]["personal"] is None
+    finally:
+        rec.close()
+
+
+def test_ip_hash_needs_a_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        Recorder(str(tmp_path / "x.db"), ip="hash")
+    assert err.value.field == "ip_key"
+    with pytest.raises(ConfigError):
+        Recorder(str(tmp_path / "x.db"), ip="full")
+    with pytest.raises(ConfigError):
+        Recorder(str(tmp_path / "x.db"), fsync="sometimes")
+    with pytest.raises(ConfigError):
+        Retention(records_days=0)
+
+
+def test_full_queue_overflows_into_the_journal(db: DB) -> None:
+    rec = recorder(db, queue_size=1, batch_size=7)
+    try:
+        emit(rec, 300)
+        assert rec.flush(30)
+        assert rec.writer.overflowed > 0
+        assert rec.writer.dropped == 0
+        assert rec.store.count() == 300
+        assert rec.verify().ok
+    finally:
+        rec.close()
+
+
+def test_journal_durability_mode(db: DB) -> None:
+    rec = recorder(db, durability="journal")
+    try:
+        emit(rec, 50)
+        assert rec.flush(20)
+        assert rec.store.count() == 50
+    finally:
+        rec.close()
+
+
+def test_journal_of_a_crashed_process_is_replayed_once(db: DB) -> None:
+    journal = db.tmp / "journal"
+    journal.mkdir()
+    records = [pending() for _ in range(10)]
+    lines = [canonical(r.to_json()) for r in records]
+    # a crash after "committed" and before "truncated": the first 4 are already stored
+    first = recorder(db)
+    first.store.migrate()
+    first.store.append(records[:4])
+    first.close()
+    (journal / "journal-99999-dead.jsonl").write_text("\n".join([*lines, '{"k":"r","torn']))
+    rec = recorder(db)
+    try:
+        emit(rec, 1)
+        assert rec.flush(20)
+        assert rec.store.count() == 11
+        assert rec.verify().ok
+        assert not (journal / "journal-99999-dead.jsonl").exists()
+    finally:
+        rec.close()
+
+
+def test_close_with_the_database_down_keeps_the_journal(sqlite_db: DB) -> None:
+    db = sqlite_db
+    rec = recorder(db, busy_timeout_ms=50)
+    rec.store.migrate()
+    path = db.url.removeprefix("sqlite:///")
+    locker = sqlite3.connect(path, timeout=0.1)
+    locker.execute("BEGIN EXCLUSIVE")
+    emit(rec, 25)
+    assert not rec.close(timeout=0.5)
+    locker.rollback()
+    locker.close()
+    again = recorder(db)
+    try:
+        emit(again, 5, prefix="later")
+        assert again.flush(20)
+        assert again.store.count() == 30
+        assert again.verify().ok
+    finally:
+        again.close()
+
+
+def _write_while(rec: Recorder, n: int, during: threading.Event) -> int:
+    """Emit ``n`` events, the middle third of them while ``during`` is set."""
+    sent = 0
+    for i in range(n):
+        if i == n // 3:
+            during.set()
+        if i == 2 * n // 3:
+            during.clear()
+        emit_one(rec, f"fault-{i:06d}")
+        sent += 1
+        time.sleep(0.002)
+    return sent
+
+
+def emit_one(rec: Recorder, cid: str) -> None:
+    rec.consent_changed(change(cid), event="given", locale="en", notice_hash=None, categories=CATS)
+
+
+def test_fault_sqlite_locked(sqlite_db: DB) -> None:
+    """While events are written, another connection holds an exclusive lock on
+    the SQLite file, then lets go: every event is stored once, the chain holds."""
+    db = sqlite_db
+    rec = recorder(db, busy_timeout_ms=50)
+    path = db.url.removeprefix("sqlite:///")
+    try:
+        emit_one(rec, "warm-up-000")
+        assert rec.flush(20)
+        locked = threading.Event()
+        state = {"outage_seen": False}
+
+        def locker() -> None:
+            while not locked.is_set():
+                time.sleep(0.001)
+            conn = sqlite3.connect(path, timeout=1)
+            conn.execute("BEGIN EXCLUSIVE")
+            while locked.is_set():
+                state["outage_seen"] |= rec.writer.outage
+                time.sleep(0.01)
+            time.sleep(0.3)
+            state["outage_seen"] |= rec.writer.outage
+            conn.rollback()
+            conn.close()
+
+        t = threading.Thread(target=locker)
+        t.start()
+        sent = _write_while(rec, 300, locked)
+        t.join()
+        assert rec.flush(30)
+        assert state["outage_seen"]
+        assert rec.store.count() == sent + 1
+        result = rec.verify()
+        assert result.ok, result
+    finally:
+        rec.close()
+
+
+@pytest.mark.postgres
+def test_fault_postgres_outage(pg_db: DB) -> None:
+    """The writer reaches PostgreSQL through a proxy that is cut (open
+    connections broken, new ones refused) and restored mid-stream."""
+    db = pg_db
+    proxy = Proxy(("127.0.0.1", 5432))
+    proxy.start()
+    url = PG_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    rec = Recorder(url, schema=db.schema, journal_dir=db.tmp / "journal", flush_interval=0.01)
+    try:
+        emit_one(rec, "warm-up-000")
+        assert rec.flush(20)
+        down = threading.Event()
+        seen = {"outage": False}
+
+        def operator() -> None:
+            while not down.is_set():
+                time.sleep(0.001)
+            proxy.cut()
+            while down.is_set():
+                seen["outage"] |= rec.writer.outage
+                time.sleep(0.01)
+            time.sleep(0.3)
+            seen["outage"] |= rec.writer.outage
+            proxy.start()
+
+        t = threading.Thread(target=operator)
+        t.start()
+        sent = _write_while(rec, 300, down)
+        t.join()
+        assert rec.flush(60)
+        assert seen["outage"]
+        assert rec.store.count() == sent + 1
+        result = rec.verify()
+        assert result.ok, result
+    finally:
+        rec.close()
+        proxy.cut()
+
+
+WRITER_SCRIPT = r"""
+import sys, time
+from cookiegate.records import Recorder
+from cookiegate import ConsentChange, ConsentState
+url, schema, journal, tag = sys.argv[1], sys.argv[2] or None, sys.argv[3], sys.argv[4]
+n = int(sys.argv[5])
+rec = Recorder(url, schema=schema, journal_dir=journal, batch_size=5, flush_interval=0.001)
+for i in range(n):
+    s = ConsentState(True, granted=frozenset(), policy_version="v", consent_id=f"{tag}-{i % 7}",
+                     method="banner")
+    rec.consent_changed(ConsentChange(ConsentState(False), s, "banner"), event="refused",
+                        locale="en", notice_hash=None, categories=("performance",))
+    if i % 10 == 0:
+        time.sleep(0.001)
+ok = rec.close(60)
+sys.exit(0 if ok else 3)
+"""
+
+
+def test_two_processes_keep_one_valid_chain(db: DB) -> None:
+    store = db.store()
+    n = 400
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WRITER_SCRIPT,
+                db.url,
+                db.schema or "",
+                str(db.tmp / f"journal-{tag}"),
+                tag,
+                str(n),
+            ],
+            env=env,
+        )
+        for tag in ("proc-a", "proc-b")
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    try:
+        assert store.count() == 2 * n
+        result = store.verify()
+        assert result.ok, result
+        # the two processes' records interleave in the one chain
+        tags = [str(r["consent_id"]).split("-")[1] for r in store.iter_rows()]
+        switches = sum(1 for a, b in itertools.pairwise(tags) if a != b)
+        assert switches >= 1
+        history = store.history("proc-a-3")
+        assert all(h["prev_record_id"] == p["record_id"] for p, h in itertools.pairwise(history))
+    finally:
+        store.close()
+
+
+def test_purge_by_retention(db: DB) -> None:
+    rec = recorder(db, retention=Retention(records_days=30))
+    try:
+        rec.store.migrate()
+        rec.store.append([pending(at_ms=1_000), pending(at_ms=2_000)])
+        emit(rec, 3)
+        assert rec.flush(20)
+        assert rec.purge() == {"records": 2, "telemetry": 0}
+        assert rec.store.count() == 3
+        assert rec.verify().ok
+    finally:
+        rec.close()
+
+
+def test_link_account_and_erase_user(db: DB) -> None:
+    class Telemetry:
+        def __init__(self) -> None:
+            self.held = {"visitor-000000": 4, "visitor-000001": 2}
+
+        def count_for(self, consent_id: str) -> int:
+            return self.held.get(consent_id, 0)
+
+        def erase(self, consent_id: str) -> int:
+            return self.held.pop(consent_id, 0)
+
+        def purge(self, before: float) -> int:
+            return 0
+
+    rec = recorder(db, ip="hash", ip_key="k" * 32, telemetry=Telemetry())
+    try:
+        emit(rec, 3)
+        rec.link_account("visitor-000000", "member-7")
+        rec.link_account("visitor-000001", "member-7")
+        assert rec.flush(20)
+        data = rec.my_data("visitor-000000")
+        assert data["account_linked"] is True
+        assert data["telemetry"] == 4
+        assert len(data["records"][0]["personal"]["ip_hmac"]) == 64
+        assert data["receipt"]["piiPrincipalId"] == "visitor-000000"
+        counts = rec.erase_user("member-7")
+        assert counts["consents"] == 2
+        assert counts["telemetry"] == 6
+        assert counts["records_personal_erased"] == 2
+        assert rec.my_data("visitor-000000")["records"][0]["personal"] == "erased"
+        assert rec.verify().ok
+        with pytest.raises(LookupError):
+            rec.link_account(object(), "member-8")
+    finally:
+        rec.close()
