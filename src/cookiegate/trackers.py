@@ -221,7 +221,17 @@ class TrackerMatcher:
         ``Policy.catalog_categories``. Default :data:`DEFAULT_CATEGORY_MAP`.
     """
 
-    __slots__ = ("_beacons", "_hosts", "_paths", "_sig", "_sig_ids", "category_map", "trackers")
+    __slots__ = (
+        "_beacons",
+        "_cache",
+        "_hosts",
+        "_literals",
+        "_paths",
+        "_sig",
+        "_sig_ids",
+        "category_map",
+        "trackers",
+    )
 
     def __init__(
         self,
@@ -236,10 +246,16 @@ class TrackerMatcher:
         cmap.update(category_map or {})
         self.category_map: Mapping[str, str] = cmap
         self._hosts: dict[str, Tracker] = {}
+        self._cache: dict[str, Tracker | None] = {}
         self._beacons: dict[str, list[tuple[str, Tracker]]] = {}
         self._paths: list[tuple[str, Tracker]] = []
         alternatives: list[bytes] = []
         self._sig_ids: dict[str, Tracker] = {}
+        # literal signatures are tested with ``in`` (far faster than one big
+        # alternation in ``re``, which has no literal prefix to skip by)
+        self._literals: tuple[tuple[bytes, Tracker], ...] = tuple(
+            (sig.encode(), t) for t in self.trackers for sig in t.signatures
+        )
         for n, t in enumerate(self.trackers):
             for host in t.hosts:
                 self._hosts.setdefault(host, t)
@@ -248,8 +264,7 @@ class TrackerMatcher:
                 self._beacons.setdefault(host, []).append(("/" + path, t))
             for path in t.paths:
                 self._paths.append((path, t))
-            parts = [re.escape(s.encode()) for s in t.signatures]
-            parts += [b"(?:" + p.encode() + b")" for p in t.patterns]
+            parts = [b"(?:" + p.encode() + b")" for p in t.patterns]
             if parts:
                 group = f"t{n}"
                 self._sig_ids[group] = t
@@ -276,6 +291,18 @@ class TrackerMatcher:
 
     def match_url(self, url: str) -> Tracker | None:
         """The tracker a request to ``url`` (entity-decoded) would reach, if any."""
+        cache = self._cache
+        try:
+            return cache[url]
+        except KeyError:
+            pass
+        found = self._match_url(url)
+        if len(cache) >= 4096:  # bounded: pages repeat their URLs, bots do not
+            cache.clear()
+        cache[url] = found
+        return found
+
+    def _match_url(self, url: str) -> Tracker | None:
         host, path = url_host_path(url)
         if host is None and not path:
             return None
@@ -302,6 +329,9 @@ class TrackerMatcher:
 
     def match_script(self, text: bytes) -> Tracker | None:
         """The tracker whose inline-loader signature occurs in ``text``."""
+        for sig, tracker in self._literals:
+            if sig in text:
+                return tracker
         if self._sig is None:
             return None
         m = self._sig.search(text)
