@@ -119,7 +119,7 @@ _ATTRS = rb"(?:[" + _WS + rb"/]++|" + _ATTR + rb")*+"
 _TAG_REST = re.compile(_ATTRS + rb">")
 #: whether the markup at a ``<`` is complete (else more bytes are needed)
 _COMPLETE = re.compile(
-    rb"<(?:/?[a-zA-Z]" + _NAME + _ATTRS + rb">|[!?][^>]*+>|/>|/[^a-zA-Z>][^>]*+>|[^a-zA-Z/!?])"
+    rb"<(?:/?[a-zA-Z]" + _NAME + _ATTRS + rb">|[!?][^>]*+>|/>|/[^a-zA-Z>][^>]*+>|(?=[^a-zA-Z/!?]))"
 )
 _TAG_NAME = re.compile(rb"<([a-z][^" + _WS + rb"/>]*+)")
 _ATTR_ITER = re.compile(
@@ -365,9 +365,12 @@ class HtmlRewriter:
                 t = fold.find(b"//", scan, s)
                 if t != -1:
                     # a URL with a host: is it in an <img>/<a>/<area> tag?
-                    q = buf.rfind(b"<", emit, t)
                     scan = t + 2
-                    if q == -1:
+                    q = _enclosing(buf, emit, t)
+                    if q < 0:
+                        if q == -2 and not final:
+                            hold = buf.rfind(b"<", emit, t)
+                            break
                         continue
                     name_m = _TAG_NAME.match(fold, q)
                     if name_m is None or name_m.group(1) not in (b"img", b"a", b"area"):
@@ -392,25 +395,40 @@ class HtmlRewriter:
                     scan = end
                     continue
                 if struct is None:
-                    # nothing left: keep a trailing incomplete tag for the next chunk
                     if not final:
+                        # keep a trailing incomplete tag (and any incomplete tag it
+                        # may be inside) for the next chunk
                         q = buf.rfind(b"<", emit)
-                        if q != -1 and _COMPLETE.match(buf, q) is None and n - q <= self.max_tag:
-                            hold = q
+                        start = -1
+                        while q != -1 and _COMPLETE.match(buf, q) is None:
+                            start = q
+                            q = buf.rfind(b"<", emit, q)
+                        if start != -1:
+                            if n - start <= self.max_tag:
+                                hold = start
+                            else:
+                                self._warn("tag longer than max_tag passed through unexamined")
+                    elif fold.endswith(b"</body") and n - 6 >= scan and self.fragment is not None:
+                        # "</body" at the very end counts, as for HtmlInjector
+                        sink.append(buf[emit : n - 6])
+                        emit = n - 6
+                        if self._after is not None:
+                            out.extend(self._after)
+                        self._after = []
+                        sink = self._after
                     break
                 p = s
                 tok_end = struct.end()
                 # is this token inside the attributes of an earlier tag?
-                q = buf.rfind(b"<", emit, p)
-                if q != -1:
-                    cm = _COMPLETE.match(buf, q)
-                    if cm is None:
-                        if not final and n - q <= self.max_tag:
-                            hold = q
-                            break
-                    elif cm.end() > p:
-                        scan = p + 1
-                        continue
+                q = _enclosing(buf, emit, p)
+                if q == -2 and not final:
+                    q = buf.rfind(b"<", emit, p)
+                    if n - q <= self.max_tag:
+                        hold = q
+                        break
+                elif q >= 0:
+                    scan = p + 1
+                    continue
                 kind = fold[p + 1 : tok_end - 1] if fold[p + 1] != 33 else b"!--"
                 if kind == b"!--":
                     if p + 6 > n and not final:
@@ -472,6 +490,8 @@ class HtmlRewriter:
                     e = -1
                     if inline:
                         e, _esc = _script_end(fold, end, n, final, 0)
+                        if e == -1 and final:
+                            e = n
                         if e == -1:
                             if n - end < self.max_script:
                                 hold = p
@@ -665,6 +685,23 @@ class HtmlRewriter:
         return self.placeholder(decided[0], decided[1]) + tag
 
 
+def _enclosing(buf: bytes, emit: int, t: int) -> int:
+    """Start of the tag that contains position ``t``, looking back over at most
+    three ``<`` (so ``<img alt="<b>" src=...>`` is found); -1 if none does, -2
+    if one of them is incomplete (more bytes needed)."""
+    q = t
+    for _ in range(3):
+        q = buf.rfind(b"<", emit, q)
+        if q == -1:
+            return -1
+        m = _COMPLETE.match(buf, q)
+        if m is None:
+            return -2
+        if m.end() > t:
+            return q
+    return -1
+
+
 def _blocked_attrs(category: str, tracker: Tracker | None) -> bytes:
     cat = html.escape(category).encode("ascii", "xmlcharrefreplace")
     if tracker is None:
@@ -748,7 +785,7 @@ class EncodedHtmlRewriter:
     at a time, so a compression bomb cannot grow memory.
     """
 
-    __slots__ = ("_brotli", "_dec", "_enc", "_failed", "coding", "passthrough", "rewriter")
+    __slots__ = ("_brotli", "_dec", "_enc", "_failed", "_max", "coding", "passthrough", "rewriter")
 
     def __init__(
         self, rewriter: HtmlRewriter, content_encoding: str | None, *, max_inflate: int = 256 * 1024
