@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the page is HTML data, kept as a browser would receive it
 """Realistic HTML pages for the rewriter benchmark (``rewrite_bench.py``).
 
 :func:`shop_page` is a ~30 KB product-listing page with the tracking snippets a

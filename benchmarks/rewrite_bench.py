@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pages  # noqa: E402
+import pages
 
-from cookiegate.inject import HtmlInjector  # noqa: E402
-from cookiegate.rewrite import HtmlRewriter  # noqa: E402
+from cookiegate.inject import HtmlInjector
+from cookiegate.rewrite import HtmlRewriter
 
 BANNER = b'<div id="cookiegate" data-cg-state="null">banner</div>'
 REFUSED = frozenset({"performance", "marketing", "functional"})

@@ -111,8 +111,19 @@ _E = rb"[" + _WS + rb"/>]"  # what ends a tag name
 _NAME = rb"[^" + _WS + rb"/>]*+"
 _VALUE = rb"(?:\"[^\"]*+\"|'[^']*+'|[^" + _WS + rb">\"'][^" + _WS + rb">]*+|(?=>))"
 _ATTR = (
-    rb"(?:=|[^" + _WS + rb"/>=])[^" + _WS + rb"/>=]*+(?:" + _W + rb"*+=" + _W + rb"*+"
-    + _VALUE + rb"|(?!" + _W + rb"*+=))"
+    rb"(?:=|[^"
+    + _WS
+    + rb"/>=])[^"
+    + _WS
+    + rb"/>=]*+(?:"
+    + _W
+    + rb"*+="
+    + _W
+    + rb"*+"
+    + _VALUE
+    + rb"|(?!"
+    + _W
+    + rb"*+=))"
 )
 _ATTRS = rb"(?:[" + _WS + rb"/]++|" + _ATTR + rb")*+"
 #: the rest of a start/end tag after its name, up to and including ``>``
@@ -123,15 +134,41 @@ _COMPLETE = re.compile(
 )
 _TAG_NAME = re.compile(rb"<([a-z][^" + _WS + rb"/>]*+)")
 _ATTR_ITER = re.compile(
-    rb"(?P<n>(?:=|[^" + _WS + rb"/>=])[^" + _WS + rb"/>=]*+)(?:" + _W + rb"*+=" + _W
-    + rb"*+(?P<v>\"[^\"]*+\"|'[^']*+'|[^" + _WS + rb">\"'][^" + _WS + rb">]*+|(?=>|\Z))|(?!"
-    + _W + rb"*+=))"
+    rb"(?P<n>(?:=|[^"
+    + _WS
+    + rb"/>=])[^"
+    + _WS
+    + rb"/>=]*+)(?:"
+    + _W
+    + rb"*+="
+    + _W
+    + rb"*+(?P<v>\"[^\"]*+\"|'[^']*+'|[^"
+    + _WS
+    + rb">\"'][^"
+    + _WS
+    + rb">]*+|(?=>|\Z))|(?!"
+    + _W
+    + rb"*+=))"
 )
 #: structural tokens, searched in the lower-cased (and slash-folded) copy
 _STRUCT = re.compile(
-    rb"<(?:s(?:cript|tyle)" + _E + rb"|t(?:extarea|itle)" + _E + rb"|xmp" + _E
-    + rb"|iframe" + _E + rb"|no(?:script|embed|frames)" + _E + rb"|plaintext" + _E
-    + rb"|link" + _E + rb"|/(?:body|noscript)" + _E + rb"|!--)"
+    rb"<(?:s(?:cript|tyle)"
+    + _E
+    + rb"|t(?:extarea|itle)"
+    + _E
+    + rb"|xmp"
+    + _E
+    + rb"|iframe"
+    + _E
+    + rb"|no(?:script|embed|frames)"
+    + _E
+    + rb"|plaintext"
+    + _E
+    + rb"|link"
+    + _E
+    + rb"|/(?:body|noscript)"
+    + _E
+    + rb"|!--)"
 )
 _COMMENT_END = re.compile(rb"--!?>")
 _SCRIPT_TOKEN = re.compile(rb"<!--|-->|<(/?)script" + _E)
@@ -140,9 +177,7 @@ _RAW_END = {
     for name in (b"style", b"textarea", b"title", b"xmp", b"iframe", b"noembed", b"noframes")
 }
 #: lower-case A-Z; read ``\``, ``&`` and ``;`` as ``/`` (for the ``//`` trigger)
-_FOLD = bytes(
-    (c + 32 if 65 <= c <= 90 else 47 if c in (92, 38, 59) else c) for c in range(256)
-)
+_FOLD = bytes((c + 32 if 65 <= c <= 90 else 47 if c in (92, 38, 59) else c) for c in range(256))
 _JS_TYPES = frozenset(
     {
         "",
@@ -172,7 +207,9 @@ _NON_ASCII_CHARSETS = ("utf-16", "utf-32", "utf-7", "iso-2022", "ucs-2", "ucs-4"
 
 _DATA, _COMMENT, _RAW, _SCRIPT, _PLAINTEXT, _PASS = range(6)
 
-DEFAULT_PLACEHOLDER_TEXT = "This content from {vendor} is blocked until you allow {category} cookies."
+DEFAULT_PLACEHOLDER_TEXT = (
+    "This content from {vendor} is blocked until you allow {category} cookies."
+)
 DEFAULT_PLACEHOLDER_BUTTON = "Load after consent"
 
 
@@ -345,7 +382,7 @@ class HtmlRewriter:
         self.warnings.append(message)
         log.warning("cookiegate rewriter: %s", message)
 
-    def _run(self, buf: bytes, *, final: bool) -> bytes:  # noqa: C901 - one state machine
+    def _run(self, buf: bytes, *, final: bool) -> bytes:
         out: list[bytes] = []
         sink = out if self._after is None else self._after
         n = len(buf)
@@ -628,7 +665,9 @@ class HtmlRewriter:
         cat = self.trackers.category(found)
         return (cat, found) if cat in self.blocked else None
 
-    def _inspect_small(self, buf: bytes, p: int, name_end: int, end: int, name: bytes) -> bytes | None:
+    def _inspect_small(
+        self, buf: bytes, p: int, name_end: int, end: int, name: bytes
+    ) -> bytes | None:
         attrs = _Attrs(buf, name_end, end - 1)
         first = attrs.first
         if name == b"img":
@@ -650,7 +689,9 @@ class HtmlRewriter:
                 return _edit(buf, p, name_end, end, attrs, _blocked_attrs(*decided), ("ping",))
         return None
 
-    def _neutral_link(self, buf: bytes, p: int, name_end: int, end: int, attrs: _Attrs) -> bytes | None:
+    def _neutral_link(
+        self, buf: bytes, p: int, name_end: int, end: int, attrs: _Attrs
+    ) -> bytes | None:
         rels = set((attrs.first.get("rel") or "").lower().split())
         if not rels & _HINT_RELS:
             return None
@@ -829,11 +870,21 @@ class EncodedHtmlRewriter:
             return bytes(chunk)
         if self._dec is None:
             return self.rewriter.feed(chunk)
+        out: list[bytes] = []
         try:
-            plain = self._inflate(chunk)
+            if self._brotli is not None:
+                out.append(self._compress(self.rewriter.feed(bytes(self._dec.process(chunk)))))
+            else:
+                # inflate at most max_inflate bytes at a time and pass each piece
+                # on at once: a compression bomb never sits in memory
+                data = bytes(chunk)
+                while data:
+                    piece = self._dec.decompress(data, self._max)
+                    data = self._dec.unconsumed_tail
+                    out.append(self._compress(self.rewriter.feed(piece)))
         except (zlib.error, OSError, ValueError) as exc:
-            return self._fail(exc, chunk)
-        return self._deflate(self.rewriter.feed(plain), final=False)
+            out = [self._fail(exc, chunk)]  # the input is corrupt: forward it as is
+        return b"".join(out)
 
     def close(self) -> bytes:
         """End of body: the rest, encoded and finished."""
@@ -841,29 +892,16 @@ class EncodedHtmlRewriter:
             return b""
         if self._dec is None:
             return self.rewriter.close()
-        return self._deflate(self.rewriter.close(), final=True)
+        return self._compress(self.rewriter.close(), final=True)
 
-    def _inflate(self, chunk: bytes) -> bytes:
-        if self._brotli is not None:
-            return bytes(self._dec.process(chunk))
-        parts = []
-        data = chunk
-        while data:
-            parts.append(self._dec.decompress(data, self._max))
-            data = self._dec.unconsumed_tail
-            if parts[-1]:
-                # hand the rewriter bounded pieces
-                pass
-        return b"".join(parts)
-
-    def _deflate(self, data: bytes, *, final: bool) -> bytes:
+    def _compress(self, data: bytes, *, final: bool = False) -> bytes:
         if self._brotli is not None:
             out = bytes(self._enc.process(data)) if data else b""
-            out += bytes(self._enc.finish() if final else self._enc.flush())
-            return out
-        out = self._enc.compress(data)
-        out += self._enc.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
-        return out
+            return out + bytes(self._enc.finish() if final else self._enc.flush())
+        if not data and not final:
+            return b""
+        packed: bytes = self._enc.compress(data)
+        return packed + bytes(self._enc.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH))
 
     def _fail(self, exc: Exception, chunk: bytes) -> bytes:
         self._failed = True

@@ -52,7 +52,7 @@ _KEYS = {
 }
 _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*:")
-_STRIP = " \t\n\r\f\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f"
+_STRIP = "".join(map(chr, range(33)))  # C0 controls and space, stripped by URL parsers
 _DROP = str.maketrans({"\t": None, "\n": None, "\r": None, "\\": "/"})
 
 

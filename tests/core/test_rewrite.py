@@ -219,7 +219,12 @@ def test_entity_encoded_and_protocol_relative_urls() -> None:
         b"HTTPS://WWW.FACEBOOK.COM/TR",
     ):
         out = run([b'<img src="' + src + b'">'], fragment=None)
-        assert out == b'<img data-cg-blocked="performance" data-cg-tracker="meta-pixel" data-cg-src="' + src + b'">', src
+        assert (
+            out
+            == b'<img data-cg-blocked="performance" data-cg-tracker="meta-pixel" data-cg-src="'
+            + src
+            + b'">'
+        ), src
     for src in (
         b"https://www.facebook.com.evil.example/tr",
         b"https://notfacebook.com/tr",
@@ -251,12 +256,14 @@ def test_comment_forms() -> None:
 
 
 def test_bom_and_charsets() -> None:
-    doc = b"\xef\xbb\xbf<html><body>caf\xc3\xa9<script src=//static.hotjar.com/h.js></script></body>"
+    doc = (
+        b"\xef\xbb\xbf<html><body>caf\xc3\xa9<script src=//static.hotjar.com/h.js></script></body>"
+    )
     out = run([doc])
     assert out.startswith(b"\xef\xbb\xbf<html><body>caf\xc3\xa9<script type=")
     latin1 = "<p>café</p><img src=//www.facebook.com/tr></body>".encode("latin-1")
     assert b"caf\xe9</p><img data-cg-blocked" in run([latin1])
-    sjis = "<p>表示</p><img alt=\"表\" src=//www.facebook.com/tr>".encode("shift_jis")
+    sjis = '<p>表示</p><img alt="表" src=//www.facebook.com/tr>'.encode("shift_jis")
     assert "表示".encode("shift_jis") in run([sjis]) and b"data-cg-src" in run([sjis])
     utf16 = "<html><body><img src=//www.facebook.com/tr></body>".encode("utf-16")
     r = HtmlRewriter(PERF, FRAG)
@@ -328,12 +335,12 @@ PIECES = [
     b"<style>p > a { color: red } </body></style>",
     b"<textarea><script></textarea>",
     b"<title>x</title>",
-    b"<img src=\"/static/a.png\" alt=\"a\">",
-    b"<img src=\"//cdn.example/a.png\">",
-    b"<a href=\"https://example.org/\">l</a>",
+    b'<img src="/static/a.png" alt="a">',
+    b'<img src="//cdn.example/a.png">',
+    b'<a href="https://example.org/">l</a>',
     b"<noscript>",
     b"</noscript>",
-    b"<iframe src=\"/embed\"></iframe>",
+    b'<iframe src="/embed"></iframe>',
     b"<link rel=preconnect href=https://fonts.gstatic.com>",
     b'<input value="<script>">',
     b"</body>",
@@ -342,7 +349,7 @@ PIECES = [
     b"caf\xc3\xa9",
     b"<",
     b"/",
-    b"\"",
+    b'"',
     b"'",
     b"=",
     b">",
@@ -360,6 +367,7 @@ TRACKERS = [
     b"<img src=https:&#x2F;&#x2F;px.ads.linkedin.com/collect>",
     b'<script data-category="performance">x()</script>',
 ]
+
 
 def _not_utf16(doc: bytes) -> bool:
     return not doc.startswith((b"\xff\xfe", b"\xfe\xff"))  # those pass through (tested above)
@@ -408,8 +416,15 @@ def test_nothing_to_block_matches_the_injector(doc: bytes, points: list[int]) ->
     if out.replace(FRAG, b"", 1) != doc:
         pytest.fail("a document with nothing to block was changed")
     # where every </body> is real markup, the banner lands where HtmlInjector puts it
-    plain = re.sub(rb"<(script|style|textarea|title)\b.*?</\1>|<!--.*?-->|\"[^\"]*\"|'[^']*'", b"", doc, flags=re.S | re.I)
-    if plain.lower().count(b"</body") == doc.lower().count(b"</body") and b"<" not in doc.replace(b"</body>", b"").replace(b"</BODY>", b""):
+    plain = re.sub(
+        rb"<(script|style|textarea|title)\b.*?</\1>|<!--.*?-->|\"[^\"]*\"|'[^']*'",
+        b"",
+        doc,
+        flags=re.S | re.I,
+    )
+    if plain.lower().count(b"</body") == doc.lower().count(b"</body") and b"<" not in doc.replace(
+        b"</body>", b""
+    ).replace(b"</BODY>", b""):
         assert out == inject(doc)
 
 

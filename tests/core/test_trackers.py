@@ -150,7 +150,7 @@ def test_host_matches() -> None:
         (b"pintrk('load', '1');", "pinterest-tag"),
         (b"var _hsq = window._hsq = window._hsq || [];", "hubspot"),
         (
-            b'(function(c,l,a,r,i,t,y){c[a]=c[a]||function(){(c[a].q=c[a].q||[]).push(arguments)};'
+            b"(function(c,l,a,r,i,t,y){c[a]=c[a]||function(){(c[a].q=c[a].q||[]).push(arguments)};"
             b"})(window, document, 'clarity', 'script', 'x');",
             "microsoft-clarity",
         ),
