@@ -205,6 +205,8 @@ _HINT_RELS = frozenset(
 )
 _NON_ASCII_CHARSETS = ("utf-16", "utf-32", "utf-7", "iso-2022", "ucs-2", "ucs-4", "utf16", "utf32")
 
+#: how many ``<`` back a token is checked for being inside an earlier tag
+_LOOK_BACK = 3
 _DATA, _COMMENT, _RAW, _SCRIPT, _PLAINTEXT, _PASS = range(6)
 
 DEFAULT_PLACEHOLDER_TEXT = (
@@ -403,11 +405,13 @@ class HtmlRewriter:
                 if t != -1:
                     # a URL with a host: is it in an <img>/<a>/<area> tag?
                     scan = t + 2
-                    q = _enclosing(buf, emit, t)
-                    if q < 0:
-                        if q == -2 and not final:
-                            hold = buf.rfind(b"<", emit, t)
+                    q, incomplete = _enclosing(buf, emit, t)
+                    if incomplete != -1:
+                        if not final and n - incomplete <= self.max_tag:
+                            hold = incomplete
                             break
+                        continue
+                    if q == -1:
                         continue
                     name_m = _TAG_NAME.match(fold, q)
                     if name_m is None or name_m.group(1) not in (b"img", b"a", b"area"):
@@ -435,11 +439,7 @@ class HtmlRewriter:
                     if not final:
                         # keep a trailing incomplete tag (and any incomplete tag it
                         # may be inside) for the next chunk
-                        q = buf.rfind(b"<", emit)
-                        start = -1
-                        while q != -1 and _COMPLETE.match(buf, q) is None:
-                            start = q
-                            q = buf.rfind(b"<", emit, q)
+                        start = _enclosing(buf, emit, n)[1]
                         if start != -1:
                             if n - start <= self.max_tag:
                                 hold = start
@@ -457,13 +457,14 @@ class HtmlRewriter:
                 p = s
                 tok_end = struct.end()
                 # is this token inside the attributes of an earlier tag?
-                q = _enclosing(buf, emit, p)
-                if q == -2 and not final:
-                    q = buf.rfind(b"<", emit, p)
-                    if n - q <= self.max_tag:
-                        hold = q
+                q, incomplete = _enclosing(buf, emit, p)
+                if incomplete != -1:
+                    if not final and n - incomplete <= self.max_tag:
+                        hold = incomplete
                         break
-                elif q >= 0:
+                    scan = p + 1  # inside an unfinished tag
+                    continue
+                if q != -1:
                     scan = p + 1
                     continue
                 kind = fold[p + 1 : tok_end - 1] if fold[p + 1] != 33 else b"!--"
@@ -726,21 +727,26 @@ class HtmlRewriter:
         return self.placeholder(decided[0], decided[1]) + tag
 
 
-def _enclosing(buf: bytes, emit: int, t: int) -> int:
-    """Start of the tag that contains position ``t``, looking back over at most
-    three ``<`` (so ``<img alt="<b>" src=...>`` is found); -1 if none does, -2
-    if one of them is incomplete (more bytes needed)."""
+def _enclosing(buf: bytes, emit: int, t: int) -> tuple[int, int]:
+    """Which tag contains position ``t``: ``(start, incomplete)``.
+
+    Looks back over the three nearest ``<`` (so ``<img alt="<b>" src=...>`` is
+    found). ``start`` is the nearest one whose markup extends past ``t`` (-1:
+    none, ``t`` is in text); ``incomplete`` the earliest one whose markup is not
+    finished in ``buf`` (-1: none), from which the caller must hold bytes back.
+    """
     q = t
-    for _ in range(3):
+    found = incomplete = -1
+    for _ in range(_LOOK_BACK):
         q = buf.rfind(b"<", emit, q)
         if q == -1:
-            return -1
+            break
         m = _COMPLETE.match(buf, q)
         if m is None:
-            return -2
-        if m.end() > t:
-            return q
-    return -1
+            incomplete = q
+        elif found == -1 and m.end() > t:
+            found = q
+    return found, incomplete
 
 
 def _blocked_attrs(category: str, tracker: Tracker | None) -> bytes:
