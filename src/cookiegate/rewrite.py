@@ -205,6 +205,9 @@ _HINT_RELS = frozenset(
 )
 _NON_ASCII_CHARSETS = ("utf-16", "utf-32", "utf-7", "iso-2022", "ucs-2", "ucs-4", "utf16", "utf32")
 
+_MISSING: Any = object()
+#: most memoised decisions per configuration (then the memo starts again)
+_MEMO_MAX = 4096
 #: how many ``<`` back a token is checked for being inside an earlier tag
 _LOOK_BACK = 3
 _DATA, _COMMENT, _RAW, _SCRIPT, _PLAINTEXT, _PASS = range(6)
@@ -273,6 +276,7 @@ class HtmlRewriter:
         "_buf",
         "_closed",
         "_esc",
+        "_memo",
         "_noscript",
         "_raw_end",
         "_sniffed",
@@ -322,6 +326,19 @@ class HtmlRewriter:
             ).encode("ascii", "xmlcharrefreplace")
 
         self.placeholder: Callable[[str, Tracker | None], bytes] = placeholder
+        # decisions depend only on the tag text and this configuration: memoise
+        # them across bodies (pages repeat their tags)
+        key = (
+            self.blocked,
+            self.marker_attrs,
+            text_tpl,
+            button,
+            tuple(sorted(labels.items())),
+        )
+        memo = self.trackers.memo.get(key)
+        if memo is None:
+            memo = self.trackers.memo[key] = {}
+        self._memo: dict[Any, Any] = memo
         self.max_tag = max_tag
         self.max_script = max_script
         self.max_hold = max_hold
@@ -428,7 +445,12 @@ class HtmlRewriter:
                     end = end_m.end()
                     if end <= t:
                         continue  # the "//" was in text after the tag
-                    new = self._inspect_small(buf, q, name_m.end(), end, name_m.group(1))
+                    tag = buf[q:end]
+                    new = self._memo.get(tag, _MISSING)
+                    if new is _MISSING:
+                        new = self._memo[tag] = self._inspect_small(
+                            tag, name_m.end() - q, name_m.group(1)
+                        )
                     if new is not None:
                         sink.append(buf[emit:q])
                         sink.append(new)
@@ -522,9 +544,19 @@ class HtmlRewriter:
                     hold = p
                     break
                 end = end_m.end()
+                memo = self._memo
+                if len(memo) > _MEMO_MAX:
+                    memo.clear()
+                tag = buf[p:end]
+                nl = name_end - p
                 if kind == b"script":
-                    attrs = _Attrs(buf, name_end, end - 1)
-                    decided, inline = self._script_decision(attrs)
+                    hit = memo.get(tag)
+                    if hit is None:
+                        attrs = _Attrs(tag, nl, len(tag) - 1)
+                        decided, inline = self._script_decision(attrs)
+                        new = self._neutral_script(tag, nl, attrs, decided) if decided else None
+                        hit = memo[tag] = (new, inline, attrs)
+                    new, inline, attrs = hit
                     e = -1
                     if inline:
                         e, _esc = _script_end(fold, end, n, final, 0)
@@ -536,14 +568,17 @@ class HtmlRewriter:
                                 break
                             e = -2  # too long: decide on the first max_script bytes
                         content = buf[end : e if e >= 0 else end + self.max_script]
-                        found = self.trackers.match_script(content)
+                        ckey = (b"c", content)
+                        found = memo.get(ckey, _MISSING)
+                        if found is _MISSING:
+                            found = memo[ckey] = self.trackers.match_script(content)
                         if found is not None:
                             cat = self.trackers.category(found)
                             if cat in self.blocked:
-                                decided = (cat, found)
-                    if decided is not None:
+                                new = self._neutral_script(tag, nl, attrs, (cat, found))
+                    if new is not None:
                         sink.append(buf[emit:p])
-                        sink.append(self._neutral_script(buf, p, name_end, end, attrs, decided))
+                        sink.append(new)
                         emit = end
                     if inline and e >= 0:
                         scan = e + 2
@@ -553,8 +588,9 @@ class HtmlRewriter:
                         self._esc = 0
                     continue
                 if kind == b"link":
-                    attrs = _Attrs(buf, name_end, end - 1)
-                    new = self._neutral_link(buf, p, name_end, end, attrs)
+                    new = memo.get(tag, _MISSING)
+                    if new is _MISSING:
+                        new = memo[tag] = self._neutral_link(tag, nl, _Attrs(tag, nl, len(tag) - 1))
                     if new is not None:
                         sink.append(buf[emit:p])
                         sink.append(new)
@@ -562,8 +598,11 @@ class HtmlRewriter:
                     scan = end
                     continue
                 if kind == b"iframe":
-                    attrs = _Attrs(buf, name_end, end - 1)
-                    new = self._neutral_iframe(buf, p, name_end, end, attrs)
+                    ikey = (tag, self._noscript > 0)
+                    new = memo.get(ikey, _MISSING)
+                    if new is _MISSING:
+                        attrs = _Attrs(tag, nl, len(tag) - 1)
+                        new = memo[ikey] = self._neutral_iframe(tag, nl, attrs)
                     if new is not None:
                         sink.append(buf[emit:p])
                         sink.append(new)
@@ -645,17 +684,11 @@ class HtmlRewriter:
         return None, True
 
     def _neutral_script(
-        self,
-        buf: bytes,
-        p: int,
-        name_end: int,
-        end: int,
-        attrs: _Attrs,
-        decided: tuple[str, Tracker | None],
+        self, tag: bytes, nl: int, attrs: _Attrs, decided: tuple[str, Tracker | None]
     ) -> bytes:
         cat, found = decided
         insert = b' type="text/plain"' + _blocked_attrs(cat, found)
-        return _edit(buf, p, name_end, end, attrs, insert, ("src", "type"))
+        return _edit(tag, nl, attrs, insert, ("src", "type"))
 
     def _url_decision(self, url: str | None) -> tuple[str, Tracker] | None:
         if not url:
@@ -666,10 +699,8 @@ class HtmlRewriter:
         cat = self.trackers.category(found)
         return (cat, found) if cat in self.blocked else None
 
-    def _inspect_small(
-        self, buf: bytes, p: int, name_end: int, end: int, name: bytes
-    ) -> bytes | None:
-        attrs = _Attrs(buf, name_end, end - 1)
+    def _inspect_small(self, tag: bytes, nl: int, name: bytes) -> bytes | None:
+        attrs = _Attrs(tag, nl, len(tag) - 1)
         first = attrs.first
         if name == b"img":
             decided = self._url_decision(first.get("src"))
@@ -680,30 +711,26 @@ class HtmlRewriter:
                         break
             if decided is None:
                 return None
-            return _edit(buf, p, name_end, end, attrs, _blocked_attrs(*decided), ("src", "srcset"))
+            return _edit(tag, nl, attrs, _blocked_attrs(*decided), ("src", "srcset"))
         ping = first.get("ping")
         if not ping:
             return None
         for url in ping.split():
             decided = self._url_decision(url)
             if decided is not None:
-                return _edit(buf, p, name_end, end, attrs, _blocked_attrs(*decided), ("ping",))
+                return _edit(tag, nl, attrs, _blocked_attrs(*decided), ("ping",))
         return None
 
-    def _neutral_link(
-        self, buf: bytes, p: int, name_end: int, end: int, attrs: _Attrs
-    ) -> bytes | None:
+    def _neutral_link(self, tag: bytes, nl: int, attrs: _Attrs) -> bytes | None:
         rels = set((attrs.first.get("rel") or "").lower().split())
         if not rels & _HINT_RELS:
             return None
         decided = self._url_decision(attrs.first.get("href"))
         if decided is None:
             return None
-        return _edit(buf, p, name_end, end, attrs, _blocked_attrs(*decided), ("href",))
+        return _edit(tag, nl, attrs, _blocked_attrs(*decided), ("href",))
 
-    def _neutral_iframe(
-        self, buf: bytes, p: int, name_end: int, end: int, attrs: _Attrs
-    ) -> bytes | None:
+    def _neutral_iframe(self, tag: bytes, nl: int, attrs: _Attrs) -> bytes | None:
         first = attrs.first
         decided: tuple[str, Tracker | None] | None = None
         marked = False
@@ -720,10 +747,10 @@ class HtmlRewriter:
             return None
         insert = _blocked_attrs(*decided)
         if self._noscript:
-            return _edit(buf, p, name_end, end, attrs, insert, ("src", "srcdoc"))
+            return _edit(tag, nl, attrs, insert, ("src", "srcdoc"))
         if "hidden" not in first:
             insert += b" hidden data-cg-unhide"
-        tag = _edit(buf, p, name_end, end, attrs, insert, ("src", "srcdoc"))
+        tag = _edit(tag, nl, attrs, insert, ("src", "srcdoc"))
         return self.placeholder(decided[0], decided[1]) + tag
 
 
@@ -756,25 +783,17 @@ def _blocked_attrs(category: str, tracker: Tracker | None) -> bytes:
     return b' data-cg-blocked="' + cat + b'" data-cg-tracker="' + tracker.id.encode() + b'"'
 
 
-def _edit(
-    buf: bytes,
-    p: int,
-    name_end: int,
-    end: int,
-    attrs: _Attrs,
-    insert: bytes,
-    rename: tuple[str, ...],
-) -> bytes:
-    """The tag ``buf[p:end]`` with ``insert`` after its name and the ``rename``
+def _edit(tag: bytes, nl: int, attrs: _Attrs, insert: bytes, rename: tuple[str, ...]) -> bytes:
+    """``tag`` with ``insert`` after its name (``tag[:nl]``) and the ``rename``
     attributes prefixed with ``data-cg-``."""
-    parts = [buf[p:name_end], insert]
-    at = name_end
+    parts = [tag[:nl], insert]
+    at = nl
     for name, start, stop in attrs.spans:
         if name in rename:
-            parts.append(buf[at:start])
+            parts.append(tag[at:start])
             parts.append(b"data-cg-" + name.encode("latin-1"))
             at = stop
-    parts.append(buf[at:end])
+    parts.append(tag[at:])
     return b"".join(parts)
 
 

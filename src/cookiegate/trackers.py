@@ -230,6 +230,7 @@ class TrackerMatcher:
         "_sig",
         "_sig_ids",
         "category_map",
+        "memo",
         "trackers",
     )
 
@@ -247,6 +248,9 @@ class TrackerMatcher:
         self.category_map: Mapping[str, str] = cmap
         self._hosts: dict[str, Tracker] = {}
         self._cache: dict[str, Tracker | None] = {}
+        #: per-configuration memo of the rewriters using this matcher (decisions
+        #: per tag text; each dict is bounded by its user)
+        self.memo: dict[object, dict[Any, Any]] = {}
         self._beacons: dict[str, list[tuple[str, Tracker]]] = {}
         self._paths: list[tuple[str, Tracker]] = []
         alternatives: list[bytes] = []
