@@ -408,6 +408,7 @@ class HtmlRewriter:
         fold = buf.translate(_FOLD)
         emit = 0  # buf[:emit] has been written out
         scan = 0  # where to look for the next token
+        safe = 0  # a position in data state: the end of the last token
         hold = n  # buf[hold:] is kept for the next call
         state = self._state
         struct = None
@@ -422,7 +423,7 @@ class HtmlRewriter:
                 if t != -1:
                     # a URL with a host: is it in an <img>/<a>/<area> tag?
                     scan = t + 2
-                    q, incomplete = _enclosing(buf, emit, t)
+                    q, incomplete = _enclosing(buf, safe, t)
                     if incomplete != -1:
                         if not final and n - incomplete <= self.max_tag:
                             hold = incomplete
@@ -455,13 +456,13 @@ class HtmlRewriter:
                         sink.append(buf[emit:q])
                         sink.append(new)
                         emit = end
-                    scan = end
+                    scan = safe = end
                     continue
                 if struct is None:
                     if not final:
                         # keep a trailing incomplete tag (and any incomplete tag it
                         # may be inside) for the next chunk
-                        start = _enclosing(buf, emit, n)[1]
+                        start = _enclosing(buf, safe, n)[1]
                         if start != -1:
                             if n - start <= self.max_tag:
                                 hold = start
@@ -479,7 +480,10 @@ class HtmlRewriter:
                 p = s
                 tok_end = struct.end()
                 # is this token inside the attributes of an earlier tag?
-                q, incomplete = _enclosing(buf, emit, p)
+                if buf.rfind(b"<", safe, p) == -1:
+                    q = incomplete = -1  # nothing between the last token and this one
+                else:
+                    q, incomplete = _enclosing(buf, safe, p)
                 if incomplete != -1:
                     if not final and n - incomplete <= self.max_tag:
                         hold = incomplete
@@ -496,24 +500,33 @@ class HtmlRewriter:
                         break
                     after = fold[p + 4 : p + 6]
                     if after[:1] == b">":
-                        scan = p + 5
+                        scan = safe = p + 5
                     elif after == b"->":
-                        scan = p + 6
+                        scan = safe = p + 6
                     else:
                         scan = p + 4
                         state = _COMMENT
                     continue
-                if kind[:1] == b"/":
-                    if buf[p + 1] != 47:  # "<\body": the fold made it look like "</body"
-                        scan = p + 1
-                        continue
-                    if kind == b"/noscript":
+                if kind[:1] == b"/" and buf[p + 1] != 47:
+                    scan = p + 1  # "<\body": the fold made it look like "</body"
+                    continue
+                if kind in (b"/body", b"/noscript", b"noscript"):
+                    # act only once the whole tag is here (it may be held back)
+                    end_m = _TAG_REST.match(buf, tok_end - 1)
+                    if end_m is not None:
+                        end = end_m.end()
+                    elif final or n - p > self.max_tag:
+                        end = n
+                    else:
+                        hold = p
+                        break
+                    if kind == b"noscript":
+                        self._noscript += 1
+                    elif kind == b"/noscript":
                         if self._noscript:
                             self._noscript -= 1
-                        scan = tok_end - 1
-                        continue
-                    # </body: the banner goes before the last one
-                    if self.fragment is not None:
+                    elif self.fragment is not None:
+                        # </body: the banner goes before the last one
                         sink.append(buf[emit:p])
                         emit = p
                         if self._after is not None:
@@ -521,11 +534,7 @@ class HtmlRewriter:
                         self._after = []
                         self._after_len = 0
                         sink = self._after
-                    scan = tok_end - 1
-                    continue
-                if kind == b"noscript":
-                    self._noscript += 1
-                    scan = tok_end - 1
+                    scan = safe = end
                     continue
                 if kind == b"plaintext":
                     state = _PLAINTEXT
@@ -581,7 +590,7 @@ class HtmlRewriter:
                         sink.append(new)
                         emit = end
                     if inline and e >= 0:
-                        scan = e + 2
+                        scan, safe = _after_end_tag(buf, e, 8)
                     else:
                         scan = end
                         state = _SCRIPT
@@ -595,7 +604,7 @@ class HtmlRewriter:
                         sink.append(buf[emit:p])
                         sink.append(new)
                         emit = end
-                    scan = end
+                    scan = safe = end
                     continue
                 if kind == b"iframe":
                     ikey = (tag, self._noscript > 0)
@@ -621,7 +630,7 @@ class HtmlRewriter:
                     scan = max(scan, n - 3)
                     hold = scan
                     break
-                scan = m.end()
+                scan = safe = m.end()
                 state = _DATA
                 continue
             if state == _RAW:
@@ -632,7 +641,7 @@ class HtmlRewriter:
                         scan = max(scan, n - 10)
                         hold = scan
                     break
-                scan = m.start() + 2
+                scan, safe = _after_end_tag(buf, m.start(), m.end() - m.start() - 1)
                 state = _DATA
                 continue
             if state == _SCRIPT:
@@ -642,7 +651,7 @@ class HtmlRewriter:
                         scan = max(scan, n - 9)
                         hold = scan
                     break
-                scan = e + 2
+                scan, safe = _after_end_tag(buf, e, 8)
                 state = _DATA
                 continue
             # _PLAINTEXT
@@ -752,6 +761,14 @@ class HtmlRewriter:
             insert += b" hidden data-cg-unhide"
         tag = _edit(tag, nl, attrs, insert, ("src", "srcdoc"))
         return self.placeholder(decided[0], decided[1]) + tag
+
+
+def _after_end_tag(buf: bytes, at: int, name_len: int) -> tuple[int, int]:
+    """``(scan, safe)`` after the end tag whose ``</name`` (``name_len`` bytes) is
+    at ``at``: its end twice, or, while it is unfinished, ``(at + 2, at)`` so that
+    what follows is checked against it."""
+    m = _TAG_REST.match(buf, at + name_len)
+    return (m.end(), m.end()) if m is not None else (at + 2, at)
 
 
 def _enclosing(buf: bytes, emit: int, t: int) -> tuple[int, int]:

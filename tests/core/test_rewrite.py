@@ -559,3 +559,14 @@ def test_gzip_bomb_is_inflated_in_bounded_steps() -> None:
     r = EncodedHtmlRewriter(HtmlRewriter(PERF, None), "gzip", max_inflate=64 * 1024)
     out = r.feed(body) + r.close()
     assert len(gzip.decompress(out)) == 5_000_007
+
+
+def test_noscript_state_survives_held_tags() -> None:
+    doc = (
+        b'<noscript class="a"><iframe src=//www.googletagmanager.com/ns.html></iframe></noscript >'
+        b"<iframe src=https://www.youtube.com/embed/x></iframe></body>"
+    )
+    whole = run([doc])
+    assert whole.count(b"data-cg-placeholder") == 1
+    for i in range(len(doc) + 1):
+        assert run([doc[:i], doc[i:]]) == whole, i
