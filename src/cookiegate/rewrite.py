@@ -171,6 +171,8 @@ _STRUCT = re.compile(
     + rb"|!--)"
 )
 _COMMENT_END = re.compile(rb"--!?>")
+_SLASHES = re.compile(rb"//")
+_SCRIPT_END = re.compile(rb"</script" + _E)
 _SCRIPT_TOKEN = re.compile(rb"<!--|-->|<(/?)script" + _E)
 _RAW_END = {
     name: re.compile(rb"</" + name + _E)
@@ -419,8 +421,9 @@ class HtmlRewriter:
                     struct = _STRUCT.search(fold, scan)
                     struct_from = scan
                 s = struct.start() if struct is not None else n
-                t = fold.find(b"//", scan, s)
-                if t != -1:
+                tm = _SLASHES.search(fold, scan, s)  # re beats bytes.find for "//" here
+                if tm is not None:
+                    t = tm.start()
                     # a URL with a host: is it in an <img>/<a>/<area> tag?
                     scan = t + 2
                     q, incomplete = _enclosing(buf, safe, t)
@@ -824,6 +827,11 @@ def _script_end(fold: bytes, pos: int, n: int, final: bool, esc: int) -> tuple[i
     ``max(pos, n - 9)`` with the returned state.
     """
     limit = n if final else n - 9
+    if esc == 0:
+        # fast path: no "<!--" before the first "</script": that is the end
+        m = _SCRIPT_END.search(fold, pos)
+        if m is not None and m.start() < limit and fold.find(b"<!--", pos, m.start()) == -1:
+            return m.start(), 0
     while True:
         m = _SCRIPT_TOKEN.search(fold, pos)
         if m is None or m.start() >= limit:
