@@ -415,13 +415,16 @@ class HtmlRewriter:
         state = self._state
         struct = None
         struct_from = -1
+        struct_search = _STRUCT.search
+        slashes = _SLASHES.search
+        rfind = buf.rfind
         while True:
             if state == _DATA:
                 if struct_from == -1 or (struct is not None and struct.start() < scan):
-                    struct = _STRUCT.search(fold, scan)
+                    struct = struct_search(fold, scan)
                     struct_from = scan
                 s = struct.start() if struct is not None else n
-                tm = _SLASHES.search(fold, scan, s)  # re beats bytes.find for "//" here
+                tm = slashes(fold, scan, s)  # re beats bytes.find for "//" here
                 if tm is not None:
                     t = tm.start()
                     # a URL with a host: is it in an <img>/<a>/<area> tag?
@@ -483,7 +486,7 @@ class HtmlRewriter:
                 p = s
                 tok_end = struct.end()
                 # is this token inside the attributes of an earlier tag?
-                if buf.rfind(b"<", safe, p) == -1:
+                if rfind(b"<", safe, p) == -1:
                     q = incomplete = -1  # nothing between the last token and this one
                 else:
                     q, incomplete = _enclosing(buf, safe, p)
@@ -507,8 +510,12 @@ class HtmlRewriter:
                     elif after == b"->":
                         scan = safe = p + 6
                     else:
-                        scan = p + 4
-                        state = _COMMENT
+                        cm = _COMMENT_END.search(fold, p + 4)
+                        if cm is not None:
+                            scan = safe = cm.end()
+                        else:
+                            scan = p + 4
+                            state = _COMMENT
                     continue
                 if kind[:1] == b"/" and buf[p + 1] != 47:
                     scan = p + 1  # "<\body": the fold made it look like "</body"
