@@ -209,7 +209,9 @@ _NON_ASCII_CHARSETS = ("utf-16", "utf-32", "utf-7", "iso-2022", "ucs-2", "ucs-4"
 
 _MISSING: Any = object()
 #: most memoised decisions per configuration (then the memo starts again)
-_MEMO_MAX = 4096
+_MEMO_MAX = 512
+#: largest tag / inline script (bytes) memoised: the memo stays under ~2 MB
+_MEMO_ITEM = 4096
 #: how many ``<`` back a token is checked for being inside an earlier tag
 _LOOK_BACK = 3
 _DATA, _COMMENT, _RAW, _SCRIPT, _PLAINTEXT, _PASS = range(6)
@@ -395,6 +397,13 @@ class HtmlRewriter:
 
     # -- internals ----------------------------------------------------------
 
+    def _remember(self, key: object, value: object, size: int) -> None:
+        if size <= _MEMO_ITEM:
+            memo = self._memo
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            memo[key] = value
+
     def _passthrough(self, why: str) -> None:
         self._warn(f"{why}: body passed through untouched, without the banner")
         self._state = _PASS
@@ -455,9 +464,8 @@ class HtmlRewriter:
                     tag = buf[q:end]
                     new = self._memo.get(tag, _MISSING)
                     if new is _MISSING:
-                        new = self._memo[tag] = self._inspect_small(
-                            tag, name_m.end() - q, name_m.group(1)
-                        )
+                        new = self._inspect_small(tag, name_m.end() - q, name_m.group(1))
+                        self._remember(tag, new, len(tag))
                     if new is not None:
                         sink.append(buf[emit:q])
                         sink.append(new)
@@ -564,8 +572,6 @@ class HtmlRewriter:
                     break
                 end = end_m.end()
                 memo = self._memo
-                if len(memo) > _MEMO_MAX:
-                    memo.clear()
                 tag = buf[p:end]
                 nl = name_end - p
                 if kind == b"script":
@@ -574,7 +580,8 @@ class HtmlRewriter:
                         attrs = _Attrs(tag, nl, len(tag) - 1)
                         decided, inline = self._script_decision(attrs)
                         new = self._neutral_script(tag, nl, attrs, decided) if decided else None
-                        hit = memo[tag] = (new, inline, attrs)
+                        hit = (new, inline, attrs)
+                        self._remember(tag, hit, len(tag))
                     new, inline, attrs = hit
                     e = -1
                     if inline:
@@ -590,7 +597,8 @@ class HtmlRewriter:
                         ckey = (b"c", content)
                         found = memo.get(ckey, _MISSING)
                         if found is _MISSING:
-                            found = memo[ckey] = self.trackers.match_script(content)
+                            found = self.trackers.match_script(content)
+                            self._remember(ckey, found, len(content))
                         if found is not None:
                             cat = self.trackers.category(found)
                             if cat in self.blocked:
@@ -609,7 +617,8 @@ class HtmlRewriter:
                 if kind == b"link":
                     new = memo.get(tag, _MISSING)
                     if new is _MISSING:
-                        new = memo[tag] = self._neutral_link(tag, nl, _Attrs(tag, nl, len(tag) - 1))
+                        new = self._neutral_link(tag, nl, _Attrs(tag, nl, len(tag) - 1))
+                        self._remember(tag, new, len(tag))
                     if new is not None:
                         sink.append(buf[emit:p])
                         sink.append(new)
@@ -621,7 +630,8 @@ class HtmlRewriter:
                     new = memo.get(ikey, _MISSING)
                     if new is _MISSING:
                         attrs = _Attrs(tag, nl, len(tag) - 1)
-                        new = memo[ikey] = self._neutral_iframe(tag, nl, attrs)
+                        new = self._neutral_iframe(tag, nl, attrs)
+                        self._remember(ikey, new, len(tag))
                     if new is not None:
                         sink.append(buf[emit:p])
                         sink.append(new)

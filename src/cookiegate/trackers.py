@@ -301,9 +301,10 @@ class TrackerMatcher:
         except KeyError:
             pass
         found = self._match_url(url)
-        if len(cache) >= 4096:  # bounded: pages repeat their URLs, bots do not
-            cache.clear()
-        cache[url] = found
+        if len(url) <= 512:  # bounded (~1 MB): pages repeat their URLs, bots do not
+            if len(cache) >= 2048:
+                cache.clear()
+            cache[url] = found
         return found
 
     def _match_url(self, url: str) -> Tracker | None:
