@@ -54,12 +54,11 @@ the catalogue's loader signatures (only scripts whose ``type`` is a JavaScript
 type are looked at: no ``type``, ``text/javascript``, ``module``, ...). Images,
 iframes, links and pings by URL. URLs are entity-decoded, protocol-relative and
 backslash forms are understood (see :mod:`cookiegate.trackers`). For speed, an
-``<img>`` / ``<a>`` / ``<area>`` tag is looked at only if it contains ``//``,
-``\\``, ``&`` or ``;`` next to a ``/``... precisely: if the tag text contains
+``<img>`` / ``<a>`` / ``<area>`` tag is looked at only if its text contains
 ``//`` once ``\\``, ``&`` and ``;`` are read as ``/`` - true of every URL with a
-host, in any encoding. Images and pings with a relative, first-party URL
-(``/matomo.php`` on the page's own host) are therefore not recognised; scripts,
-iframes and links are, by path.
+host, in any encoding (``https:&#x2F;&#x2F;``, ``\\\\host``, ...). Images and
+pings with a relative, first-party URL (``/matomo.php`` on the page's own host)
+are therefore not recognised; scripts, iframes and links are, by path.
 
 Tokenizer states tracked: comments (``<!-- -->``, ``--!>``, ``<!-->``), raw text
 of ``<script>`` (with the HTML *script data escaped* states, so
@@ -67,10 +66,11 @@ of ``<script>`` (with the HTML *script data escaped* states, so
 ``<textarea>``, ``<title>``, ``<xmp>``, ``<iframe>``, ``<noembed>``,
 ``<noframes>``, ``<plaintext>``; quoted attribute values (``>`` inside them);
 upper-case tags. ``<noscript>`` content is read as markup (what a browser
-without JavaScript loads). Known simplification: markup *inside an attribute
-value* of a tag the rewriter does not otherwise inspect is recognised as such
-one tag deep (``<div title="</body>">`` is fine; ``title="<b>x</b></body>"`` is
-not). SVG/MathML foreign content is read as HTML.
+without JavaScript loads). Known simplification: whether a token lies *inside
+an attribute value* of an earlier tag is decided by looking back over the three
+nearest ``<`` (``<div title="</body>">`` and ``<img alt="a > <b>" src=...>`` are
+right; a ``</body>`` after three or more tags written inside one attribute value
+is taken for markup). SVG/MathML foreign content is read as HTML.
 
 Limits (memory stays constant): a tag is held until its ``>`` arrives, at most
 ``max_tag`` bytes; an inline script is held until its end tag, at most
@@ -78,7 +78,9 @@ Limits (memory stays constant): a tag is held until its ``>`` arrives, at most
 after a ``</body>`` is held for the banner at most ``max_hold`` bytes (then the
 banner goes to the next ``</body>`` or the end, like ``HtmlInjector``). A tag
 longer than ``max_tag`` is passed through as text, unexamined, and a warning is
-logged (logger ``cookiegate.rewrite``).
+logged (logger ``cookiegate.rewrite``). Held bytes are examined again with each
+new chunk (cost proportional to what is held, per chunk). Decisions are
+memoised per tag text on the :class:`TrackerMatcher` (bounded).
 
 Charsets: the rewriter works on bytes and is correct for every ASCII-compatible
 encoding in which the bytes ``<``, ``>``, ``"``, ``'``, ``=``, ``/`` only stand
