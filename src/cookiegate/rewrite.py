@@ -1,0 +1,980 @@
+"""Streaming HTML tracking rewriter (sans-IO, stdlib only).
+
+:class:`HtmlRewriter` takes an HTML body chunk by chunk (``feed(bytes) -> bytes``,
+``close() -> bytes``) and, for the categories the visitor has **not** consented
+to, neutralises the elements that would contact a tracker. It also inserts the
+banner ``fragment`` before the last ``</body>`` (or at the end), so it replaces
+:class:`cookiegate.inject.HtmlInjector`. Everything it does not rewrite passes
+through byte for byte, and the output does not depend on how the body is cut
+into chunks (while no hold limit below is reached).
+
+Neutralised format (``static/cookiegate-unblock.js`` relies on it)
+------------------------------------------------------------------
+Attributes are inserted right after the tag name; renamed attributes keep
+their original value bytes and quoting; all other attributes are untouched.
+``<category>`` is the *site* category (catalogue categories go through
+:attr:`TrackerMatcher.category_map`), ``<id>`` the catalogue entry id (absent
+when the element was blocked because of a site marker).
+
+* ``<script src=X ...>`` -> ``<script type="text/plain" data-cg-blocked="<category>"
+  data-cg-tracker="<id>" data-cg-src=X ...>``; an original ``type`` attribute is
+  renamed ``data-cg-type``. Inline scripts get the same ``type="text/plain"
+  data-cg-blocked=... data-cg-tracker=...`` (content untouched).
+* ``<img>``: ``data-cg-blocked`` / ``data-cg-tracker`` inserted, ``src`` ->
+  ``data-cg-src``, ``srcset`` -> ``data-cg-srcset``.
+* ``<iframe>``: ``data-cg-blocked`` / ``data-cg-tracker`` inserted, ``src`` ->
+  ``data-cg-src``, ``srcdoc`` -> ``data-cg-srcdoc``. Outside ``<noscript>`` it
+  also gets ``hidden data-cg-unhide`` (unless it already had ``hidden``) and is
+  preceded by a placeholder (phrasing content only, so it is valid anywhere)::
+
+      <span class="cg-placeholder" data-cg-placeholder="<category>" data-cg-tracker="<id>">
+      <span class="cg-placeholder-text">TEXT</span> <button type="button"
+      class="cg-placeholder-button" data-cg-load="<category>">BUTTON</button></span>
+
+  (on one line). Inside ``<noscript>`` no placeholder is added (it could not work
+  without JavaScript, and with JavaScript a browser never loads noscript content).
+* ``<a ping>`` / ``<area ping>`` whose ping URL is a tracker: ``data-cg-blocked``
+  inserted, ``ping`` -> ``data-cg-ping``.
+* ``<link rel=preconnect|dns-prefetch|preload|prefetch|modulepreload|prerender
+  href=tracker>``: ``data-cg-blocked`` inserted, ``href`` -> ``data-cg-href``.
+
+Site markers (on ``<script>`` and ``<iframe>``): ``data-category="X"`` or
+``data-cookiecategory="X"`` (``marker_attrs``). An element marked with a
+category the visitor refused is neutralised as above (without
+``data-cg-tracker``), even if the catalogue does not know it; one marked with a
+granted category is left alone even if the catalogue knows it (the site's word
+wins). A script already written as ``type="text/plain"`` with a marker (the
+convention of other consent tools) is always passed through unchanged; the
+re-activation script runs it once its category is granted.
+
+What is recognised
+------------------
+Scripts by ``src`` (catalogue host, beacon or first-party path) or, inline, by
+the catalogue's loader signatures (only scripts whose ``type`` is a JavaScript
+type are looked at: no ``type``, ``text/javascript``, ``module``, ...). Images,
+iframes, links and pings by URL. URLs are entity-decoded, protocol-relative and
+backslash forms are understood (see :mod:`cookiegate.trackers`). For speed, an
+``<img>`` / ``<a>`` / ``<area>`` tag is looked at only if its text contains
+``//`` once ``\\``, ``&`` and ``;`` are read as ``/`` - true of every URL with a
+host, in any encoding (``https:&#x2F;&#x2F;``, ``\\\\host``, ...). Images and
+pings with a relative, first-party URL (``/matomo.php`` on the page's own host)
+are therefore not recognised; scripts, iframes and links are, by path.
+
+Tokenizer states tracked: comments (``<!-- -->``, ``--!>``, ``<!-->``), raw text
+of ``<script>`` (with the HTML *script data escaped* states, so
+``<!-- <script></script> -->`` inside a script does not end it), ``<style>``,
+``<textarea>``, ``<title>``, ``<xmp>``, ``<iframe>``, ``<noembed>``,
+``<noframes>``, ``<plaintext>``; quoted attribute values (``>`` inside them);
+upper-case tags. ``<noscript>`` content is read as markup (what a browser
+without JavaScript loads). Known simplification: whether a token lies *inside
+an attribute value* of an earlier tag is decided by looking back over the three
+nearest ``<`` (``<div title="</body>">`` and ``<img alt="a > <b>" src=...>`` are
+right; a ``</body>`` after three or more tags written inside one attribute value
+is taken for markup). SVG/MathML foreign content is read as HTML.
+
+Limits (memory stays constant): a tag is held until its ``>`` arrives, at most
+``max_tag`` bytes; an inline script is held until its end tag, at most
+``max_script`` bytes, and decided on its first ``max_script`` bytes; output
+after a ``</body>`` is held for the banner at most ``max_hold`` bytes (then the
+banner goes to the next ``</body>`` or the end, like ``HtmlInjector``). A tag
+longer than ``max_tag`` is passed through as text, unexamined, and a warning is
+logged (logger ``cookiegate.rewrite``). Held bytes are examined again with each
+new chunk (cost proportional to what is held, per chunk). Decisions are
+memoised per tag text on the :class:`TrackerMatcher` (bounded).
+
+Charsets: the rewriter works on bytes and is correct for every ASCII-compatible
+encoding in which the bytes ``<``, ``>``, ``"``, ``'``, ``=``, ``/`` only stand
+for themselves: UTF-8 (a BOM passes through), ISO-8859-*, Windows-125x,
+Shift_JIS, EUC-*, GBK/GB18030, Big5. A body starting with a UTF-16 BOM, or
+declared (``charset=``) as UTF-16/UTF-32/UTF-7/ISO-2022-*, is passed through
+untouched *without* the banner, with a warning: the caller must then send the
+banner another way. Compressed bodies: see :class:`EncodedHtmlRewriter`.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import logging
+import re
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from .trackers import Tracker, TrackerMatcher, default_matcher
+
+log = logging.getLogger("cookiegate.rewrite")
+
+__all__ = ["EncodedHtmlRewriter", "HtmlRewriter", "is_ascii_compatible"]
+
+_WS = rb"\t\n\f\r "
+_W = rb"[" + _WS + rb"]"
+_E = rb"[" + _WS + rb"/>]"  # what ends a tag name
+_NAME = rb"[^" + _WS + rb"/>]*+"
+_VALUE = rb"(?:\"[^\"]*+\"|'[^']*+'|[^" + _WS + rb">\"'][^" + _WS + rb">]*+|(?=>))"
+_ATTR = (
+    rb"(?:=|[^"
+    + _WS
+    + rb"/>=])[^"
+    + _WS
+    + rb"/>=]*+(?:"
+    + _W
+    + rb"*+="
+    + _W
+    + rb"*+"
+    + _VALUE
+    + rb"|(?!"
+    + _W
+    + rb"*+=))"
+)
+_ATTRS = rb"(?:[" + _WS + rb"/]++|" + _ATTR + rb")*+"
+#: the rest of a start/end tag after its name, up to and including ``>``
+_TAG_REST = re.compile(_ATTRS + rb">")
+#: whether the markup at a ``<`` is complete (else more bytes are needed)
+_COMPLETE = re.compile(
+    rb"<(?:/?[a-zA-Z]" + _NAME + _ATTRS + rb">|[!?][^>]*+>|/>|/[^a-zA-Z>][^>]*+>|(?=[^a-zA-Z/!?]))"
+)
+_TAG_NAME = re.compile(rb"<([a-z][^" + _WS + rb"/>]*+)")
+_ATTR_ITER = re.compile(
+    rb"(?P<n>(?:=|[^"
+    + _WS
+    + rb"/>=])[^"
+    + _WS
+    + rb"/>=]*+)(?:"
+    + _W
+    + rb"*+="
+    + _W
+    + rb"*+(?P<v>\"[^\"]*+\"|'[^']*+'|[^"
+    + _WS
+    + rb">\"'][^"
+    + _WS
+    + rb">]*+|(?=>|\Z))|(?!"
+    + _W
+    + rb"*+=))"
+)
+#: structural tokens, searched in the lower-cased (and slash-folded) copy
+_STRUCT = re.compile(
+    rb"<(?:s(?:cript|tyle)"
+    + _E
+    + rb"|t(?:extarea|itle)"
+    + _E
+    + rb"|xmp"
+    + _E
+    + rb"|iframe"
+    + _E
+    + rb"|no(?:script|embed|frames)"
+    + _E
+    + rb"|plaintext"
+    + _E
+    + rb"|link"
+    + _E
+    + rb"|/(?:body|noscript)"
+    + _E
+    + rb"|!--)"
+)
+_COMMENT_END = re.compile(rb"--!?>")
+_SLASHES = re.compile(rb"//")
+_SCRIPT_END = re.compile(rb"</script" + _E)
+_SCRIPT_TOKEN = re.compile(rb"<!--|-->|<(/?)script" + _E)
+_RAW_END = {
+    name: re.compile(rb"</" + name + _E)
+    for name in (b"style", b"textarea", b"title", b"xmp", b"iframe", b"noembed", b"noframes")
+}
+#: lower-case A-Z; read ``\``, ``&`` and ``;`` as ``/`` (for the ``//`` trigger)
+_FOLD = bytes((c + 32 if 65 <= c <= 90 else 47 if c in (92, 38, 59) else c) for c in range(256))
+_JS_TYPES = frozenset(
+    {
+        "",
+        "module",
+        "text/javascript",
+        "application/javascript",
+        "application/ecmascript",
+        "application/x-javascript",
+        "application/x-ecmascript",
+        "text/ecmascript",
+        "text/jscript",
+        "text/livescript",
+        "text/x-javascript",
+        "text/x-ecmascript",
+        "text/javascript1.0",
+        "text/javascript1.1",
+        "text/javascript1.2",
+        "text/javascript1.3",
+        "text/javascript1.4",
+        "text/javascript1.5",
+    }
+)
+_HINT_RELS = frozenset(
+    {"preconnect", "dns-prefetch", "preload", "prefetch", "modulepreload", "prerender"}
+)
+_NON_ASCII_CHARSETS = ("utf-16", "utf-32", "utf-7", "iso-2022", "ucs-2", "ucs-4", "utf16", "utf32")
+
+_MISSING: Any = object()
+#: most memoised decisions per configuration (then the memo starts again)
+_MEMO_MAX = 512
+#: largest tag / inline script (bytes) memoised: the memo stays under ~2 MB
+_MEMO_ITEM = 4096
+#: how many ``<`` back a token is checked for being inside an earlier tag
+_LOOK_BACK = 3
+_DATA, _COMMENT, _RAW, _SCRIPT, _PLAINTEXT, _PASS = range(6)
+
+DEFAULT_PLACEHOLDER_TEXT = (
+    "This content from {vendor} is blocked until you allow {category} cookies."
+)
+DEFAULT_PLACEHOLDER_BUTTON = "Load after consent"
+
+
+def is_ascii_compatible(charset: str | None) -> bool:
+    """Whether the rewriter can work on a body in ``charset`` (``None``: assume yes)."""
+    if not charset:
+        return True
+    cs = charset.strip().strip("\"'").lower()
+    return not cs.startswith(_NON_ASCII_CHARSETS)
+
+
+class _Attrs:
+    """Attributes of one complete tag, parsed lazily."""
+
+    __slots__ = ("first", "spans")
+
+    def __init__(self, tag: bytes, start: int, end: int) -> None:
+        #: lower-case name -> decoded value of its first occurrence (None: no value)
+        self.first: dict[str, str | None] = {}
+        #: (lower-case name, name start, name end) for every attribute, in order
+        self.spans: list[tuple[str, int, int]] = []
+        for m in _ATTR_ITER.finditer(tag, start, end):
+            name = m.group("n").decode("latin-1").lower()
+            self.spans.append((name, m.start("n"), m.end("n")))
+            if name in self.first:
+                continue
+            raw = m.group("v")
+            if raw is None:
+                self.first[name] = None
+                continue
+            if raw[:1] in (b'"', b"'"):
+                raw = raw[1:-1]
+            text = raw.decode("latin-1")
+            self.first[name] = html.unescape(text) if "&" in text else text
+
+
+class HtmlRewriter:
+    """Neutralise trackers of the ``blocked`` categories in a streamed HTML body
+    and insert ``fragment``.
+
+    :param blocked: site categories the visitor has *not* consented to.
+    :param fragment: bytes to insert before the last ``</body>`` (or at the end);
+        ``None`` inserts nothing.
+    :param trackers: the compiled catalogue (default: built-in, default mapping).
+    :param marker_attrs: attributes by which the site marks an element's category.
+    :param placeholder_text: text of an iframe placeholder; ``{vendor}`` and
+        ``{category}`` are replaced.
+    :param placeholder_button: label of its button.
+    :param category_labels: display names of categories for the placeholder text.
+    :param charset: the body's declared charset, if known.
+    :param max_tag: most bytes held for one incomplete tag.
+    :param max_script: most bytes of an inline script held to recognise it.
+    :param max_hold: most output bytes held after a ``</body>`` candidate.
+    """
+
+    __slots__ = (
+        "_after",
+        "_after_len",
+        "_buf",
+        "_closed",
+        "_esc",
+        "_memo",
+        "_noscript",
+        "_raw_end",
+        "_sniffed",
+        "_state",
+        "blocked",
+        "fragment",
+        "marker_attrs",
+        "max_hold",
+        "max_script",
+        "max_tag",
+        "placeholder",
+        "trackers",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        blocked: frozenset[str],
+        fragment: bytes | None = None,
+        *,
+        trackers: TrackerMatcher | None = None,
+        marker_attrs: tuple[str, ...] = ("data-category", "data-cookiecategory"),
+        placeholder_text: str = DEFAULT_PLACEHOLDER_TEXT,
+        placeholder_button: str = DEFAULT_PLACEHOLDER_BUTTON,
+        category_labels: dict[str, str] | None = None,
+        charset: str | None = None,
+        max_tag: int = 64 * 1024,
+        max_script: int = 64 * 1024,
+        max_hold: int = 64 * 1024,
+    ) -> None:
+        self.blocked = frozenset(blocked)
+        self.fragment = fragment
+        self.trackers = trackers if trackers is not None else default_matcher()
+        self.marker_attrs = tuple(a.lower() for a in marker_attrs)
+        labels = dict(category_labels or {})
+        text_tpl, button = placeholder_text, placeholder_button
+
+        def placeholder(category: str, tracker: Tracker | None) -> bytes:
+            vendor = tracker.vendor if tracker is not None else "another site"
+            text = text_tpl.format(vendor=vendor, category=labels.get(category, category))
+            tid = f' data-cg-tracker="{tracker.id}"' if tracker is not None else ""
+            return (
+                f'<span class="cg-placeholder" data-cg-placeholder="{category}"{tid}>'
+                f'<span class="cg-placeholder-text">{html.escape(text)}</span> '
+                f'<button type="button" class="cg-placeholder-button" data-cg-load="{category}">'
+                f"{html.escape(button)}</button></span>"
+            ).encode("ascii", "xmlcharrefreplace")
+
+        self.placeholder: Callable[[str, Tracker | None], bytes] = placeholder
+        # decisions depend only on the tag text and this configuration: memoise
+        # them across bodies (pages repeat their tags)
+        key = (
+            self.blocked,
+            self.marker_attrs,
+            text_tpl,
+            button,
+            tuple(sorted(labels.items())),
+        )
+        memo = self.trackers.memo.get(key)
+        if memo is None:
+            memo = self.trackers.memo[key] = {}
+        self._memo: dict[Any, Any] = memo
+        self.max_tag = max_tag
+        self.max_script = max_script
+        self.max_hold = max_hold
+        #: warnings logged for this body (also sent to the ``cookiegate.rewrite`` logger)
+        self.warnings: list[str] = []
+        self._buf = b""
+        self._state = _DATA
+        self._raw_end: re.Pattern[bytes] | None = None
+        self._esc = 0
+        self._noscript = 0
+        self._after: list[bytes] | None = None
+        self._after_len = 0
+        self._closed = False
+        self._sniffed = False
+        if not is_ascii_compatible(charset):
+            self._passthrough(f"charset {charset!r} is not ASCII-compatible")
+
+    # -- public -------------------------------------------------------------
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Take the next body chunk; return what may be sent now."""
+        if self._state == _PASS:
+            return bytes(chunk)
+        buf = self._buf + chunk if self._buf else bytes(chunk)
+        if not self._sniffed:
+            if len(buf) < 2:
+                self._buf = buf
+                return b""
+            self._sniffed = True
+            if buf[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                self._passthrough("the body starts with a UTF-16 byte-order mark")
+                self._buf = b""
+                return buf
+        return self._run(buf, final=False)
+
+    def close(self) -> bytes:
+        """End of body: return the rest, with the fragment inserted."""
+        if self._closed:
+            return b""
+        self._closed = True
+        if self._state == _PASS:
+            rest, self._buf = self._buf, b""
+            return rest
+        out = self._run(self._buf, final=True)
+        parts = [out]
+        if self.fragment is not None:
+            parts.append(self.fragment)
+            if self._after is not None:
+                parts.extend(self._after)
+                self._after = None
+        return b"".join(parts)
+
+    # -- internals ----------------------------------------------------------
+
+    def _remember(self, key: object, value: object, size: int) -> None:
+        if size <= _MEMO_ITEM:
+            memo = self._memo
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            memo[key] = value
+
+    def _passthrough(self, why: str) -> None:
+        self._warn(f"{why}: body passed through untouched, without the banner")
+        self._state = _PASS
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning("cookiegate rewriter: %s", message)
+
+    def _run(self, buf: bytes, *, final: bool) -> bytes:
+        out: list[bytes] = []
+        sink = out if self._after is None else self._after
+        n = len(buf)
+        fold = buf.translate(_FOLD)
+        emit = 0  # buf[:emit] has been written out
+        scan = 0  # where to look for the next token
+        safe = 0  # a position in data state: the end of the last token
+        hold = n  # buf[hold:] is kept for the next call
+        state = self._state
+        struct = None
+        struct_from = -1
+        struct_search = _STRUCT.search
+        slashes = _SLASHES.search
+        rfind = buf.rfind
+        while True:
+            if state == _DATA:
+                if struct_from == -1 or (struct is not None and struct.start() < scan):
+                    struct = struct_search(fold, scan)
+                    struct_from = scan
+                s = struct.start() if struct is not None else n
+                tm = slashes(fold, scan, s)  # re beats bytes.find for "//" here
+                if tm is not None:
+                    t = tm.start()
+                    # a URL with a host: is it in an <img>/<a>/<area> tag?
+                    scan = t + 2
+                    q, incomplete = _enclosing(buf, safe, t)
+                    if incomplete != -1:
+                        if not final and n - incomplete <= self.max_tag:
+                            hold = incomplete
+                            break
+                        continue
+                    if q == -1:
+                        continue
+                    name_m = _TAG_NAME.match(fold, q)
+                    if name_m is None or name_m.group(1) not in (b"img", b"a", b"area"):
+                        continue
+                    end_m = _TAG_REST.match(buf, name_m.end())
+                    if end_m is None:
+                        if final:
+                            continue
+                        if n - q > self.max_tag:
+                            self._warn("tag longer than max_tag passed through unexamined")
+                            continue
+                        hold = q
+                        break
+                    end = end_m.end()
+                    if end <= t:
+                        continue  # the "//" was in text after the tag
+                    tag = buf[q:end]
+                    new = self._memo.get(tag, _MISSING)
+                    if new is _MISSING:
+                        new = self._inspect_small(tag, name_m.end() - q, name_m.group(1))
+                        self._remember(tag, new, len(tag))
+                    if new is not None:
+                        sink.append(buf[emit:q])
+                        sink.append(new)
+                        emit = end
+                    scan = safe = end
+                    continue
+                if struct is None:
+                    if not final:
+                        # keep a trailing incomplete tag (and any incomplete tag it
+                        # may be inside) for the next chunk
+                        start = _enclosing(buf, safe, n)[1]
+                        if start != -1:
+                            if n - start <= self.max_tag:
+                                hold = start
+                            else:
+                                self._warn("tag longer than max_tag passed through unexamined")
+                    elif fold.endswith(b"</body") and n - 6 >= scan and self.fragment is not None:
+                        # "</body" at the very end counts, as for HtmlInjector
+                        sink.append(buf[emit : n - 6])
+                        emit = n - 6
+                        if self._after is not None:
+                            out.extend(self._after)
+                        self._after = []
+                        sink = self._after
+                    break
+                p = s
+                tok_end = struct.end()
+                # is this token inside the attributes of an earlier tag?
+                if rfind(b"<", safe, p) == -1:
+                    q = incomplete = -1  # nothing between the last token and this one
+                else:
+                    q, incomplete = _enclosing(buf, safe, p)
+                if incomplete != -1:
+                    if not final and n - incomplete <= self.max_tag:
+                        hold = incomplete
+                        break
+                    scan = p + 1  # inside an unfinished tag
+                    continue
+                if q != -1:
+                    scan = p + 1
+                    continue
+                kind = fold[p + 1 : tok_end - 1] if fold[p + 1] != 33 else b"!--"
+                if kind == b"!--":
+                    if p + 6 > n and not final:
+                        hold = p
+                        break
+                    after = fold[p + 4 : p + 6]
+                    if after[:1] == b">":
+                        scan = safe = p + 5
+                    elif after == b"->":
+                        scan = safe = p + 6
+                    else:
+                        cm = _COMMENT_END.search(fold, p + 4)
+                        if cm is not None:
+                            scan = safe = cm.end()
+                        else:
+                            scan = p + 4
+                            state = _COMMENT
+                    continue
+                if kind[:1] == b"/" and buf[p + 1] != 47:
+                    scan = p + 1  # "<\body": the fold made it look like "</body"
+                    continue
+                if kind in (b"/body", b"/noscript", b"noscript"):
+                    # act only once the whole tag is here (it may be held back)
+                    end_m = _TAG_REST.match(buf, tok_end - 1)
+                    if end_m is not None:
+                        end = end_m.end()
+                    elif final or n - p > self.max_tag:
+                        end = n
+                    else:
+                        hold = p
+                        break
+                    if kind == b"noscript":
+                        self._noscript += 1
+                    elif kind == b"/noscript":
+                        if self._noscript:
+                            self._noscript -= 1
+                    elif self.fragment is not None:
+                        # </body: the banner goes before the last one
+                        sink.append(buf[emit:p])
+                        emit = p
+                        if self._after is not None:
+                            out.extend(self._after)
+                        self._after = []
+                        self._after_len = 0
+                        sink = self._after
+                    scan = safe = end
+                    continue
+                if kind == b"plaintext":
+                    state = _PLAINTEXT
+                    scan = n
+                    continue
+                name_end = p + 1 + len(kind)
+                end_m = _TAG_REST.match(buf, name_end)
+                if end_m is None:
+                    if final:
+                        scan = n
+                        continue
+                    if n - p > self.max_tag:
+                        self._warn("tag longer than max_tag passed through unexamined")
+                        scan = p + 1
+                        continue
+                    hold = p
+                    break
+                end = end_m.end()
+                memo = self._memo
+                tag = buf[p:end]
+                nl = name_end - p
+                if kind == b"script":
+                    hit = memo.get(tag)
+                    if hit is None:
+                        attrs = _Attrs(tag, nl, len(tag) - 1)
+                        decided, inline = self._script_decision(attrs)
+                        new = self._neutral_script(tag, nl, attrs, decided) if decided else None
+                        hit = (new, inline, attrs)
+                        self._remember(tag, hit, len(tag))
+                    new, inline, attrs = hit
+                    e = -1
+                    if inline:
+                        e, _esc = _script_end(fold, end, n, final, 0)
+                        if e == -1 and final:
+                            e = n
+                        if e == -1:
+                            if n - end < self.max_script:
+                                hold = p
+                                break
+                            e = -2  # too long: decide on the first max_script bytes
+                        content = buf[end : e if e >= 0 else end + self.max_script]
+                        ckey = (b"c", content)
+                        found = memo.get(ckey, _MISSING)
+                        if found is _MISSING:
+                            found = self.trackers.match_script(content)
+                            self._remember(ckey, found, len(content))
+                        if found is not None:
+                            cat = self.trackers.category(found)
+                            if cat in self.blocked:
+                                new = self._neutral_script(tag, nl, attrs, (cat, found))
+                    if new is not None:
+                        sink.append(buf[emit:p])
+                        sink.append(new)
+                        emit = end
+                    if inline and e >= 0:
+                        scan, safe = _after_end_tag(buf, e, 8)
+                    else:
+                        scan = end
+                        state = _SCRIPT
+                        self._esc = 0
+                    continue
+                if kind == b"link":
+                    new = memo.get(tag, _MISSING)
+                    if new is _MISSING:
+                        new = self._neutral_link(tag, nl, _Attrs(tag, nl, len(tag) - 1))
+                        self._remember(tag, new, len(tag))
+                    if new is not None:
+                        sink.append(buf[emit:p])
+                        sink.append(new)
+                        emit = end
+                    scan = safe = end
+                    continue
+                if kind == b"iframe":
+                    ikey = (tag, self._noscript > 0)
+                    new = memo.get(ikey, _MISSING)
+                    if new is _MISSING:
+                        attrs = _Attrs(tag, nl, len(tag) - 1)
+                        new = self._neutral_iframe(tag, nl, attrs)
+                        self._remember(ikey, new, len(tag))
+                    if new is not None:
+                        sink.append(buf[emit:p])
+                        sink.append(new)
+                        emit = end
+                # style, textarea, title, xmp, iframe, noembed, noframes: raw text
+                self._raw_end = _RAW_END[kind]
+                state = _RAW
+                scan = end
+                continue
+            if state == _COMMENT:
+                m = _COMMENT_END.search(fold, scan)
+                if m is None:
+                    if final:
+                        scan = n
+                        break
+                    scan = max(scan, n - 3)
+                    hold = scan
+                    break
+                scan = safe = m.end()
+                state = _DATA
+                continue
+            if state == _RAW:
+                pattern = self._raw_end
+                m = pattern.search(fold, scan) if pattern is not None else None
+                if m is None:
+                    if not final:
+                        scan = max(scan, n - 10)
+                        hold = scan
+                    break
+                scan, safe = _after_end_tag(buf, m.start(), m.end() - m.start() - 1)
+                state = _DATA
+                continue
+            if state == _SCRIPT:
+                e, self._esc = _script_end(fold, scan, n, final, self._esc)
+                if e < 0:
+                    if not final:
+                        scan = max(scan, n - 9)
+                        hold = scan
+                    break
+                scan, safe = _after_end_tag(buf, e, 8)
+                state = _DATA
+                continue
+            # _PLAINTEXT
+            break
+        if hold < emit:
+            hold = emit
+        sink.append(buf[emit:hold])
+        self._buf = buf[hold:]
+        self._state = state
+        if self._after is not None and sink is self._after:
+            self._after_len = sum(len(b) for b in self._after)
+            if self._after_len > self.max_hold:
+                self._warn("more than max_hold bytes after </body>: banner moved on")
+                out.extend(self._after)
+                self._after = None
+        return b"".join(out)
+
+    def _script_decision(self, attrs: _Attrs) -> tuple[tuple[str, Tracker | None] | None, bool]:
+        """``(decision, needs_content)`` for a script start tag."""
+        first = attrs.first
+        stype = (first.get("type") or "").strip().lower()
+        for marker in self.marker_attrs:
+            cat = first.get(marker)
+            if cat is not None:
+                cat = cat.strip()
+                if stype == "text/plain" or cat not in self.blocked:
+                    return None, False
+                return (cat, None), False
+        if stype not in _JS_TYPES:
+            return None, False
+        src = first.get("src")
+        if src is not None:
+            found = self.trackers.match_url(src)
+            if found is not None:
+                cat = self.trackers.category(found)
+                if cat in self.blocked:
+                    return (cat, found), False
+            return None, False
+        return None, True
+
+    def _neutral_script(
+        self, tag: bytes, nl: int, attrs: _Attrs, decided: tuple[str, Tracker | None]
+    ) -> bytes:
+        cat, found = decided
+        insert = b' type="text/plain"' + _blocked_attrs(cat, found)
+        return _edit(tag, nl, attrs, insert, ("src", "type"))
+
+    def _url_decision(self, url: str | None) -> tuple[str, Tracker] | None:
+        if not url:
+            return None
+        found = self.trackers.match_url(url)
+        if found is None:
+            return None
+        cat = self.trackers.category(found)
+        return (cat, found) if cat in self.blocked else None
+
+    def _inspect_small(self, tag: bytes, nl: int, name: bytes) -> bytes | None:
+        attrs = _Attrs(tag, nl, len(tag) - 1)
+        first = attrs.first
+        if name == b"img":
+            decided = self._url_decision(first.get("src"))
+            if decided is None and first.get("srcset"):
+                for candidate in (first.get("srcset") or "").split(","):
+                    decided = self._url_decision(candidate.strip().split(" ")[0])
+                    if decided is not None:
+                        break
+            if decided is None:
+                return None
+            return _edit(tag, nl, attrs, _blocked_attrs(*decided), ("src", "srcset"))
+        ping = first.get("ping")
+        if not ping:
+            return None
+        for url in ping.split():
+            decided = self._url_decision(url)
+            if decided is not None:
+                return _edit(tag, nl, attrs, _blocked_attrs(*decided), ("ping",))
+        return None
+
+    def _neutral_link(self, tag: bytes, nl: int, attrs: _Attrs) -> bytes | None:
+        rels = set((attrs.first.get("rel") or "").lower().split())
+        if not rels & _HINT_RELS:
+            return None
+        decided = self._url_decision(attrs.first.get("href"))
+        if decided is None:
+            return None
+        return _edit(tag, nl, attrs, _blocked_attrs(*decided), ("href",))
+
+    def _neutral_iframe(self, tag: bytes, nl: int, attrs: _Attrs) -> bytes | None:
+        first = attrs.first
+        decided: tuple[str, Tracker | None] | None = None
+        marked = False
+        for marker in self.marker_attrs:
+            cat = first.get(marker)
+            if cat is not None:
+                marked = True
+                if cat.strip() in self.blocked:
+                    decided = (cat.strip(), None)
+                break
+        if not marked:
+            decided = self._url_decision(first.get("src"))
+        if decided is None:
+            return None
+        insert = _blocked_attrs(*decided)
+        if self._noscript:
+            return _edit(tag, nl, attrs, insert, ("src", "srcdoc"))
+        if "hidden" not in first:
+            insert += b" hidden data-cg-unhide"
+        tag = _edit(tag, nl, attrs, insert, ("src", "srcdoc"))
+        return self.placeholder(decided[0], decided[1]) + tag
+
+
+def _after_end_tag(buf: bytes, at: int, name_len: int) -> tuple[int, int]:
+    """``(scan, safe)`` after the end tag whose ``</name`` (``name_len`` bytes) is
+    at ``at``: its end twice, or, while it is unfinished, ``(at + 2, at)`` so that
+    what follows is checked against it."""
+    m = _TAG_REST.match(buf, at + name_len)
+    return (m.end(), m.end()) if m is not None else (at + 2, at)
+
+
+def _enclosing(buf: bytes, emit: int, t: int) -> tuple[int, int]:
+    """Which tag contains position ``t``: ``(start, incomplete)``.
+
+    Looks back over the three nearest ``<`` (so ``<img alt="<b>" src=...>`` is
+    found). ``start`` is the nearest one whose markup extends past ``t`` (-1:
+    none, ``t`` is in text); ``incomplete`` the earliest one whose markup is not
+    finished in ``buf`` (-1: none), from which the caller must hold bytes back.
+    """
+    q = t
+    found = incomplete = -1
+    for _ in range(_LOOK_BACK):
+        q = buf.rfind(b"<", emit, q)
+        if q == -1:
+            break
+        m = _COMPLETE.match(buf, q)
+        if m is None:
+            incomplete = q
+        elif found == -1 and m.end() > t:
+            found = q
+    return found, incomplete
+
+
+def _blocked_attrs(category: str, tracker: Tracker | None) -> bytes:
+    cat = html.escape(category).encode("ascii", "xmlcharrefreplace")
+    if tracker is None:
+        return b' data-cg-blocked="' + cat + b'"'
+    return b' data-cg-blocked="' + cat + b'" data-cg-tracker="' + tracker.id.encode() + b'"'
+
+
+def _edit(tag: bytes, nl: int, attrs: _Attrs, insert: bytes, rename: tuple[str, ...]) -> bytes:
+    """``tag`` with ``insert`` after its name (``tag[:nl]``) and the ``rename``
+    attributes prefixed with ``data-cg-``."""
+    parts = [tag[:nl], insert]
+    at = nl
+    for name, start, stop in attrs.spans:
+        if name in rename:
+            parts.append(tag[at:start])
+            parts.append(b"data-cg-" + name.encode("latin-1"))
+            at = stop
+    parts.append(tag[at:])
+    return b"".join(parts)
+
+
+def _script_end(fold: bytes, pos: int, n: int, final: bool, esc: int) -> tuple[int, int]:
+    """Find the ``</script`` that ends script data starting at ``pos``.
+
+    ``esc`` is the escape state (0 normal, 1 escaped, 2 double escaped). Returns
+    ``(index, esc)`` of the end tag, or ``(-1, esc)`` when it is not in the
+    buffer. Unless ``final``, only tokens starting before ``n - 9`` are
+    consumed (a token is at most 9 bytes), so the caller resumes at
+    ``max(pos, n - 9)`` with the returned state.
+    """
+    limit = n if final else n - 9
+    if esc == 0:
+        # fast path: no "<!--" before the first "</script": that is the end
+        m = _SCRIPT_END.search(fold, pos)
+        if m is not None and m.start() < limit and fold.find(b"<!--", pos, m.start()) == -1:
+            return m.start(), 0
+    while True:
+        m = _SCRIPT_TOKEN.search(fold, pos)
+        if m is None or m.start() >= limit:
+            return -1, esc
+        tok = m.group()
+        i = m.start()
+        if tok == b"<!--":
+            if esc == 0:
+                esc = 1
+            pos = i + 2  # the dashes may also close: "<!-->"
+            continue
+        if tok == b"-->":
+            esc = 0
+            pos = m.end()
+            continue
+        if m.group(1):  # </script
+            if esc == 2:
+                esc = 1
+                pos = m.end() - 1
+                continue
+            return i, esc
+        if esc == 1:  # <script inside an escaped section
+            esc = 2
+        pos = m.end() - 1
+        continue
+
+
+class EncodedHtmlRewriter:
+    """Run an :class:`HtmlRewriter` on a ``Content-Encoding``-ed body.
+
+    ``gzip``/``x-gzip`` and ``deflate`` are decoded with :mod:`zlib`, rewritten
+    and encoded again (same coding; the caller must drop ``Content-Length``).
+    ``br`` is handled the same way when the ``brotli`` module is importable
+    (cookiegate does not depend on it); otherwise, and for any other coding
+    (``zstd``, ``compress``, several codings, ...), the body is passed through
+    untouched - never corrupted - without the banner, and a warning is logged;
+    :attr:`passthrough` tells the caller. A body that fails to decode is also
+    passed through from that point: what was already sent stays valid, the rest
+    is the original bytes.
+
+    Decompression is bounded: each input chunk is inflated ``max_inflate`` bytes
+    at a time, so a compression bomb cannot grow memory.
+    """
+
+    __slots__ = ("_brotli", "_dec", "_enc", "_failed", "_max", "coding", "passthrough", "rewriter")
+
+    def __init__(
+        self, rewriter: HtmlRewriter, content_encoding: str | None, *, max_inflate: int = 256 * 1024
+    ) -> None:
+        self.rewriter = rewriter
+        self.coding = (content_encoding or "identity").strip().lower()
+        self.passthrough = False
+        self._failed = False
+        self._brotli: Any = None
+        self._dec: Any = None
+        self._enc: Any = None
+        self._max = max_inflate
+        if self.coding in ("identity", ""):
+            pass
+        elif self.coding in ("gzip", "x-gzip"):
+            self._dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._enc = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        elif self.coding == "deflate":
+            self._dec = zlib.decompressobj(zlib.MAX_WBITS)  # zlib wrapper per RFC 9110
+            self._enc = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS)
+        elif self.coding == "br":
+            try:
+                self._brotli = importlib.import_module("brotli")
+            except ImportError:
+                self._pass("br body and the brotli module is not installed")
+            else:
+                self._dec = self._brotli.Decompressor()
+                self._enc = self._brotli.Compressor()
+        else:
+            self._pass(f"unsupported Content-Encoding {content_encoding!r}")
+
+    def _pass(self, why: str) -> None:
+        self.passthrough = True
+        msg = f"{why}: body passed through untouched, without the banner"
+        self.rewriter.warnings.append(msg)
+        log.warning("cookiegate rewriter: %s", msg)
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Take the next encoded chunk; return encoded bytes that may be sent now."""
+        if self.passthrough or self._failed:
+            return bytes(chunk)
+        if self._dec is None:
+            return self.rewriter.feed(chunk)
+        out: list[bytes] = []
+        try:
+            if self._brotli is not None:
+                out.append(self._compress(self.rewriter.feed(bytes(self._dec.process(chunk)))))
+            else:
+                # inflate at most max_inflate bytes at a time and pass each piece
+                # on at once: a compression bomb never sits in memory
+                data = bytes(chunk)
+                while data:
+                    piece = self._dec.decompress(data, self._max)
+                    data = self._dec.unconsumed_tail
+                    out.append(self._compress(self.rewriter.feed(piece)))
+        except (zlib.error, OSError, ValueError) as exc:
+            out = [self._fail(exc, chunk)]  # the input is corrupt: forward it as is
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        """End of body: the rest, encoded and finished."""
+        if self.passthrough or self._failed:
+            return b""
+        if self._dec is None:
+            return self.rewriter.close()
+        return self._compress(self.rewriter.close(), final=True)
+
+    def _compress(self, data: bytes, *, final: bool = False) -> bytes:
+        if self._brotli is not None:
+            out = bytes(self._enc.process(data)) if data else b""
+            return out + bytes(self._enc.finish() if final else self._enc.flush())
+        if not data and not final:
+            return b""
+        packed: bytes = self._enc.compress(data)
+        return packed + bytes(self._enc.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH))
+
+    def _fail(self, exc: Exception, chunk: bytes) -> bytes:
+        self._failed = True
+        msg = f"the {self.coding} body does not decode ({exc}); rest passed through"
+        self.rewriter.warnings.append(msg)
+        log.warning("cookiegate rewriter: %s", msg)
+        return bytes(chunk)

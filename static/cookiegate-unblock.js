@@ -1,0 +1,189 @@
+/*
+ * cookiegate-unblock.js: re-activates what cookiegate's server-side rewriter
+ * (cookiegate.rewrite.HtmlRewriter) neutralised, once the visitor grants its
+ * category. Hand-written, no dependencies, no build step, no inline script or
+ * style (CSP-safe). Load it once, e.g.
+ *   <script src="/static/cookiegate-unblock.js" defer></script>
+ * (optional: data-cg-endpoint="/_cookiegate/consent" on that tag).
+ *
+ * It reads the consent state at load (window.cookiegate.state, or the
+ * data-cg-state attribute of #cookiegate) and listens to
+ *   document.addEventListener("cookiegate:consent", e => e.detail.categories)
+ * ({category: true|false}). For every granted category it restores, in document
+ * order:
+ *  - <script data-cg-blocked=C>: re-created (type from data-cg-type, src from
+ *    data-cg-src, other attributes copied); external scripts are awaited one
+ *    after the other so execution order is preserved;
+ *  - <script type="text/plain" data-category=C> / data-cookiecategory=C (the
+ *    convention of other consent tools, left untouched by the server): same;
+ *  - <img>: srcset / src from data-cg-srcset / data-cg-src;
+ *  - <iframe>: src / srcdoc restored, "hidden" removed if cookiegate added it
+ *    (data-cg-unhide), the preceding placeholder [data-cg-placeholder] removed;
+ *  - <link>: href from data-cg-href; <a>/<area>: ping from data-cg-ping.
+ * A placeholder's button [data-cg-load=C] posts consent for C, merged with the
+ * current state, to the consent endpoint as JSON, then restores.
+ * Withdrawing consent cannot stop code that already ran: the page must reload.
+ */
+(function () {
+  "use strict";
+  var root = document.documentElement;
+  if (root.hasAttribute("data-cg-unblock")) return;
+  root.setAttribute("data-cg-unblock", "");
+
+  var me = document.currentScript;
+  var ENDPOINT = (me && me.getAttribute("data-cg-endpoint")) || "/_cookiegate/consent";
+  var MARKERS = ["data-category", "data-cookiecategory"];
+  var granted = {};
+  var queue = Promise.resolve();
+
+  function readState() {
+    var api = window.cookiegate;
+    if (api && api.state && api.state.categories) return api.state.categories;
+    var el = document.getElementById("cookiegate");
+    try {
+      var s = JSON.parse((el && el.getAttribute("data-cg-state")) || "null");
+      if (s && s.categories) return s.categories;
+    } catch (e) { /* undecided */ }
+    return {};
+  }
+
+  function categoryOf(el) {
+    var c = el.getAttribute("data-cg-blocked");
+    if (c) return c;
+    for (var i = 0; i < MARKERS.length; i++) {
+      c = el.getAttribute(MARKERS[i]);
+      if (c) return c.replace(/^\s+|\s+$/g, "");
+    }
+    return null;
+  }
+
+  function restore(el, name) {
+    var v = el.getAttribute("data-cg-" + name);
+    if (v !== null) {
+      el.removeAttribute("data-cg-" + name);
+      el.setAttribute(name, v);
+    }
+  }
+
+  function done(el) {
+    el.removeAttribute("data-cg-blocked");
+    el.removeAttribute("data-cg-tracker");
+  }
+
+  function activateScript(old) {
+    return new Promise(function (resolve) {
+      if (!old.parentNode) { resolve(); return; }
+      var s = document.createElement("script");
+      var attrs = old.attributes;
+      for (var i = 0; i < attrs.length; i++) {
+        var n = attrs[i].name;
+        if (n === "type" || n === "data-cg-blocked" || n === "data-cg-tracker" ||
+            n === "data-cg-src" || n === "data-cg-type" || n === "data-cg-queued") continue;
+        s.setAttribute(n, attrs[i].value);
+      }
+      var type = old.getAttribute("data-cg-type");
+      if (type) s.setAttribute("type", type);
+      var src = old.getAttribute("data-cg-src") || old.getAttribute("data-src");
+      if (src) {
+        s.async = false;
+        s.onload = s.onerror = function () { resolve(); };
+        s.setAttribute("src", src);
+      } else {
+        s.text = old.text;
+      }
+      old.parentNode.replaceChild(s, old);
+      if (!src) resolve();
+    });
+  }
+
+  function apply(categories) {
+    var names = [];
+    for (var k in categories) {
+      if (Object.prototype.hasOwnProperty.call(categories, k) && categories[k] === true) {
+        granted[k] = true;
+        names.push(k);
+      }
+    }
+    if (!names.length) return;
+    var isGranted = function (el) {
+      var c = categoryOf(el);
+      return c !== null && granted[c] === true;
+    };
+    var scripts = document.querySelectorAll(
+      "script[data-cg-blocked], script[type='text/plain'][data-category]," +
+      " script[type='text/plain'][data-cookiecategory]");
+    for (var i = 0; i < scripts.length; i++) {
+      var el = scripts[i];
+      if (el.hasAttribute("data-cg-queued") || !isGranted(el)) continue;
+      el.setAttribute("data-cg-queued", "");  // not picked up twice
+      queue = queue.then((function (node) {
+        return function () { return activateScript(node); };
+      })(el));
+    }
+    var others = document.querySelectorAll(
+      "img[data-cg-blocked], iframe[data-cg-blocked], link[data-cg-blocked]," +
+      " a[data-cg-blocked], area[data-cg-blocked]");
+    for (var j = 0; j < others.length; j++) {
+      var e = others[j];
+      if (!isGranted(e)) continue;
+      var tag = e.tagName.toLowerCase();
+      if (tag === "img") { restore(e, "srcset"); restore(e, "src"); }
+      else if (tag === "iframe") {
+        var ph = e.previousElementSibling;
+        if (ph && ph.hasAttribute("data-cg-placeholder")) ph.parentNode.removeChild(ph);
+        if (e.hasAttribute("data-cg-unhide")) {
+          e.removeAttribute("data-cg-unhide");
+          e.removeAttribute("hidden");
+        }
+        restore(e, "srcdoc"); restore(e, "src");
+      }
+      else if (tag === "link") restore(e, "href");
+      else restore(e, "ping");
+      done(e);
+    }
+  }
+
+  function consentTo(category, button) {
+    var current = readState();
+    var merged = {};
+    for (var k in current) {
+      if (Object.prototype.hasOwnProperty.call(current, k)) merged[k] = current[k] === true;
+    }
+    for (var g in granted) {
+      if (Object.prototype.hasOwnProperty.call(granted, g)) merged[g] = true;
+    }
+    merged[category] = true;
+    if (button) button.disabled = true;
+    return fetch(ENDPOINT, {
+      method: "POST",
+      headers: {"content-type": "application/json"},
+      body: JSON.stringify({categories: merged}),
+      credentials: "same-origin",
+      redirect: "manual"
+    }).then(function (res) {
+      if (!(res.ok || res.type === "opaqueredirect")) throw new Error("cookiegate: HTTP " + res.status);
+      var api = window.cookiegate;
+      if (api && typeof api === "object" && "state" in api) {
+        api.state = {decided: true, categories: merged};
+      }
+      document.dispatchEvent(new CustomEvent("cookiegate:consent", {detail: {categories: merged}}));
+    }).catch(function () {
+      if (button) button.disabled = false;
+    });
+  }
+
+  document.addEventListener("cookiegate:consent", function (ev) {
+    if (ev.detail && ev.detail.categories) apply(ev.detail.categories);
+  });
+  document.addEventListener("click", function (ev) {
+    var t = ev.target;
+    while (t && t !== document && !(t.getAttribute && t.getAttribute("data-cg-load"))) t = t.parentNode;
+    if (!t || t === document) return;
+    ev.preventDefault();
+    consentTo(t.getAttribute("data-cg-load"), t);
+  });
+
+  function start() { apply(readState()); }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

@@ -1,0 +1,105 @@
+"""static/cookiegate-unblock.js in Chromium, on a page rewritten by HtmlRewriter.
+
+Everything is served from memory by Playwright's request interception, so the
+tracker hosts are never contacted: the test records which URLs the page asks for.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from cookiegate.rewrite import HtmlRewriter
+from cookiegate.trackers import TrackerMatcher
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Route
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ORIGIN = "https://shop.test"
+PAGE = b"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>unblock</title>
+<script>window.__log = [];</script>
+<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>
+<script>/* gtag('js', new Date()) */ window.__log.push("inline");</script>
+<script src="https://static.hotjar.com/c/hotjar-1.js?sv=6"></script>
+<script type="text/plain" data-category="performance">window.__log.push("marked");</script>
+</head><body>
+<img id="px" height="1" width="1" src="https://www.facebook.com/tr?id=1&amp;ev=PageView">
+<iframe id="yt" width="320" height="180" src="https://www.youtube.com/embed/x"></iframe>
+<script src="/static/cookiegate-unblock.js"></script>
+</body></html>
+"""
+TRACKER_HOSTS = ("googletagmanager.com", "hotjar.com", "facebook.com", "youtube.com")
+
+
+def test_unblock_restores_granted_categories(browser: Browser) -> None:
+    matcher = TrackerMatcher(category_map={"marketing": "marketing"})
+    rw = HtmlRewriter(frozenset({"performance", "marketing"}), b"", trackers=matcher)
+    page_bytes = rw.feed(PAGE) + rw.close()
+    assert page_bytes.count(b"data-cg-blocked") == 5  # + the text/plain marked one
+    requested: list[str] = []
+    posted: list[Any] = []
+
+    def handle(route: Route) -> None:
+        url = route.request.url
+        requested.append(url)
+        if url == ORIGIN + "/":
+            route.fulfill(status=200, content_type="text/html", body=page_bytes)
+        elif url.endswith("/static/cookiegate-unblock.js"):
+            route.fulfill(
+                status=200,
+                content_type="text/javascript",
+                body=(ROOT / "static" / "cookiegate-unblock.js").read_bytes(),
+            )
+        elif url == ORIGIN + "/_cookiegate/consent":
+            posted.append(json.loads(route.request.post_data or "null"))
+            route.fulfill(status=200, content_type="application/json", body="{}")
+        elif "gtag/js" in url:
+            route.fulfill(status=200, content_type="text/javascript", body='__log.push("gtag.js")')
+        elif "hotjar" in url:
+            route.fulfill(status=200, content_type="text/javascript", body='__log.push("hotjar")')
+        elif "youtube" in url:
+            route.fulfill(status=200, content_type="text/html", body="<p>video</p>")
+        else:
+            route.fulfill(status=200, content_type="image/gif", body=b"GIF89a")
+
+    context = browser.new_context()
+    context.set_default_timeout(5_000)
+    try:
+        context.route("**/*", handle)
+        page = context.new_page()
+        page.goto(ORIGIN + "/")
+        page.wait_for_load_state("load")
+        assert not [u for u in requested if any(h in u for h in TRACKER_HOSTS)]
+        assert page.evaluate("window.__log") == []
+        placeholder = page.locator("[data-cg-placeholder=marketing]")
+        assert placeholder.is_visible()
+        assert page.locator("#yt").is_hidden()
+
+        # performance granted: scripts in document order, externals awaited
+        page.evaluate(
+            "document.dispatchEvent(new CustomEvent('cookiegate:consent',"
+            " {detail: {categories: {performance: true, marketing: false}}}))"
+        )
+        page.wait_for_function("window.__log.length === 4")
+        assert page.evaluate("window.__log") == ["gtag.js", "inline", "hotjar", "marked"]
+        assert not [u for u in requested if "facebook.com" in u or "youtube.com" in u]
+
+        # the placeholder's button grants marketing, merged with the current state
+        page.locator("[data-cg-load=marketing]").click()
+        page.wait_for_function("document.getElementById('yt').getAttribute('src') !== null")
+        assert posted == [{"categories": {"performance": True, "marketing": True}}]
+        assert placeholder.count() == 0
+        assert page.locator("#yt").is_visible()
+        page.wait_for_function("document.getElementById('px').complete")
+        assert [u for u in requested if "facebook.com/tr" in u]
+        assert [u for u in requested if "youtube.com/embed/x" in u]
+        assert page.evaluate("window.__log") == ["gtag.js", "inline", "hotjar", "marked"]
+    finally:
+        context.close()

@@ -1,0 +1,228 @@
+"""Tracker catalogue: loading, validation and URL / signature matching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cookiegate.errors import ConfigError
+from cookiegate.trackers import (
+    TrackerMatcher,
+    builtin_trackers,
+    host_matches,
+    load_trackers,
+    parse_trackers,
+    url_host_path,
+)
+
+MATCHER = TrackerMatcher()
+
+
+def tid(url: str) -> str | None:
+    found = MATCHER.match_url(url)
+    return found.id if found is not None else None
+
+
+def test_builtin_catalogue_has_the_vendors() -> None:
+    ids = {t.id for t in builtin_trackers()}
+    assert {
+        "google-analytics",
+        "google-tag-manager",
+        "google-ads",
+        "meta-pixel",
+        "hotjar",
+        "microsoft-clarity",
+        "matomo",
+        "segment",
+        "mixpanel",
+        "hubspot",
+        "linkedin-insight",
+        "tiktok-pixel",
+        "bing-uet",
+        "x-pixel",
+        "pinterest-tag",
+        "youtube",
+        "vimeo",
+    } <= ids
+    for t in builtin_trackers():
+        assert t.source
+        assert t.category in ("performance", "marketing", "functional")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://www.google-analytics.com/g/collect?v=2", "google-analytics"),
+        ("https://region1.google-analytics.com/g/collect", "google-analytics"),
+        ("https://google-analytics.com/collect", "google-analytics"),
+        ("//www.google-analytics.com/analytics.js", "google-analytics"),
+        ("https://WWW.Google-Analytics.COM/collect", "google-analytics"),
+        ("https://www.google-analytics.com.:443/collect", "google-analytics"),
+        ("https://www.google-analytics.com:8443/collect", "google-analytics"),
+        ("https:\\\\www.google-analytics.com\\collect", "google-analytics"),
+        ("https:/www.google-analytics.com/collect", "google-analytics"),
+        (" \n https://www.google-analytics.com/collect", "google-analytics"),
+        ("https://www.google-analytics.c\tom/collect", "google-analytics"),
+        ("https://user:pw@www.google-analytics.com/collect", "google-analytics"),
+        ("https://www.google%2Danalytics.com/collect", "google-analytics"),
+        # host boundaries
+        ("https://google-analytics.com.evil.example/collect", None),
+        ("https://notgoogle-analytics.com/collect", None),
+        ("https://google-analytics.com@evil.example/collect", None),
+        ("https://evil.example/google-analytics.com/collect", None),
+        ("https://evil.example/?u=https://www.google-analytics.com/", None),
+        ("https://example.com/google-analytics.com", None),
+        ("google-analytics.com/collect", None),  # relative path on the page's host
+        ("data:image/gif;base64,R0lGOD", None),
+        ("javascript:void(0)", None),
+        ("", None),
+        # beacons on shared hosts
+        ("https://www.facebook.com/tr?id=1&ev=PageView", "meta-pixel"),
+        ("https://www.facebook.com/tr/?id=1", "meta-pixel"),
+        ("https://www.facebook.com/tracking", None),
+        ("https://www.facebook.com/examplepage", None),
+        ("https://connect.facebook.net/en_US/fbevents.js", "meta-pixel"),
+        ("https://t.co/i/adsct?p_id=1", "x-pixel"),
+        ("https://t.co/abc", None),
+        # first-party paths
+        ("/matomo.php?idsite=1&rec=1", "matomo"),
+        ("/stats/piwik.js", "matomo"),
+        ("matomo.js", "matomo"),
+        ("https://shop.example/analytics/matomo.php", "matomo"),
+        ("/static/notmatomo.php", None),
+        ("/gtm.js?id=GTM-1", "google-tag-manager"),
+        # the others
+        ("https://www.googletagmanager.com/ns.html?id=GTM-1", "google-tag-manager"),
+        ("https://www.googletagmanager.com/gtag/js?id=G-1", "google-analytics"),
+        ("https://googleads.g.doubleclick.net/pagead/viewthroughconversion/1/", "google-ads"),
+        ("https://static.hotjar.com/c/hotjar-1.js?sv=6", "hotjar"),
+        ("https://www.clarity.ms/tag/abc", "microsoft-clarity"),
+        ("https://cdn.matomo.cloud/x.matomo.cloud/matomo.js", "matomo"),
+        ("https://cdn.segment.com/analytics.js/v1/k/analytics.min.js", "segment"),
+        ("https://cdn.mxpnl.com/libs/mixpanel-2-latest.min.js", "mixpanel"),
+        ("//js.hs-scripts.com/123.js", "hubspot"),
+        ("https://px.ads.linkedin.com/collect/?pid=1&fmt=gif", "linkedin-insight"),
+        ("https://analytics.tiktok.com/i18n/pixel/events.js", "tiktok-pixel"),
+        ("//bat.bing.com/action/0?ti=1", "bing-uet"),
+        ("https://www.bing.com/search?q=x", None),
+        ("https://static.ads-twitter.com/uwt.js", "x-pixel"),
+        ("https://ct.pinterest.com/v3/?event=init", "pinterest-tag"),
+        ("https://s.pinimg.com/ct/core.js", "pinterest-tag"),
+        ("https://i.pinimg.com/originals/x.jpg", None),
+        ("https://www.youtube.com/embed/abc", "youtube"),
+        ("https://www.youtube-nocookie.com/embed/abc", "youtube"),
+        ("https://player.vimeo.com/video/1", "vimeo"),
+        ("https://vimeo.com/1", None),
+    ],
+)
+def test_match_url(url: str, expected: str | None) -> None:
+    assert tid(url) == expected
+    assert tid(url) == expected  # cached answer is the same
+
+
+def test_url_host_path() -> None:
+    assert url_host_path("HTTPS://A.Example.:443/P/Q?x#y") == ("a.example", "/p/q")
+    assert url_host_path("//[::1]:80/x") == ("[::1]", "/x")
+    assert url_host_path("/a/b?c") == (None, "/a/b")
+    assert url_host_path("mailto:x@y") == (None, "")
+
+
+def test_host_matches() -> None:
+    assert host_matches("a.b.example", "b.example")
+    assert host_matches("b.example", "b.example")
+    assert not host_matches("ab.example", "b.example")
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        (b"gtag('config', 'G-1');", "google-analytics"),
+        (b"fbq('init', '1');", "meta-pixel"),
+        (b"h._hjSettings={hjid:1,hjsv:6};", "hotjar"),
+        (b"var _paq = window._paq || [];", "matomo"),
+        (b'analytics.load("KEY");', "segment"),
+        (b'mixpanel.init("T");', "mixpanel"),
+        (b"ttq.load('X');", "tiktok-pixel"),
+        (b'_linkedin_partner_id = "1";', "linkedin-insight"),
+        (b"twq('config','o1');", "x-pixel"),
+        (b"pintrk('load', '1');", "pinterest-tag"),
+        (b"var _hsq = window._hsq = window._hsq || [];", "hubspot"),
+        (
+            b"(function(c,l,a,r,i,t,y){c[a]=c[a]||function(){(c[a].q=c[a].q||[]).push(arguments)};"
+            b"})(window, document, 'clarity', 'script', 'x');",
+            "microsoft-clarity",
+        ),
+        (b"document.querySelector('.menu').classList.toggle('open');", None),
+        (b"window.config = {analytics: false};", None),
+    ],
+)
+def test_match_script(snippet: bytes, expected: str | None) -> None:
+    found = MATCHER.match_script(snippet)
+    assert (found.id if found is not None else None) == expected
+
+
+def test_category_mapping() -> None:
+    ga = MATCHER.match_url("https://www.google-analytics.com/x")
+    fb = MATCHER.match_url("https://www.facebook.com/tr")
+    assert ga is not None and fb is not None
+    assert MATCHER.category(ga) == "performance"
+    assert MATCHER.category(fb) == "performance"  # default: no "marketing" category
+    site = TrackerMatcher(category_map={"marketing": "marketing"})
+    assert site.category(fb) == "marketing"
+
+
+def entry(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": "x",
+        "vendor": "X",
+        "category": "performance",
+        "hosts": ["x.example"],
+        "source": "test",
+    }
+    base.update(over)
+    return {"schema": 1, "tracker": [base]}
+
+
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [
+        ({"category": "ads"}, "tracker[0].category"),
+        ({"hosts": ["X.example"]}, "tracker[0].hosts[0]"),
+        ({"hosts": "x.example"}, "tracker[0].hosts"),
+        ({"beacons": ["x.example"]}, "tracker[0].beacons[0]"),
+        ({"paths": ["matomo.php"]}, "tracker[0].paths[0]"),
+        ({"patterns": ["("]}, "tracker[0].patterns[0]"),
+        ({"embed": "yes"}, "tracker[0].embed"),
+        ({"source": ""}, "tracker[0].source"),
+        ({"id": "Bad Id"}, "tracker[0].id"),
+        ({"colour": "red"}, "tracker[0].colour"),
+        ({"hosts": []}, "tracker[0].hosts"),
+    ],
+)
+def test_validation_names_the_field(over: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_trackers(entry(**over))
+    assert info.value.field == field
+
+
+def test_validation_of_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="schema"):
+        parse_trackers({"tracker": []})
+    dup = entry()
+    dup["tracker"].append(dict(dup["tracker"][0]))
+    with pytest.raises(ConfigError) as info:
+        parse_trackers(dup)
+    assert info.value.field == "tracker[1].id"
+    bad = tmp_path / "t.toml"
+    bad.write_text("schema = [")
+    with pytest.raises(ConfigError):
+        load_trackers(bad)
+    good = tmp_path / "g.toml"
+    good.write_text(
+        'schema = 1\n[[tracker]]\nid = "x"\nvendor = "X"\ncategory = "marketing"\n'
+        'hosts = ["x.example"]\nsource = "s"\n'
+    )
+    (t,) = load_trackers(good)
+    assert TrackerMatcher([t]).match_url("https://a.x.example/") == t
