@@ -277,6 +277,11 @@ class TrackerMatcher:
             re.compile(b"|".join(alternatives)) if alternatives else None
         )
 
+    def clear_caches(self) -> None:
+        """Forget cached URL answers and the rewriters' memoised decisions."""
+        self._cache.clear()
+        self.memo.clear()
+
     def category(self, tracker: Tracker) -> str:
         """The site category ``tracker`` belongs to."""
         return self.category_map.get(tracker.category, tracker.category)
