@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
@@ -35,8 +36,10 @@ from .csp import CspBuilder, CspConfig, allows_inline_script, new_nonce
 from .errors import BadRequest, ConfigError, TokenError
 from .inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
 from .policy import MAX_COOKIE_AGE, NECESSARY, CookieRule, Policy
+from .rewrite import EncodedHtmlRewriter, HtmlRewriter
 from .signals import gpc_enabled, is_bot
 from .token import ConsentCodec
+from .trackers import TrackerMatcher, load_trackers
 
 if TYPE_CHECKING:
     from .ui import UI
@@ -229,12 +232,14 @@ class Decision(RequestConsent):
             out.extend((b"content-security-policy", v) for v in app_csp)
         if html and is_page:
             text_type = ctype.decode("latin-1")  # type: ignore[union-attr]
-            if is_injectable(text_type, cenc.decode("latin-1") if cenc is not None else None):
+            coding = cenc.decode("latin-1").strip().lower() if cenc is not None else ""
+            plain = coding in ("", "identity")
+            if is_injectable(text_type, None):
                 fragment = gate.page_fragment(self, text_type, nonce)
-                injector: BodyFilter | None = (
-                    HtmlInjector(fragment) if fragment is not None else None
-                )
-                if gate.consent_mode is not None:
+                injector = gate.rewriter(self, fragment, text_type, coding)
+                if injector is None and plain and fragment is not None:
+                    injector = HtmlInjector(fragment)
+                if gate.consent_mode is not None and plain:
                     granted = state.granted if state.decided else None
                     inline = allows_inline_script(enforced, nonce)
                     head = gate.consent_mode.head_fragment(granted, nonce, inline=inline)
@@ -306,6 +311,13 @@ class Gate:
         Content-Security-Policy without the hosts of trackers the visitor did not
         consent to (the app's own policy is only ever narrowed), and a nonce for
         cookiegate's own scripts. ``None`` (default): CSP headers are untouched.
+    :param block_trackers: the tracking gate: in HTML pages, neutralise the
+        scripts, pixels, iframes, pings and resource hints of trackers whose
+        category the visitor has not granted (re-activated in the page after
+        consent). On by default.
+    :param trackers: the tracker catalogue: a :class:`cookiegate.trackers.TrackerMatcher`
+        or the path of a TOML file shaped like the built-in ``catalog/trackers.toml``
+        (the default).
     :param consent_mode: Google Consent Mode v2: ``True`` or a
         :class:`cookiegate.consent_mode.ConsentModeConfig`. The ``default``
         command (and ``update`` for a visitor who decided) goes right after
@@ -337,6 +349,8 @@ class Gate:
         hide_from_bots: bool = False,
         csp: CspConfig | None = None,
         consent_mode: ConsentModeConfig | bool = False,
+        block_trackers: bool = True,
+        trackers: TrackerMatcher | str | Path | None = None,
         records: ConsentRecorder | None = None,
     ) -> None:
         if not isinstance(policy, Policy):
@@ -457,8 +471,29 @@ class Gate:
             raise ConfigError("consent_mode", "must be True, False or a ConsentModeConfig")
         #: response headers need the HTML checks even for non-200 responses
         self._page_work = self.csp is not None or self.consent_mode is not None
+        if not isinstance(block_trackers, bool):
+            raise ConfigError("block_trackers", "must be True or False")
+        self.trackers: TrackerMatcher | None = None
+        if block_trackers:
+            if isinstance(trackers, TrackerMatcher):
+                self.trackers = trackers
+            elif trackers is None or isinstance(trackers, str | Path):
+                rows = load_trackers(trackers) if trackers is not None else None
+                self.trackers = TrackerMatcher(rows, category_map=policy.catalog_categories)
+            else:
+                raise ConfigError("trackers", "must be a TrackerMatcher, a TOML path or None")
+        elif trackers is not None:
+            raise ConfigError("trackers", "given, but block_trackers is False")
+        self._unblock_tag: str | None = None
+        if self.trackers is not None and self.ui is not None:
+            url = self.ui.asset_url("cookiegate-unblock.js")
+            self._unblock_tag = (
+                f'<script src="{url}" defer data-cg-endpoint="{prefix}consent"></script>'
+            )
         #: HTML bodies may be rewritten (banner, Consent Mode, tracking gate)
-        self.may_inject = self.ui is not None or self.consent_mode is not None
+        self.may_inject = (
+            self.ui is not None or self.consent_mode is not None or self.trackers is not None
+        )
         if records is not None and not all(
             callable(getattr(records, m, None)) for m in ("consent_changed", "my_data", "withdrawn")
         ):
@@ -958,7 +993,7 @@ class Gate:
         state = decision._state
         if self.hide_from_bots and is_bot(self._header(info, b"user-agent", "user_agent")):
             return None
-        locale = ui.negotiate(self._accept_language(info), decision.locale)
+        locale = self._locale(decision)
         pinned = decision.locale is not None and locale == ui.negotiate(None, decision.locale)
         theme = self._theme(info)
         next_path = safe_next(info.path + ("?" + info.query if info.query else "")) or "/"
@@ -981,7 +1016,43 @@ class Gate:
                 pin_locale=pinned,
                 nonce=nonce,
             )
+        if self._unblock_tag is not None:
+            # re-activates what the tracking gate neutralised, after consent
+            nonce_attr = f' nonce="{nonce}"' if nonce else ""
+            html += self._unblock_tag.replace("></script>", nonce_attr + "></script>")
         return html.encode(_charset(content_type), "xmlcharrefreplace")
+
+    def _locale(self, decision: Decision) -> str:
+        ui = self.ui
+        if ui is None:
+            return "en"
+        return ui.negotiate(self._accept_language(decision.info), decision.locale)
+
+    def rewriter(
+        self, decision: Decision, fragment: bytes | None, content_type: str, coding: str
+    ) -> BodyFilter | None:
+        """The tracking gate for one HTML body: an :class:`HtmlRewriter` that
+        neutralises trackers of the categories the visitor has not granted and
+        inserts ``fragment``; ``None`` when nothing is blocked (or it is off)."""
+        trackers = self.trackers
+        state = decision._state
+        if trackers is None or state.complete:
+            return None
+        blocked = frozenset(c for c in self.policy.optional if c not in state.granted)
+        options: dict[str, Any] = {}
+        if self.ui is not None:
+            t = self.ui.strings(self._locale(decision))
+            options["placeholder_text"] = t["placeholder_text"]
+            options["placeholder_button"] = t["placeholder_button"]
+            options["category_labels"] = {
+                c: t.get(f"cat_{c}_label") or self.policy.categories[c].label or c for c in blocked
+            }
+        rewriter = HtmlRewriter(
+            blocked, fragment, trackers=trackers, charset=_declared_charset(content_type), **options
+        )
+        if coding in ("", "identity"):
+            return rewriter
+        return EncodedHtmlRewriter(rewriter, coding)
 
     def _accept_language(self, info: RequestInfo) -> str | None:
         return self._header(info, b"accept-language", "accept_language")
@@ -1353,6 +1424,15 @@ def _query_value(query: str, key: str) -> str | None:
                 return v
     except ValueError:
         return None
+    return None
+
+
+def _declared_charset(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of a Content-Type as written, or ``None``."""
+    for param in (content_type or "").split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip('"') or None
     return None
 
 

@@ -1,0 +1,176 @@
+"""The tracking gate in a real browser: every vendor snippet of the corpus
+(``tests/corpus/trackers/*.html``) served through cookiegate, in Chromium.
+
+Every request the page makes to a host other than 127.0.0.1 is intercepted
+(nothing leaves the machine) and recorded; scripts get a stub that itself
+reports to the tracker's host, so a script that *executes* is seen as well as
+one that loads. Before consent no tracker host may be contacted; after "Accept
+all" — with JavaScript, without a reload — every vendor's host is; without
+JavaScript, after the plain form's consent, the page's ``<noscript>`` pixels load.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+try:
+    from playwright.sync_api import BrowserContext, Page, Route, expect
+except ImportError:  # pragma: no cover - the fixtures say how to install it
+    pytest.skip("playwright is not installed: pip install -e '.[dev]'", allow_module_level=True)
+
+from cookiegate.trackers import default_matcher
+
+from .conftest import CHROMIUM_ARGS, NewContext, Server  # noqa: F401 - CHROMIUM_ARGS documents
+
+pytestmark = pytest.mark.browser
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "trackers"
+PAGES = sorted(p.stem for p in CORPUS.glob("*.html"))
+ACCEPT = "#cookiegate-banner button[value=accept_all]"
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
+    b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+
+
+def test_the_corpus_covers_the_vendors() -> None:
+    assert len(PAGES) >= 12, PAGES
+
+
+def _corpus_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, Response
+    from starlette.routing import Route as StarletteRoute
+
+    from cookiegate import Gate, Policy
+    from cookiegate.asgi import CookieGateMiddleware
+
+    async def page(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in PAGES:
+            return Response("no such page", status_code=404)
+        return HTMLResponse((CORPUS / f"{name}.html").read_text("utf-8"))
+
+    app = Starlette(routes=[StarletteRoute("/corpus/{name}", page)])
+    gate = Gate(Policy(version="1"), secret_keys=["corpus-test-key-0123456789abcdef"])
+    app.add_middleware(CookieGateMiddleware, gate=gate)
+    return app
+
+
+@pytest.fixture(scope="module")
+def corpus_server() -> Iterator[str]:
+    srv = Server(_corpus_app()).start()
+    yield srv.url
+    srv.stop()
+
+
+class Outside:
+    """Intercepts and records every request to a host other than 127.0.0.1."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.hosts: list[str] = []
+        context.route("**/*", self._handle)
+
+    def _handle(self, route: Route) -> None:
+        url = route.request.url
+        host = urlsplit(url).hostname or ""
+        if host == "127.0.0.1":
+            route.continue_()
+            return
+        self.hosts.append(host)
+        kind = route.request.resource_type
+        if kind == "script":
+            # a script that runs reports itself to its own host
+            beacon = f"https://{host}/__cg_ran__"
+            body = f"(function(){{var i=new Image();i.src={beacon!r};}})();"
+            route.fulfill(status=200, content_type="application/javascript", body=body)
+        elif kind == "image":
+            route.fulfill(status=200, content_type="image/gif", body=GIF)
+        elif kind == "document":
+            route.fulfill(status=200, content_type="text/html", body="<p>embed</p>")
+        else:
+            route.fulfill(status=204, body="")
+
+    def contacted(self) -> set[str]:
+        return set(self.hosts)
+
+
+def _settle(page: Page) -> None:
+    page.wait_for_load_state("load")
+    time.sleep(0.3)  # async loaders insert their scripts after load
+
+
+def _expected_vendor_hosts(name: str) -> set[str]:
+    """Hosts of the tracker URLs (as the catalogue recognises them) named in the
+    page's markup: at least one must be contacted after consent."""
+    text = (CORPUS / f"{name}.html").read_text("utf-8")
+    matcher = default_matcher()
+    hosts = set()
+    for m in re.finditer(r"(?:https?:)?//([a-z0-9.-]+\.[a-z]{2,})(/[^\s\"'<>)]*)?", text, re.I):
+        if matcher.match_url("https://" + m.group(1) + (m.group(2) or "/")) is not None:
+            hosts.add(m.group(1).lower())
+    return hosts
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_nothing_reaches_a_tracker_before_consent_and_all_after(
+    new_context: NewContext, corpus_server: str, name: str
+) -> None:
+    context = new_context(base_url=corpus_server)
+    outside = Outside(context)
+    page = context.new_page()
+    page.goto(f"/corpus/{name}")
+    _settle(page)
+    assert outside.hosts == [], f"{name}: contacted before consent: {outside.hosts}"
+
+    page.click(ACCEPT)
+    expected = _expected_vendor_hosts(name)
+    assert expected, f"{name}: the corpus page names no known tracker host"
+    deadline = time.monotonic() + 5
+    while not (outside.contacted() & expected) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert outside.contacted() & expected, (
+        f"{name}: after consent none of {sorted(expected)} was contacted ({outside.hosts})"
+    )
+    assert page.evaluate("document.querySelectorAll('[data-cg-placeholder]').length") == 0
+
+
+def test_scripts_run_after_consent_in_document_order(
+    new_context: NewContext, corpus_server: str
+) -> None:
+    """The GA4 snippet's inline part defines ``gtag`` and the external loader
+    runs after it: after consent ``dataLayer`` holds the page's commands."""
+    name = next(n for n in PAGES if "google-analytics" in n)
+    context = new_context(base_url=corpus_server)
+    Outside(context)
+    page = context.new_page()
+    page.goto(f"/corpus/{name}")
+    _settle(page)
+    assert page.evaluate("typeof window.gtag") == "undefined"
+    page.click(ACCEPT)
+    page.wait_for_function("() => typeof window.gtag === 'function'", polling=50)
+    assert page.evaluate("Array.isArray(window.dataLayer) && window.dataLayer.length > 0")
+
+
+def test_without_javascript_noscript_pixels_wait_for_consent(
+    new_context: NewContext, corpus_server: str
+) -> None:
+    name = next(n for n in PAGES if "meta-pixel" in n)
+    context = new_context(base_url=corpus_server, java_script_enabled=False)
+    outside = Outside(context)
+    page = context.new_page()
+    page.goto(f"/corpus/{name}")
+    _settle(page)
+    assert outside.hosts == [], outside.hosts
+    page.click(ACCEPT)  # a plain form: 303 back to the page, now consented
+    expect(page.locator("#cookiegate-banner")).to_have_count(0)
+    _settle(page)
+    assert "www.facebook.com" in outside.contacted(), outside.hosts
