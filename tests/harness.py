@@ -3,6 +3,8 @@ messages, so one scenario table can prove both behave identically."""
 
 from __future__ import annotations
 
+import gzip
+
 import asyncio
 import io
 import json
@@ -82,6 +84,15 @@ class Seen:
 
 
 PAGE = b"<!doctype html><html><head><title>Shop</title></head><body><h1>Shop</h1></body></html>"
+#: a page with trackers, served at /tracked (gzip-encoded at /tracked-gz)
+TRACKED = (
+    b"<!doctype html><html><head><title>Shop</title>"
+    b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
+    b"<script>window.dataLayer=window.dataLayer||[];function gtag(){dataLayer.push(arguments);}"
+    b"gtag('js',new Date());gtag('config','G-1');</script></head><body><h1>Shop</h1>"
+    b'<img src="/img/p.jpg" alt="product">'
+    b'<iframe src="https://www.youtube.com/embed/x" title="video"></iframe></body></html>'
+)
 
 
 def _app_response(
@@ -90,6 +101,14 @@ def _app_response(
     params = parse_qs(query)
     if "lang" in params:  # the site chooses the banner's language for this page
         consent.use_locale(params["lang"][0])
+    if path.startswith("/tracked"):
+        body = TRACKED
+        headers = [("content-type", "text/html; charset=utf-8")]
+        if path == "/tracked-gz":
+            body = gzip.compress(TRACKED)
+            headers.append(("content-encoding", "gzip"))
+        headers.append(("content-length", str(len(body))))
+        return 200, headers, body
     if path.startswith("/page"):
         headers = [
             ("content-type", "text/html; charset=utf-8"),

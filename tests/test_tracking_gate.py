@@ -1,0 +1,64 @@
+"""The tracking gate in the app's pages, through both adapters (the rewriter
+itself: tests/core/test_rewrite.py; in a browser: tests/browser/)."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+
+from cookiegate import Gate
+
+from .conftest import Client, make_gate
+from .harness import TRACKED
+
+GTAG = b' src="https://www.googletagmanager.com/gtag/js?id=G-1"'  # a live src attribute
+
+
+def test_undecided_visitor_gets_trackers_neutralised(client_for: Callable[[Gate], Client]) -> None:
+    res = client_for(make_gate())("GET", "/tracked")
+    body = res.body
+    assert GTAG not in body  # the external loader lost its src
+    assert b'data-cg-src="https://www.googletagmanager.com/gtag/js?id=G-1"' in body
+    assert body.count(b'type="text/plain" data-cg-blocked="performance"') == 2  # + inline gtag
+    assert b'<iframe data-cg-blocked="performance"' in body
+    assert b"data-cg-placeholder" in body
+    assert b'<img src="/img/p.jpg" alt="product">' in body  # first party: untouched
+    assert b'id="cookiegate-banner"' in body
+    assert b"cookiegate-unblock." in body
+    assert res.header("content-length") is None
+
+
+def test_refused_and_gpc_visitors_too(client_for: Callable[[Gate], Client]) -> None:
+    gate = make_gate()
+    client = client_for(gate)
+    refused = client("GET", "/tracked", [("cookie", f"cookiegate={gate.make_token([])}")])
+    assert GTAG not in refused.body
+    gpc = client("GET", "/tracked", [("sec-gpc", "1")])
+    assert GTAG not in gpc.body
+
+
+def test_accepted_visitor_gets_the_page_as_written(client_for: Callable[[Gate], Client]) -> None:
+    gate = make_gate()
+    token = gate.make_token(["performance"])
+    body = client_for(gate)("GET", "/tracked", [("cookie", f"cookiegate={token}")]).body
+    settings = body.index(b"<link")
+    assert body[:settings] + body[body.rindex(b"</body>") :] == TRACKED
+
+
+def test_placeholder_speaks_the_visitors_language(client_for: Callable[[Gate], Client]) -> None:
+    body = client_for(make_gate())("GET", "/tracked", [("accept-language", "de")]).body
+    assert "Nach Einwilligung laden".encode() in body
+
+
+def test_gzip_page_is_rewritten_and_stays_valid(client_for: Callable[[Gate], Client]) -> None:
+    res = client_for(make_gate())("GET", "/tracked-gz")
+    assert res.header("content-encoding") == "gzip"
+    body = gzip.decompress(res.body)
+    assert GTAG not in body
+    assert b'id="cookiegate-banner"' in body
+
+
+def test_tracking_gate_can_be_turned_off(client_for: Callable[[Gate], Client]) -> None:
+    body = client_for(make_gate(block_trackers=False))("GET", "/tracked").body
+    assert GTAG in body
+    assert b"cookiegate-unblock." not in body
