@@ -3,9 +3,8 @@ messages, so one scenario table can prove both behave identically."""
 
 from __future__ import annotations
 
-import gzip
-
 import asyncio
+import gzip
 import io
 import json
 from collections.abc import Callable, Iterable
