@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# the demo records every consent event (proof of consent) in a SQLite file
+DEMO_RECORDS ?= sqlite:///.demo/consent.db
 
 .PHONY: install demo demo-flask test lint typecheck unit bench format clean
 
@@ -16,12 +18,14 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	@echo "cookiegate demo (Starlette) on http://$(HOST):$(PORT)/"
-	$(BIN)/python -m uvicorn examples.starlette_app.app:app --host $(HOST) --port $(PORT)
+	@echo "cookiegate demo (Starlette) on http://$(HOST):$(PORT)/  (consent records: $(DEMO_RECORDS))"
+	@mkdir -p .demo
+	COOKIEGATE_RECORDS=$(DEMO_RECORDS) $(BIN)/python -m uvicorn examples.starlette_app.app:app --host $(HOST) --port $(PORT)
 
 demo-flask: $(STAMP)
-	@echo "cookiegate demo (Flask) on http://$(HOST):$(PORT)/"
-	$(BIN)/python -m flask --app examples.flask_app.app:app run --host $(HOST) --port $(PORT)
+	@echo "cookiegate demo (Flask) on http://$(HOST):$(PORT)/  (consent records: $(DEMO_RECORDS))"
+	@mkdir -p .demo
+	COOKIEGATE_RECORDS=$(DEMO_RECORDS) $(BIN)/python -m flask --app examples.flask_app.app:app run --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks

@@ -84,8 +84,16 @@ def load_policy() -> Policy:
 
 
 def make_gate(policy: Policy | None = None) -> Gate:
-    """The configured gate both demo apps wrap themselves in."""
-    return Gate(policy or load_policy(), secret_keys=secret_keys())
+    """The configured gate both demo apps wrap themselves in. With
+    ``COOKIEGATE_RECORDS`` set to a database URL (``make demo`` uses a SQLite file
+    in ``.demo/``) every consent event is recorded there as proof of consent."""
+    records = None
+    url = os.environ.get("COOKIEGATE_RECORDS")
+    if url:
+        from cookiegate.records import Recorder
+
+        records = Recorder(url)
+    return Gate(policy or load_policy(), secret_keys=secret_keys(), records=records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +234,13 @@ class Shop:
         with self._lock:
             return self._sessions.get(token)
 
-    def login(self, form: Mapping[str, str]) -> tuple[CookieSpec, Redirect] | str:
+    def login(
+        self, form: Mapping[str, str], visit: Visit | None = None
+    ) -> tuple[CookieSpec, Redirect] | str:
         """Sign in (demo: any name, no password). Returns the session cookie and
-        the redirect, or an error message for the login form."""
+        the redirect, or an error message for the login form. With consent
+        records on, the visitor's consent is linked to the account name, so
+        ``cookiegate records export --user NAME`` finds it."""
         name = form.get("username", "").strip()
         if not name:
             return "Please enter a name."
@@ -239,6 +251,9 @@ class Shop:
             if len(self._sessions) >= _MAX_SESSIONS:
                 self._sessions.pop(next(iter(self._sessions)))  # forget the oldest
             self._sessions[token] = name
+        records = self.gate.records
+        if records is not None and visit is not None and visit.consent.consent_id:
+            records.link_account(visit.consent.consent_id, name)
         return CookieSpec(SESSION_COOKIE, token), Redirect("/")
 
     def logout(self, visit: Visit) -> tuple[str, Redirect]:

@@ -193,3 +193,16 @@ def test_withdrawal_takes_one_click_like_consent(client_for: Callable[[Gate], Cl
 
     assert " hidden" not in quick_withdraw(gate.make_token(["performance"]))
     assert " hidden" in quick_withdraw(gate.make_token([]))
+
+
+def test_preferences_offer_the_visitors_data(client_for: Callable[[Gate], Client]) -> None:
+    """Right of access: the preference centre links the JSON download."""
+    gate = make_gate()
+    client = client_for(gate)
+    token = gate.make_token(["performance"])
+    prefs = client("GET", "/_cookiegate/preferences", [("cookie", f"cookiegate={token}")])
+    assert 'href="/_cookiegate/my-data" download' in prefs.body.decode()
+    data = client("GET", "/_cookiegate/my-data", [("cookie", f"cookiegate={token}")])
+    assert data.status == 200
+    assert "attachment" in (data.header("content-disposition") or "")
+    assert data.json()["consent"]["categories"] == {"performance": True}

@@ -398,3 +398,29 @@ def test_safe_next() -> None:
     assert safe_next("/whoami") == "/whoami"
     for bad in ("", None, "//evil.example", "https://evil.example", "/\\evil", "/a\nb"):
         assert safe_next(bad) == "/"
+
+
+# -- proof of consent (make demo turns it on with COOKIEGATE_RECORDS) ------------
+
+
+def test_consent_records_follow_the_member(site: Site, tmp_path: Any) -> None:
+    from cookiegate.records import Recorder
+
+    recorder = Recorder(f"sqlite:///{tmp_path}/consent.db")
+    gate = site.shop.gate
+    gate.records = recorder
+    try:
+        site.choose("accept_all")
+        login(site, "alice")
+        assert recorder.flush()
+        (linked,) = recorder.store.export_user("alice")["consents"]
+        assert linked["consent_id"] == site.whoami()["consent"]["consent_id"]
+        assert [r["source"] for r in linked["records"]] == ["banner"]
+        assert linked["receipt"] is not None
+        assert recorder.verify().ok
+        my = site.get("/_cookiegate/my-data").json()
+        assert my["recording"] is True
+        assert my["account_linked"] is True
+    finally:
+        gate.records = None
+        recorder.close()

@@ -81,7 +81,7 @@ def home() -> Response:
 def login() -> Response:
     if request.method == "GET":
         return _html(shop.login_page(_visit()))
-    result = shop.login(_form())
+    result = shop.login(_form(), _visit())
     if isinstance(result, str):
         return _html(shop.login_page(_visit(), result), status=400)
     cookie, target = result

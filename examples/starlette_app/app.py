@@ -74,7 +74,7 @@ async def home(request: Request) -> Response:
 async def login(request: Request) -> Response:
     if request.method == "GET":
         return _html(shop.login_page(_visit(request)))
-    result = shop.login(await _form(request))
+    result = shop.login(await _form(request), _visit(request))
     if isinstance(result, str):
         return _html(shop.login_page(_visit(request), result), status=400)
     cookie, target = result

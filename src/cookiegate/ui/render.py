@@ -442,6 +442,7 @@ class UI:
             "prefix": self.prefix,
             "consent_url": self.prefix + "consent",
             "withdraw_url": self.prefix + "withdraw",
+            "my_data_url": self.prefix + "my-data",
             "theme_url": self.prefix + "theme",
             "preferences_url": self.prefix + "preferences",
             "preferences_link": self.prefix + "preferences?next=" + quote(next_path, safe="/"),
