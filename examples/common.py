@@ -253,7 +253,10 @@ class Shop:
             self._sessions[token] = name
         records = self.gate.records
         if records is not None and visit is not None and visit.consent.consent_id:
-            records.link_account(visit.consent.consent_id, name)
+            from cookiegate.records import Recorder
+
+            if isinstance(records, Recorder):
+                records.link_account(visit.consent.consent_id, name)
         return CookieSpec(SESSION_COOKIE, token), Redirect("/")
 
     def logout(self, visit: Visit) -> tuple[str, Redirect]:
