@@ -148,12 +148,9 @@ class HeadInserter:
         if self._done:
             return chunk
         buf = self._buf + chunk if self._buf else chunk
-        m = _HEAD_START.search(buf)
-        if m is not None:
-            self._done = True
-            self._buf = b""
-            at = m.end() if m.group(0)[1:5].lower() == b"head" else m.start()
-            return buf[:at] + self.fragment + buf[at:]
+        inserted = self._insert(buf)
+        if inserted is not None:
+            return inserted
         # keep a possibly incomplete candidate tag
         lt = _head_hold_from(buf)
         if lt < 0:
@@ -165,13 +162,20 @@ class HeadInserter:
     def close(self) -> bytes:
         if self._done:
             return b""
-        self._done = True
         buf, self._buf = self._buf, b""
+        inserted = self._insert(buf)
+        self._done = True
+        return buf + self.fragment if inserted is None else inserted
+
+    def _insert(self, buf: bytes) -> bytes | None:
+        """``buf`` with the fragment at its place, or ``None`` if none is found."""
         m = _HEAD_START.search(buf)
-        if m is not None:
-            at = m.end() if m.group(0)[1:5].lower() == b"head" else m.start()
-            return buf[:at] + self.fragment + buf[at:]
-        return buf + self.fragment
+        if m is None:
+            return None
+        self._done = True
+        self._buf = b""
+        at = m.end() if m.group(0)[1:5].lower() == b"head" else m.start()
+        return buf[:at] + self.fragment + buf[at:]
 
 
 class Chain:
