@@ -1,16 +1,18 @@
 """Streaming insertion of an HTML fragment before ``</body>`` (sans-IO).
 
-The fragment goes before the *last* ``</body>`` of the document, or at the end
-when there is none. Bytes are held back only from a ``</body>`` candidate onwards
-(normally just ``</body></html>``), never more than ``max_hold`` bytes: past that
-the candidate is given up and the fragment lands at the next candidate or at the
-end. Memory stays constant whatever the size of the page, and the output does not
-depend on how the body is cut into chunks (while the hold limit is not reached).
+The fragment goes before the *last* ``</body>`` of the document that starts
+within its last ``max_hold`` bytes (64 KiB: where every real page has it), or
+at the end when there is none. Only the last ``max_hold`` bytes (rounded up to
+whole chunks) are held back; everything before them is sent as it comes, without
+being looked at: the search runs once, backwards from the end, when the body is
+complete. Memory stays constant whatever the size of the page, the cost hardly
+depends on it, and the output does not depend on how the body is cut into chunks.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from typing import Protocol
 
 
@@ -22,64 +24,84 @@ class BodyFilter(Protocol):
     def close(self) -> bytes: ...
 
 
-#: ``</body`` followed by a character that ends the tag name
-_BODY_END = re.compile(rb"</body(?=[\s/>])", re.IGNORECASE)
-#: ... or by the end of the document
-_BODY_END_AT_EOF = re.compile(rb"</body(?=[\s/>]|$)", re.IGNORECASE)
-#: a ``</body`` split across chunks needs this many bytes kept back to be confirmed
-_KEEP = len(b"</body")
+#: ``</body`` followed by a character that ends the tag name, or the end
+_BODY_END_AT_EOF = re.compile(rb"</body(?=[\t\n\f\r />]|$)", re.IGNORECASE)
+_TAG_NAME_END = frozenset(b"\t\n\f\r />")
 
 
 class HtmlInjector:
     """Insert ``fragment`` into a streamed HTML body.
 
     :param fragment: the bytes to insert (already encoded in the page's charset).
-    :param max_hold: most bytes held back after a ``</body>`` candidate.
+    :param max_hold: how many bytes at the end of the body are held back and
+        searched for ``</body>``.
     """
 
-    __slots__ = ("_buf", "_done", "fragment", "max_hold")
+    __slots__ = ("_done", "_held", "_held_len", "fragment", "max_hold")
 
     def __init__(self, fragment: bytes, *, max_hold: int = 64 * 1024) -> None:
         self.fragment = fragment
         self.max_hold = max_hold
-        self._buf = b""
+        self._held: deque[bytes] = deque()
+        self._held_len = 0
         self._done = False
 
     def feed(self, chunk: bytes) -> bytes:
         """Take the next body chunk; return what may be sent now."""
         if self._done:
             return chunk
-        buf = self._buf + chunk if self._buf else chunk
-        last = _last_match(_BODY_END, buf)
-        if last is not None:
-            at = last.start()
-            out, held = buf[:at], buf[at:]
-            if len(held) > self.max_hold:
-                # too much after this candidate: give it up, keep looking
-                out, held = buf[: len(buf) - _KEEP], buf[len(buf) - _KEEP :]
-            self._buf = held
-            return out
-        cut = max(0, len(buf) - _KEEP)
-        self._buf = buf[cut:]
-        return buf[:cut]
+        if not chunk:
+            return b""
+        held = self._held
+        held.append(chunk)
+        size = self._held_len + len(chunk)
+        out: list[bytes] = []
+        # send the oldest chunks while what stays still covers the last max_hold bytes
+        while size - len(held[0]) >= self.max_hold:
+            first = held.popleft()
+            size -= len(first)
+            out.append(first)
+        self._held_len = size
+        if not out:
+            return b""
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def close(self) -> bytes:
         """End of body: return the rest, with the fragment inserted."""
         if self._done:
             return b""
         self._done = True
-        buf, self._buf = self._buf, b""
-        last = _last_match(_BODY_END_AT_EOF, buf)
-        if last is not None:
-            return buf[: last.start()] + self.fragment + buf[last.start() :]
-        return buf + self.fragment
+        data = b"".join(self._held)
+        self._held.clear()
+        self._held_len = 0
+        at = _last_body_end(data, max(0, len(data) - self.max_hold))
+        if at < 0:
+            return data + self.fragment
+        return data[:at] + self.fragment + data[at:]
 
 
-def _last_match(pattern: re.Pattern[bytes], data: bytes) -> re.Match[bytes] | None:
-    found = None
-    for found in pattern.finditer(data):  # noqa: B007 - keep the last one
+def _last_body_end(data: bytes, start: int) -> int:
+    """Where the last ``</body`` tag of ``data`` at or after ``start`` begins, or -1.
+
+    Pages write it in lower case: find that from the end (``rfind`` stops near the
+    end), then look for another letter case only after it; the full
+    case-insensitive scan of the window runs only when there is no lower-case one.
+    """
+    n = len(data)
+    end = n
+    found = -1
+    while True:
+        p = data.rfind(b"</body", start, end)
+        if p < 0:
+            break
+        if p + 6 == n or data[p + 6] in _TAG_NAME_END:
+            found = p
+            break
+        end = p + 5  # "</bodyguard": keep looking before it
+    last = None
+    for last in _BODY_END_AT_EOF.finditer(data, found + 1 if found >= 0 else start):  # noqa: B007
         pass
-    return found
+    return last.start() if last is not None else found
 
 
 def is_injectable(content_type: str | None, content_encoding: str | None) -> bool:

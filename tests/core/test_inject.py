@@ -56,11 +56,29 @@ def test_arbitrary_bytes_keep_everything(doc: bytes, points: list[int]) -> None:
 
 
 def test_hold_is_bounded() -> None:
+    """Only the last max_hold bytes (whole chunks) wait for the end of the body."""
     inj = HtmlInjector(FRAG, max_hold=1024)
-    sent = inj.feed(b"<body></body>" + b"x" * 10_000)
-    assert len(inj._buf) < 1024
+    sent = b"".join(inj.feed(b"<p>" + b"x" * 500) for _ in range(40))
+    assert inj._held_len < 1024 + 504
+    assert len(sent) >= 40 * 503 - 1024 - 503
     rest = inj.close()
-    assert sent + rest == b"<body></body>" + b"x" * 10_000 + FRAG
+    assert sent + rest == (b"<p>" + b"x" * 500) * 40 + FRAG
+
+
+def test_body_end_far_from_the_end_is_not_looked_for() -> None:
+    """A </body> more than max_hold bytes before the end: the fragment goes at the
+    end (the browser's parser still puts it in the body), whatever the chunking."""
+    doc = b"<body></body>" + b"x" * 5000
+    for size in (1, 100, 4096, len(doc)):
+        chunks = [doc[i : i + size] for i in range(0, len(doc), size)]
+        assert run(chunks, max_hold=1024) == doc + FRAG
+
+
+def test_upper_and_mixed_case_body_end() -> None:
+    assert run([b"<BODY><p>x</BODY></HTML>"]) == b"<BODY><p>x" + FRAG + b"</BODY></HTML>"
+    doc = b"<body>a</body><script>'</body>'</script></bOdY >"
+    assert run([doc]) == doc.replace(b"</bOdY >", FRAG + b"</bOdY >")
+    assert run([b"</bodyguard></body"]) == b"</bodyguard>" + FRAG + b"</body"
 
 
 def test_is_injectable() -> None:

@@ -696,3 +696,70 @@ def test_javascript_contract() -> None:
     for name in ("open:", "onConsent:", "state:"):
         assert name in js
     assert "eval(" not in js and "innerHTML" not in js
+
+
+# -- cached fragments ---------------------------------------------------------------
+
+
+def _uncached(ui: UI, template: str, **kw: object) -> str:
+    """What the fragment was before caching: the template rendered for the request."""
+    from cookiegate.ui.render import _environment
+
+    ctx = ui._context(kw["locale"], kw["next_path"], kw.get("nonce"), kw.get("theme"), kw["state"])  # type: ignore[arg-type]
+    if template == "banner":
+        ctx["changed"] = bool(kw.get("changed"))
+    else:
+        ctx["state_known"] = True
+    if kw.get("pin_locale"):
+        ui._pin_locale(ctx)
+    return _environment().get_template(f"{template}.html").render(ctx)
+
+
+@given(
+    next_path=st.one_of(
+        st.sampled_from(
+            [
+                "/",
+                "/shop?a=1&b=2",
+                '/x"y<z>',
+                "/caf\u00e9",
+                "//evil",
+                "/a b",
+                "/__cookiegate_next__?a=1&b",
+                "/p?next=/__cookiegate_next__",
+            ]
+        ),
+        st.text(min_size=0, max_size=40).map(lambda t: "/" + t),
+    ),
+    nonce=st.sampled_from([None, "abc123", "Zm9vYmFyYmF6cXV4"]),
+    state=st.sampled_from([UNDECIDED, GRANTED, REFUSED]),
+    locale=st.sampled_from(["en", "ko"]),
+    theme=st.sampled_from([None, "dark"]),
+    pin=st.booleans(),
+    changed=st.booleans(),
+)
+def test_cached_fragments_equal_a_fresh_render(
+    next_path: str,
+    nonce: str | None,
+    state: ConsentState,
+    locale: str,
+    theme: str | None,
+    pin: bool,
+    changed: bool,
+) -> None:
+    ui = CACHED_UI
+    kw = {
+        "locale": locale,
+        "next_path": next_path,
+        "nonce": nonce,
+        "theme": theme,
+        "state": state,
+        "pin_locale": pin,
+    }
+    banner = ui.banner(changed=changed, **kw)  # type: ignore[arg-type]
+    assert banner == _uncached(ui, "banner", changed=changed, **kw)
+    settings = ui.settings_control(**kw)  # type: ignore[arg-type]
+    assert settings == _uncached(ui, "settings", **kw)
+
+
+CACHED_UI = make_ui()
