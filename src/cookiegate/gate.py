@@ -271,9 +271,12 @@ def safe_next(value: str | None) -> str | None:
         return None
     # printable ASCII only: no CR/LF, no backslash (browsers read it as '/'), and
     # nothing a Location header cannot carry (non-ASCII must arrive percent-encoded)
-    if "\\" in value or any(not 0x20 < ord(c) < 0x7F for c in value):
+    if _NOT_PRINTABLE_ASCII.search(value) is not None:
         return None
     return value
+
+
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]|\\")
 
 
 class Gate:
@@ -1071,7 +1074,7 @@ class Gate:
         return value
 
     def _theme(self, info: RequestInfo) -> str | None:
-        if not info.cookie:
+        if not info.cookie or self.theme_cookie not in info.cookie:
             return None
         value = cookie_values(info.cookie).get(self.theme_cookie)
         return value if value in ("light", "dark") else None

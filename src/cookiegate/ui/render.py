@@ -225,13 +225,25 @@ class UI:
         #: rendered fragments per (template, locale, theme, consent shape...), with
         #: stand-ins for the per-request ``next`` path and nonce (bounded)
         self._fragments: dict[tuple[Any, ...], list[str]] = {}
+        self._negotiated: dict[tuple[Any, Any], str] = {}
 
     # -- language -------------------------------------------------------
 
     def negotiate(self, accept_language: str | None, override: str | None = None) -> str:
         """Pick a shipped locale: ``override`` (e.g. ``?lang=ko``) if supported,
         else the best match of an ``Accept-Language`` header (RFC 9110 q-values,
-        ``ko-KR`` serves ``ko``), else the default locale. Never raises."""
+        ``ko-KR`` serves ``ko``), else the default locale. Never raises. Results
+        are remembered per header value (browsers send a handful of them)."""
+        key = (accept_language, override)
+        found = self._negotiated.get(key)
+        if found is None:
+            found = self._negotiate(accept_language, override)
+            if len(self._negotiated) >= 1024:
+                self._negotiated.clear()
+            self._negotiated[key] = found
+        return found
+
+    def _negotiate(self, accept_language: str | None, override: str | None) -> str:
         if isinstance(override, str):
             primary = override.strip().split("-", 1)[0].split("_", 1)[0].lower()
             if primary in LOCALES:
