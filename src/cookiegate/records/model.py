@@ -24,10 +24,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import os
 import secrets
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -63,6 +64,34 @@ def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _j(value: Any) -> str:
+    """``canonical(value)`` for one scalar, fast for the types records hold
+    (``str``, ``int``, ``None``); anything else goes through :func:`canonical`."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        enc: str = encode_basestring(value)
+        return enc
+    if kind is int:
+        return int.__repr__(value)
+    return canonical(value)
+
+
+def _flags(categories: Mapping[str, Any]) -> str:
+    """``canonical(categories)`` for a ``{str: bool}`` mapping."""
+    if not all(type(k) is str and type(v) is bool for k, v in categories.items()):
+        return canonical(categories)
+    return (
+        "{"
+        + ",".join(
+            f"{encode_basestring(k)}:{'true' if categories[k] else 'false'}"
+            for k in sorted(categories)
+        )
+        + "}"
+    )
+
+
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -73,7 +102,13 @@ def chain_hash(seq: int, prev_hash: str, personal_digest: str, body: str) -> str
 
 
 def new_record_id() -> str:
-    return str(uuid.uuid4())
+    """A random UUID4 string (what ``str(uuid.uuid4())`` gives, without the
+    ``UUID`` object)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def truncate_ip(ip: str) -> str | None:
@@ -98,6 +133,26 @@ def hash_ip(ip: str, key: bytes) -> str | None:
     except ValueError:
         return None
     return hmac.new(key, str(addr).encode("ascii"), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A record encoded once, in the writer thread: its journal line, the body
+    around ``prev_record_id`` (``body = head + canonical(prev) + tail``, filled in
+    the append transaction), the personal part and its digest."""
+
+    record_id: str
+    consent_id: str
+    at_ms: int
+    head: str
+    tail: str
+    personal: str
+    digest: str
+    #: the canonical JSON journal line (``canonical(to_json())``), with ``\n``
+    line: bytes
+
+    def body(self, prev_record_id: str | None) -> str:
+        return self.head + _j(prev_record_id) + self.tail
 
 
 @dataclass(slots=True)
@@ -177,7 +232,37 @@ class PendingRecord:
         )
 
     def personal_json(self) -> str:
-        return canonical({"salt": self.salt, **(self.personal or {})})
+        if not self.personal:
+            return '{"salt":' + _j(self.salt) + "}"
+        return canonical({"salt": self.salt, **self.personal})
+
+    def encode(self) -> Encoded:
+        """Every serialisation of this record, each field encoded once (the same
+        text :func:`canonical` gives; ``tests/store/test_store.py`` checks it)."""
+        at, rid, cid = _j(self.at_ms), _j(self.record_id), _j(self.consent_id)
+        cats, event, exp = _flags(self.categories), _j(self.event), _j(self.expires_at)
+        loc, notice, pv = _j(self.locale), _j(self.notice_hash), _j(self.policy_version)
+        src, ua = _j(self.source), _j(self.ua_family)
+        personal = self.personal_json()
+        line = (
+            f'{{"at_ms":{at},"categories":{cats},"consent_id":{cid},"event":{event},'
+            f'"expires_at":{exp},"k":"r","locale":{loc},"notice_hash":{notice},'
+            f'"personal":{"null" if self.personal is None else canonical(self.personal)},'
+            f'"policy_version":{pv},"record_id":{rid},"salt":{_j(self.salt)},'
+            f'"source":{src},"ua_family":{ua}}}\n'
+        )
+        return Encoded(
+            record_id=self.record_id,
+            consent_id=self.consent_id,
+            at_ms=self.at_ms,
+            head=f'{{"at_ms":{at},"categories":{cats},"consent_id":{cid},"event":{event},'
+            f'"expires_at":{exp},"locale":{loc},"notice_hash":{notice},'
+            f'"policy_version":{pv},"prev_record_id":',
+            tail=f',"record_id":{rid},"schema":{SCHEMA_VERSION},"source":{src},"ua_family":{ua}}}',
+            personal=personal,
+            digest=hashlib.sha256(personal.encode("utf-8")).hexdigest(),
+            line=line.encode("utf-8"),
+        )
 
 
 def record_view(body: str, personal: str | None) -> dict[str, Any]:
