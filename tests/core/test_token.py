@@ -110,3 +110,21 @@ def test_tokens_are_stock_itsdangerous() -> None:
     payload = {"id": "abcdefgh", "g": [], "p": "1", "t": 5, "m": "api"}
     assert stock.loads(codec.dumps(payload)) == payload
     assert codec.loads(stock.dumps(payload)) == (payload, True)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"id": "abcdefgh", "g": [], "p": "1", "t": 5, "m": "api"},
+        {"v": 1, "id": "x" * 16, "g": ["marketing", "performance"], "p": "2026-11-01",
+         "t": 1790000000, "m": "banner"},
+        {"v": 1, "id": "aaaaaaaaaaaaaaaa", "g": ["a" * 40] * 5, "p": "é", "t": 1, "m": "api"},
+    ],
+)  # fmt: skip
+def test_dumps_is_byte_for_byte_the_stock_serializer(payload: dict[str, object]) -> None:
+    from itsdangerous import URLSafeSerializer
+
+    from cookiegate.token import SALT, _CompactJSON
+
+    stock = URLSafeSerializer(KEYS[-1], salt=SALT, serializer=_CompactJSON)  # stock Signer
+    assert ConsentCodec(KEYS).dumps(payload) == stock.dumps(payload)

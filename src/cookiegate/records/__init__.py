@@ -26,7 +26,17 @@ from sqlalchemy.engine import make_url
 
 from cookiegate.errors import ConfigError
 
-from .model import IP_MODES, Encoded, PendingRecord, hash_ip, new_record_id, receipt, truncate_ip
+from .model import (
+    IP_MODES,
+    Encoded,
+    PendingRecord,
+    canonical,
+    hash_ip,
+    new_record_id,
+    new_salt,
+    receipt,
+    truncate_ip,
+)
 from .store import DEFAULT_DB, Link, Store, VerifyResult, normalise_url
 from .writer import Writer
 
@@ -96,6 +106,12 @@ class _Link:
     consent_id: str
     user_id: str
     at_ms: int
+
+
+@lru_cache(maxsize=256)
+def _categories_json(granted: frozenset[str], categories: tuple[str, ...]) -> str:
+    """The canonical ``categories`` object of a record (a few distinct choices)."""
+    return canonical({name: name in granted for name in categories})
 
 
 @lru_cache(maxsize=2048)
@@ -259,13 +275,14 @@ class Recorder:
             event=ev.event,
             source=ev.source,
             categories={name: name in ev.granted for name in ev.categories},
+            salt=new_salt(),
             policy_version=ev.policy_version,
             notice_hash=ev.notice_hash,
             locale=ev.locale,
             expires_at=ev.expires_at,
             ua_family=ua_family(ev.user_agent),
             personal=personal,
-        ).encode()
+        ).encode(_categories_json(ev.granted, ev.categories))
 
     # -- visitors' rights (I/O: own endpoints and the CLI only) -------------
 
