@@ -142,3 +142,54 @@ def test_records_option_is_validated() -> None:
     with pytest.raises(ConfigError) as err:
         make_gate(records="sqlite:///x.db")
     assert err.value.field == "records"
+
+
+GPC = ("sec-gpc", "1")
+
+
+def test_gpc_refusal_is_recorded_once_per_session_without_an_identifier(
+    recorder: Recorder, client_for: Callable[[Gate], Client]
+) -> None:
+    gate = make_gate(records=recorder)
+    call = client_for(gate)
+    first = call("GET", "/page", [GPC, UA])
+    assert first.status == 200
+    # no consent cookie (no identifier), only the session flag holding "1"
+    assert first.cookie_value("cookiegate") is None
+    flag = [c for c in first.set_cookies() if c.startswith("cookiegate_gpc=")]
+    assert flag == ["cookiegate_gpc=1; Path=/; HttpOnly; SameSite=Lax"]
+    again = call("GET", "/page", [GPC, ("cookie", "cookiegate_gpc=1")])
+    assert "cookiegate_gpc" not in again.set_cookie_names()
+    # not a page, not GPC, or an explicit choice: nothing recorded
+    assert "cookiegate_gpc" not in call("GET", "/plain", [GPC]).set_cookie_names()
+    assert "cookiegate_gpc" not in call("GET", "/page").set_cookie_names()
+    token = gate.make_token(["performance"], method="banner", consent_id="chosen-visitor-1")
+    chose = call("GET", "/page", [GPC, ("cookie", f"cookiegate={token}")])
+    assert "cookiegate_gpc" not in chose.set_cookie_names()
+    assert recorder.flush(10)
+    assert recorder.store.count() == 1
+    [row] = list(recorder.store.iter_rows())
+    [rec] = recorder.store.history(str(row["consent_id"]))
+    assert (rec["event"], rec["source"]) == ("gpc_refusal", "gpc")
+    assert rec["consent_id"].startswith("gpc-")
+    assert rec["categories"] == dict.fromkeys(gate.policy.optional, False)
+    assert rec["ua_family"] == "Firefox"
+    assert recorder.receipt(rec)["event"]["type"] == "signal"
+
+
+def test_gpc_refusal_of_a_stale_consent_keeps_its_id(
+    recorder: Recorder, client_for: Callable[[Gate], Client]
+) -> None:
+    gate = make_gate(records=recorder)
+    stale = gate.make_token(["performance"], consent_id="stale-visitor-2", policy_version="2020")
+    res = client_for(gate)("GET", "/page", [GPC, ("cookie", f"cookiegate={stale}")])
+    assert "cookiegate_gpc" in res.set_cookie_names()
+    assert recorder.flush(10)
+    [rec] = recorder.store.history("stale-visitor-2")
+    assert rec["event"] == "gpc_refusal"
+
+
+def test_gpc_flag_cookie_is_declared_with_records(recorder: Recorder) -> None:
+    names = [r.name for r in make_gate(records=recorder).own_cookie_rules()]
+    assert "cookiegate_gpc" in names
+    assert "cookiegate_gpc" not in [r.name for r in make_gate().own_cookie_rules()]

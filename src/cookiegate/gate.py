@@ -188,7 +188,12 @@ class Decision(RequestConsent):
         check = not state.complete
         page_work = gate._page_work
         html = gate.may_inject and status == 200 and self.info.method != "HEAD"
-        scan = html or page_work
+        # a GPC-derived refusal applied to a page is recorded once per session
+        gpc_record = (
+            state.method == "gpc" and gate.records is not None and status == 200
+            and self.info.method == "GET" and gate.gpc_unrecorded(self.info)
+        )  # fmt: skip
+        scan = html or page_work or gpc_record
         ctype: bytes | None = None
         cenc: bytes | None = None
         app_csp: list[bytes] | None = None
@@ -246,6 +251,9 @@ class Decision(RequestConsent):
                         del out[length_at]
                         if vary_at > length_at:
                             vary_at -= 1
+        if gpc_record and is_page:
+            depends = True
+            out.append((b"set-cookie", gate.record_gpc_refusal(self).encode("latin-1")))
         if self.expire:
             depends = True
             out.extend((b"set-cookie", v) for v in self.expire)
@@ -431,8 +439,12 @@ class Gate:
         }
         #: strictly-necessary UI preference cookie (light/dark), set by ``theme``
         self.theme_cookie = cookie_name + "_theme"
+        #: session flag "this browser's GPC refusal was recorded" (value ``1`` for
+        #: everyone: not an identifier), only with ``records=``
+        self.gpc_cookie = cookie_name + "_gpc"
+        self.records = records
         self._own_cookies = frozenset(
-            (self.cookie_name, self.secure_cookie_name, self.theme_cookie)
+            (self.cookie_name, self.secure_cookie_name, self.theme_cookie, self.gpc_cookie)
         )
         if ui == "auto":
             from .ui import UI
@@ -465,7 +477,6 @@ class Gate:
             raise ConfigError(
                 "records", "must be a cookiegate.records.Recorder (or have its three methods)"
             )
-        self.records = records
         self._routes[prefix + "my-data"] = self._route_my_data
         self._notice_hash = lru_cache(maxsize=64)(self._notice_hash_uncached)
 
@@ -870,7 +881,18 @@ class Gate:
             lifetime_seconds=365 * 24 * 3600,
             justification="WP194 #6: user-interface customisation cookie",
         )
-        return (consent, theme)
+        if self.records is None:
+            return (consent, theme)
+        gpc = CookieRule(
+            self.gpc_cookie,
+            NECESSARY,
+            vendor="cookiegate (this site)",
+            purpose="Notes that the refusal your browser signals (Global Privacy Control) "
+            "was recorded as proof, so that it is recorded once per visit. Holds only '1'.",
+            lifetime="session",
+            justification="Art. 7(1) GDPR: proof of the refusal; same value for everyone",
+        )
+        return (consent, theme, gpc)
 
     def _route_page(self, decision: Decision) -> None:
         info = decision.info
@@ -1153,6 +1175,8 @@ class Gate:
         previous, current = change.previous, change.current
         if change.source == "withdraw":
             event = "withdrawn"
+        elif change.source == "gpc":
+            event = "gpc_refusal"
         elif not previous.decided and previous.reason in ("stale", "expired"):
             event = "reconsent"
         elif previous.decided and previous.method not in (None, "gpc"):
@@ -1182,6 +1206,30 @@ class Gate:
         except Exception:  # recording must never cost the visitor their choice
             log.exception("cookiegate: recording the consent event failed")
         return destroyed
+
+    def gpc_unrecorded(self, info: RequestInfo) -> bool:
+        """Whether this GPC visitor's refusal was not recorded in this browser
+        session yet (no ``<cookie_name>_gpc`` flag)."""
+        return not info.cookie or cookie_values(info.cookie).get(self.gpc_cookie) != "1"
+
+    def record_gpc_refusal(self, decision: Decision) -> str:
+        """Queue a ``gpc_refusal`` record for a page served under a GPC-derived
+        refusal and return the session flag's Set-Cookie value. The record's
+        consent id is the visitor's existing one (a stale or expired consent
+        cookie) or a fresh random id that is never sent to the browser: the
+        record proves the refusal was applied without creating an identifier."""
+        state = decision._state
+        current = replace(
+            state,
+            consent_id=state.consent_id or "gpc-" + secrets.token_urlsafe(12),
+            granted=frozenset(),
+            decided_at=int(time.time()),
+        )
+        self._record(decision, ConsentChange(state, current, "gpc"), {}, None)
+        return serialize_set_cookie(
+            self.gpc_cookie, "1", secure=self.is_secure(decision.info), httponly=True,
+            samesite="Lax",
+        )  # fmt: skip
 
     def _notice_hash_uncached(self, locale: str | None) -> str:
         """SHA-256 of the notice shown: policy version, categories and, with a UI,
