@@ -193,3 +193,49 @@ def test_gpc_flag_cookie_is_declared_with_records(recorder: Recorder) -> None:
     names = [r.name for r in make_gate(records=recorder).own_cookie_rules()]
     assert "cookiegate_gpc" in names
     assert "cookiegate_gpc" not in [r.name for r in make_gate().own_cookie_rules()]
+
+
+def test_no_js_withdrawal_lands_on_a_page_saying_what_was_destroyed(
+    recorder: Recorder, client_for: Callable[[Gate], Client]
+) -> None:
+    gate = make_gate(records=recorder)
+    call = client_for(gate)
+    token = gate.make_token(["performance"], method="banner", consent_id="no-js-visitor-1")
+    cookie = ("cookie", f"cookiegate={token}; _ga=GA1.1.1; ab_variant=B")
+    gone = call("POST", "/_cookiegate/withdraw", [FORM, SAME, cookie], b"next=/shop")
+    assert gone.status == 303
+    location = gone.header("location") or ""
+    assert location.startswith("/_cookiegate/preferences?next=/shop&withdrawn=")
+    page = call("GET", location)
+    assert page.status == 200
+    assert (
+        b'<p class="cg-status" role="status">Your consent was withdrawn. Destroyed: '
+        b"3 telemetry records; 2 cookies expired.</p>"
+    ) in page.body
+    assert b'href="/shop"' in page.body  # back to where the visitor was
+    german = call("GET", location + "&lang=de").body.decode()
+    assert "Gelöscht: 3 Telemetrie-Einträge; 2 Cookies abgelaufen." in german
+    # a forged or tampered flash shows nothing
+    flash = location.rsplit("=", 1)[1]
+    for bad in ("WzEwMDAsMF0.x.y", flash[:-2] + "xx"):
+        forged = call("GET", f"/_cookiegate/preferences?next=/shop&withdrawn={bad}")
+        assert forged.status == 200
+        assert b"Destroyed:" not in forged.body
+
+
+def test_flash_of_destroyed_counts_is_short_lived(recorder: Recorder) -> None:
+    import time
+
+    gate = make_gate(records=recorder)
+    old = gate._flash._serializer
+    old_token = old.dumps([1, 2])
+    assert gate._flash.loads(old_token, max_age=600) == [1, 2]
+    later = time.time() + 601
+    import itsdangerous.timed
+
+    real = itsdangerous.timed.time.time
+    itsdangerous.timed.time.time = lambda: later  # type: ignore[assignment]
+    try:
+        assert gate._flash.loads(old_token, max_age=600) is None
+    finally:
+        itsdangerous.timed.time.time = real  # type: ignore[assignment]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .consent import METHODS, UNDECIDED, ConsentState, RequestConsent
 from .consent_mode import ConsentMode, ConsentModeConfig
@@ -36,7 +36,7 @@ from .errors import BadRequest, ConfigError, TokenError
 from .inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
 from .policy import MAX_COOKIE_AGE, NECESSARY, CookieRule, Policy
 from .signals import gpc_enabled, is_bot
-from .token import ConsentCodec
+from .token import ConsentCodec, FlashCodec
 
 if TYPE_CHECKING:
     from .ui import UI
@@ -351,6 +351,8 @@ class Gate:
             raise ConfigError("policy", "must be a cookiegate.Policy")
         self.policy = policy
         self.codec = ConsentCodec(secret_keys)
+        #: the signed destroyed counts a no-JS withdrawal carries to the page it lands on
+        self._flash = FlashCodec(secret_keys, salt="cookiegate.withdrawn.v1")
         if not isinstance(prefix, str) or not prefix.startswith("/") or not prefix.endswith("/"):
             raise ConfigError("prefix", "must start and end with '/', e.g. '/_cookiegate/'")
         if prefix == "/":
@@ -907,8 +909,21 @@ class Gate:
         theme = self._theme(info)
         if info.path.endswith("preferences"):
             target = safe_next(_query_value(info.query, "next")) or "/"
+            flash = _query_value(info.query, "withdrawn")
+            counts = self._flash.loads(flash, max_age=600) if flash else None
+            withdrawn = None
+            if (
+                isinstance(counts, list)
+                and len(counts) == 2
+                and all(type(n) is int and n >= 0 for n in counts)
+            ):
+                withdrawn = (counts[0], counts[1])
             html = ui.preferences_page(
-                locale=locale, state=decision._state, next_path=target, theme=theme
+                locale=locale,
+                state=decision._state,
+                next_path=target,
+                theme=theme,
+                withdrawn=withdrawn,
             )
         else:
             html = ui.declaration_page(locale=locale, theme=theme)
@@ -1147,6 +1162,11 @@ class Gate:
             if _first(fields, "next"):
                 log.warning("cookiegate: refused off-site or malformed 'next'; redirecting to '/'")
             target = "/"
+        if destroyed is not None and self.ui is not None:
+            # no JavaScript: land on the preferences page, which says what was
+            # destroyed (signed, 10 minutes) and links back to ``next``
+            flash = self._flash.dumps([destroyed["telemetry"], destroyed["cookies"]])
+            target = f"{self.prefix}preferences?{urlencode({'next': target, 'withdrawn': flash}, safe='/')}"
         headers.append(("location", target))
         headers.append(("content-type", "text/plain; charset=utf-8"))
         text = "Your choice was saved.\n"

@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from itsdangerous import BadSignature, Signer, URLSafeSerializer
+from itsdangerous import BadSignature, Signer, URLSafeSerializer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
 from .errors import ConfigError, TokenError
@@ -141,3 +141,27 @@ def _canonical(token: str) -> bool:
         )
     except Exception:
         return False
+
+
+class FlashCodec:
+    """Short-lived signed values for redirects (the counts a no-JavaScript
+    withdrawal destroyed, carried to the page it lands on). Its own salt: a
+    flash is never a consent token, nor the reverse."""
+
+    def __init__(self, secret_keys: Sequence[str | bytes], *, salt: str) -> None:
+        keys = [k.encode() if isinstance(k, str) else k for k in secret_keys]
+        self._serializer = URLSafeTimedSerializer(keys, salt=salt, serializer=_CompactJSON)
+
+    def dumps(self, payload: Any) -> str:
+        token = self._serializer.dumps(payload)
+        return token if isinstance(token, str) else token.decode("ascii")
+
+    def loads(self, token: str, max_age: int) -> Any:
+        """The payload, or ``None`` if ``token`` is forged, malformed or older
+        than ``max_age`` seconds."""
+        if not token or len(token) > 256:
+            return None
+        try:
+            return self._serializer.loads(token, max_age=max_age)
+        except Exception:  # BadSignature, SignatureExpired, malformed payloads
+            return None
