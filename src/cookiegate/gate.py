@@ -1166,7 +1166,8 @@ class Gate:
             # no JavaScript: land on the preferences page, which says what was
             # destroyed (signed, 10 minutes) and links back to ``next``
             flash = self._flash.dumps([destroyed["telemetry"], destroyed["cookies"]])
-            target = f"{self.prefix}preferences?{urlencode({'next': target, 'withdrawn': flash}, safe='/')}"
+            query = urlencode({"next": target, "withdrawn": flash}, safe="/")
+            target = f"{self.prefix}preferences?{query}"
         headers.append(("location", target))
         headers.append(("content-type", "text/plain; charset=utf-8"))
         text = "Your choice was saved.\n"
