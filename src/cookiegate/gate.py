@@ -53,6 +53,14 @@ MAX_SKEW = 300
 _SECURE_SCHEMES = frozenset(("https", "wss"))
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SENTINEL: Any = object()
+#: request headers read for cookiegate's own endpoints only -> RequestInfo field
+_OWN_HEADERS = {
+    b"origin": "origin",
+    b"sec-fetch-site": "sec_fetch_site",
+    b"content-type": "content_type",
+    b"accept": "accept",
+    b"if-none-match": "if_none_match",
+}
 
 
 @dataclass(slots=True)
@@ -84,6 +92,15 @@ class RequestInfo:
     raw_headers: Sequence[tuple[bytes, bytes]] | None = None
     #: the client address (read only when a consent record is written with an IP)
     client: str | None = None
+
+    def read_own_headers(self) -> None:
+        """Fill the headers only cookiegate's own endpoints read (Origin,
+        Sec-Fetch-Site, Content-Type, Accept, If-None-Match) from
+        :attr:`raw_headers` (lower-case names, as ASGI gives them; the last one wins)."""
+        for name, value in self.raw_headers or ():
+            field = _OWN_HEADERS.get(name)
+            if field is not None:
+                setattr(self, field, value.decode("latin-1"))
 
 
 @dataclass(slots=True)
