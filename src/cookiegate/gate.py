@@ -53,6 +53,8 @@ MAX_SKEW = 300
 _SECURE_SCHEMES = frozenset(("https", "wss"))
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SENTINEL: Any = object()
+#: ``json.dumps(doc, separators=(",", ":"))`` without building an encoder per call
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 #: request headers read for cookiegate's own endpoints only -> RequestInfo field
 _OWN_HEADERS = {
     b"origin": "origin",
@@ -1491,7 +1493,7 @@ def _first(fields: dict[str, list[Any]], key: str) -> Any:
 
 
 def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    return _compact(doc).encode("utf-8")
 
 
 def _json(

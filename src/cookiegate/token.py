@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import zlib
+from base64 import urlsafe_b64encode
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -18,10 +19,14 @@ SALT = "cookiegate.consent.v1"
 MAX_TOKEN_SIZE = 1024
 
 
+#: ``json.dumps(obj, separators=(",", ":"), sort_keys=True)``, one encoder for all calls
+_compact_sorted = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
 class _CompactJSON:
     @staticmethod
     def dumps(obj: Any) -> str:
-        return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+        return _compact_sorted(obj)
 
     @staticmethod
     def loads(data: str | bytes) -> Any:
@@ -88,10 +93,13 @@ class ConsentCodec:
         ``URLSafeSerializer(newest, salt=salt).dumps(payload)`` gives (compact JSON,
         zlib when shorter, base64, ``.`` + HMAC-SHA1 with the derived key), without
         building a signer per call: every consent POST signs one token."""
-        data = _CompactJSON.dumps(payload).encode("utf-8")
+        data = _compact_sorted(payload).encode("utf-8")
         packed = zlib.compress(data)
-        value = b"." + base64_encode(packed) if len(packed) < len(data) - 1 else base64_encode(data)
-        signature = base64_encode(hmac.digest(self._key, value, "sha1"))
+        if len(packed) < len(data) - 1:
+            value = b"." + urlsafe_b64encode(packed).rstrip(b"=")
+        else:
+            value = urlsafe_b64encode(data).rstrip(b"=")
+        signature = urlsafe_b64encode(hmac.digest(self._key, value, "sha1")).rstrip(b"=")
         return (value + b"." + signature).decode("ascii")
 
     def loads(self, token: str) -> tuple[dict[str, Any], bool]:

@@ -59,10 +59,13 @@ BODY_FIELDS = (
 )
 
 
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical(obj: Any) -> str:
     """Canonical JSON: sorted keys, no whitespace, UTF-8 kept (RFC 8785-like
     for the value types used here: str, int, bool, None, lists, objects)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _canonical(obj)
 
 
 def _j(value: Any) -> str:

@@ -186,6 +186,8 @@ class Store:
             cur.execute("PRAGMA secure_delete=ON")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            if immediate:  # the writer's connection: index pages stay cached (16 MiB)
+                cur.execute("PRAGMA cache_size=-16384")
             cur.close()
 
         @event.listens_for(engine, "begin")
