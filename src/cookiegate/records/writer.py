@@ -232,8 +232,7 @@ class Writer:
                 self.dropped += len(items)
                 log.exception("cookiegate: could not journal %d consent record(s)", len(items))
             finally:
-                for _ in range(len(items)):
-                    self._queue.task_done()
+                self._done_with(len(items))
             self._commit(fresh)
             if self.on_idle is not None and not self.outage:
                 try:
@@ -258,22 +257,36 @@ class Writer:
         except queue.Empty:
             return items
         if first is _WAKE:
-            self._queue.task_done()
+            self._done_with(1)
         else:
             items.append(first)
             if not self._stop and self._queue.qsize() < self.batch_size:
                 # linger: one transaction per flush interval under load, not per event
                 time.sleep(self.flush_interval)
-        while len(items) < self.batch_size:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _WAKE:
-                self._queue.task_done()
-                continue
-            items.append(item)
+        # everything queued (up to batch_size) in one go under the queue's lock,
+        # instead of one get_nowait() (lock, notify) per item
+        q = self._queue
+        with q.mutex:
+            n = min(len(q.queue), self.batch_size - len(items))
+            taken = [q.queue.popleft() for _ in range(n)]
+            if n:
+                q.not_full.notify(n)
+        wakes = sum(1 for item in taken if item is _WAKE)
+        if wakes:
+            self._done_with(wakes)
+            taken = [item for item in taken if item is not _WAKE]
+        items.extend(taken)
         return items
+
+    def _done_with(self, n: int) -> None:
+        """``task_done()`` for ``n`` items at once."""
+        if n <= 0:
+            return
+        q = self._queue
+        with q.all_tasks_done:
+            q.unfinished_tasks -= n
+            if q.unfinished_tasks <= 0:
+                q.all_tasks_done.notify_all()
 
     def _drain_to_journal(self) -> None:
         while True:
