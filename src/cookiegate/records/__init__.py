@@ -32,8 +32,7 @@ from .model import (
     PendingRecord,
     canonical,
     hash_ip,
-    new_record_id,
-    new_salt,
+    new_id_and_salt,
     receipt,
     truncate_ip,
 )
@@ -268,14 +267,15 @@ class Recorder:
             personal = {"ip_prefix": truncate_ip(ev.client)}
         elif ev.client and self.ip == "hash":
             personal = {"ip_hmac": hash_ip(ev.client, self._ip_key)}
+        record_id, salt = new_id_and_salt()
         return PendingRecord(
-            record_id=new_record_id(),
+            record_id=record_id,
             consent_id=ev.consent_id,
             at_ms=ev.at_ms,
             event=ev.event,
             source=ev.source,
             categories={name: name in ev.granted for name in ev.categories},
-            salt=new_salt(),
+            salt=salt,
             policy_version=ev.policy_version,
             notice_hash=ev.notice_hash,
             locale=ev.locale,

@@ -138,10 +138,20 @@ def new_salt() -> str:
     return _entropy.take(16).hex()
 
 
+def new_id_and_salt() -> tuple[str, str]:
+    """A new record id and salt from one draw of the entropy buffer."""
+    raw = _entropy.take(32)
+    return _uuid4(raw[:16]), raw[16:].hex()
+
+
 def new_record_id() -> str:
     """A random UUID4 string (what ``str(uuid.uuid4())`` gives, without the
     ``UUID`` object)."""
-    raw = bytearray(_entropy.take(16))
+    return _uuid4(_entropy.take(16))
+
+
+def _uuid4(random16: bytes) -> str:
+    raw = bytearray(random16)
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = raw.hex()

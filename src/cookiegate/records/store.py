@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -84,6 +85,16 @@ accounts_t = Table(
     Column("consent_id", String(64), primary_key=True),
     Column("user_id", String(200), nullable=False, index=True),
     Column("linked_at_ms", BigInteger, nullable=False),
+)
+
+#: the latest record id of each consent in ``:ids`` (an expanding parameter: the
+#: statement is compiled once, not once per batch with a literal per id)
+_LAST_OF = select(records_t.c.consent_id, records_t.c.record_id).where(
+    records_t.c.seq.in_(
+        select(func.max(records_t.c.seq))
+        .where(records_t.c.consent_id.in_(bindparam("ids", expanding=True)))
+        .group_by(records_t.c.consent_id)
+    )
 )
 
 #: version -> function bringing the schema from version-1 to version. Add
@@ -306,16 +317,7 @@ class Store:
     def _last_records(conn: Connection, consent_ids: set[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for part in _chunks(sorted(consent_ids)):
-            latest = (
-                select(func.max(records_t.c.seq).label("m"))
-                .where(records_t.c.consent_id.in_(part))
-                .group_by(records_t.c.consent_id)
-                .subquery()
-            )
-            query = select(records_t.c.consent_id, records_t.c.record_id).where(
-                records_t.c.seq.in_(select(latest.c.m))
-            )
-            for cid, rid in conn.execute(query):
+            for cid, rid in conn.execute(_LAST_OF, {"ids": list(part)}):
                 found[cid] = rid
         return found
 
