@@ -161,7 +161,7 @@ class Recorder:
         policy_url: str = "",
         purge_interval: float = DAY,
         queue_size: int = 10_000,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         flush_interval: float = 0.05,
         fsync: str = "batch",
         durability: str = "queue",
