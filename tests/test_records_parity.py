@@ -142,3 +142,95 @@ def test_records_option_is_validated() -> None:
     with pytest.raises(ConfigError) as err:
         make_gate(records="sqlite:///x.db")
     assert err.value.field == "records"
+
+
+GPC = ("sec-gpc", "1")
+
+
+def test_gpc_refusal_is_recorded_once_per_session_without_an_identifier(
+    recorder: Recorder, client_for: Callable[[Gate], Client]
+) -> None:
+    gate = make_gate(records=recorder)
+    call = client_for(gate)
+    first = call("GET", "/page", [GPC, UA])
+    assert first.status == 200
+    # no consent cookie (no identifier), only the session flag holding "1"
+    assert first.cookie_value("cookiegate") is None
+    flag = [c for c in first.set_cookies() if c.startswith("cookiegate_gpc=")]
+    assert flag == ["cookiegate_gpc=1; Path=/; HttpOnly; SameSite=Lax"]
+    again = call("GET", "/page", [GPC, ("cookie", "cookiegate_gpc=1")])
+    assert "cookiegate_gpc" not in again.set_cookie_names()
+    # not a page, not GPC, or an explicit choice: nothing recorded
+    assert "cookiegate_gpc" not in call("GET", "/plain", [GPC]).set_cookie_names()
+    assert "cookiegate_gpc" not in call("GET", "/page").set_cookie_names()
+    token = gate.make_token(["performance"], method="banner", consent_id="chosen-visitor-1")
+    chose = call("GET", "/page", [GPC, ("cookie", f"cookiegate={token}")])
+    assert "cookiegate_gpc" not in chose.set_cookie_names()
+    assert recorder.flush(10)
+    assert recorder.store.count() == 1
+    [row] = list(recorder.store.iter_rows())
+    [rec] = recorder.store.history(str(row["consent_id"]))
+    assert (rec["event"], rec["source"]) == ("gpc_refusal", "gpc")
+    assert rec["consent_id"].startswith("gpc-")
+    assert rec["categories"] == dict.fromkeys(gate.policy.optional, False)
+    assert rec["ua_family"] == "Firefox"
+    assert recorder.receipt(rec)["event"]["type"] == "signal"
+
+
+def test_gpc_refusal_of_a_stale_consent_keeps_its_id(
+    recorder: Recorder, client_for: Callable[[Gate], Client]
+) -> None:
+    gate = make_gate(records=recorder)
+    stale = gate.make_token(["performance"], consent_id="stale-visitor-2", policy_version="2020")
+    res = client_for(gate)("GET", "/page", [GPC, ("cookie", f"cookiegate={stale}")])
+    assert "cookiegate_gpc" in res.set_cookie_names()
+    assert recorder.flush(10)
+    [rec] = recorder.store.history("stale-visitor-2")
+    assert rec["event"] == "gpc_refusal"
+
+
+def test_gpc_flag_cookie_is_declared_with_records(recorder: Recorder) -> None:
+    names = [r.name for r in make_gate(records=recorder).own_cookie_rules()]
+    assert "cookiegate_gpc" in names
+    assert "cookiegate_gpc" not in [r.name for r in make_gate().own_cookie_rules()]
+
+
+def test_no_js_withdrawal_lands_on_a_page_saying_what_was_destroyed(
+    recorder: Recorder, client_for: Callable[[Gate], Client]
+) -> None:
+    gate = make_gate(records=recorder)
+    call = client_for(gate)
+    token = gate.make_token(["performance"], method="banner", consent_id="no-js-visitor-1")
+    cookie = ("cookie", f"cookiegate={token}; _ga=GA1.1.1; ab_variant=B")
+    gone = call("POST", "/_cookiegate/withdraw", [FORM, SAME, cookie], b"next=/shop")
+    assert gone.status == 303
+    location = gone.header("location") or ""
+    assert location.startswith("/_cookiegate/preferences?next=/shop&withdrawn=")
+    page = call("GET", location)
+    assert page.status == 200
+    assert (
+        b'<p class="cg-status" role="status">Your consent was withdrawn. Destroyed: '
+        b"3 telemetry records; 2 cookies expired.</p>"
+    ) in page.body
+    assert b'href="/shop"' in page.body  # back to where the visitor was
+    german = call("GET", location + "&lang=de").body.decode()
+    assert "Gelöscht: 3 Telemetrie-Einträge; 2 Cookies abgelaufen." in german
+    # a forged or tampered flash shows nothing
+    flash = location.rsplit("=", 1)[1]
+    for bad in ("WzEwMDAsMF0.x.y", flash[:-2] + "xx"):
+        forged = call("GET", f"/_cookiegate/preferences?next=/shop&withdrawn={bad}")
+        assert forged.status == 200
+        assert b"Destroyed:" not in forged.body
+
+
+def test_flash_of_destroyed_counts_is_short_lived(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    gate = make_gate(records=recorder)
+    token = gate._flash.dumps([1, 2])
+    assert gate._flash.loads(token, max_age=600) == [1, 2]
+    later = time.time() + 601
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: later)
+    assert gate._flash.loads(token, max_age=600) is None

@@ -26,6 +26,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 __all__ = ["CookieGateMiddleware", "consent"]
+_WS_HEADERS = ("websocket.accept", "websocket.http.response.start")
 
 
 def consent(request: Any) -> RequestConsent:
@@ -66,17 +67,7 @@ def _request_info(scope: Scope, own: bool) -> RequestInfo:
     info.raw_headers = headers
     if own:
         info.client = scope["client"][0] if scope.get("client") else None
-        for name, value in headers:
-            if name == b"origin":
-                info.origin = value.decode("latin-1")
-            elif name == b"sec-fetch-site":
-                info.sec_fetch_site = value.decode("latin-1")
-            elif name == b"content-type":
-                info.content_type = value.decode("latin-1")
-            elif name == b"accept":
-                info.accept = value.decode("latin-1")
-            elif name == b"if-none-match":
-                info.if_none_match = value.decode("latin-1")
+        info.read_own_headers()
     return info
 
 
@@ -147,7 +138,15 @@ class CookieGateMiddleware:
             scope = _with_cookie(scope, decision.cookie_header)
         scope[SCOPE_KEY] = decision
         if kind == "websocket":
-            await self.app(scope, receive, _WebSocketSend(send, decision))
+
+            async def ws_send(message: Message) -> None:
+                # Set-Cookie of websocket.accept and of a denial response
+                if message["type"] in _WS_HEADERS and message.get("headers"):
+                    headers = decision.response_headers(message["headers"])
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            await self.app(scope, receive, ws_send)
             return
 
         async def send_wrapper(message: Message) -> None:
@@ -180,23 +179,3 @@ class CookieGateMiddleware:
         respond = self.gate.respond  # a withdrawal erasing telemetry does I/O: off the loop
         resp = await run_in_threadpool(respond, decision, body) if decision.blocking else None
         await _send_plain(resp or respond(decision, body), send, head)
-
-
-class _WebSocketSend:
-    """Filters Set-Cookie headers of ``websocket.accept`` and of a denial response
-    (``websocket.http.response.start``)."""
-
-    __slots__ = ("decision", "send")
-
-    def __init__(self, send: Send, decision: Decision) -> None:
-        self.send = send
-        self.decision = decision
-
-    async def __call__(self, message: Message) -> None:
-        kind = message["type"]
-        if (kind == "websocket.accept" or kind == "websocket.http.response.start") and message.get(
-            "headers"
-        ):
-            message = dict(message)
-            message["headers"] = self.decision.response_headers(message["headers"])
-        await self.send(message)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .consent import METHODS, UNDECIDED, ConsentState, RequestConsent
 from .consent_mode import ConsentMode, ConsentModeConfig
@@ -38,7 +38,7 @@ from .inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
 from .policy import MAX_COOKIE_AGE, NECESSARY, CookieRule, Policy
 from .rewrite import EncodedHtmlRewriter, HtmlRewriter
 from .signals import gpc_enabled, is_bot
-from .token import ConsentCodec
+from .token import ConsentCodec, FlashCodec
 from .trackers import TrackerMatcher, load_trackers
 
 if TYPE_CHECKING:
@@ -56,6 +56,16 @@ MAX_SKEW = 300
 _SECURE_SCHEMES = frozenset(("https", "wss"))
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SENTINEL: Any = object()
+#: ``json.dumps(doc, separators=(",", ":"))`` without building an encoder per call
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+#: request headers read for cookiegate's own endpoints only -> RequestInfo field
+_OWN_HEADERS = {
+    b"origin": "origin",
+    b"sec-fetch-site": "sec_fetch_site",
+    b"content-type": "content_type",
+    b"accept": "accept",
+    b"if-none-match": "if_none_match",
+}
 
 
 @dataclass(slots=True)
@@ -87,6 +97,15 @@ class RequestInfo:
     raw_headers: Sequence[tuple[bytes, bytes]] | None = None
     #: the client address (read only when a consent record is written with an IP)
     client: str | None = None
+
+    def read_own_headers(self) -> None:
+        """Fill the headers only cookiegate's own endpoints read (Origin,
+        Sec-Fetch-Site, Content-Type, Accept, If-None-Match) from
+        :attr:`raw_headers` (lower-case names, as ASGI gives them; the last one wins)."""
+        for name, value in self.raw_headers or ():
+            field = _OWN_HEADERS.get(name)
+            if field is not None:
+                setattr(self, field, value.decode("latin-1"))
 
 
 @dataclass(slots=True)
@@ -191,7 +210,12 @@ class Decision(RequestConsent):
         check = not state.complete
         page_work = gate._page_work
         html = gate.may_inject and status == 200 and self.info.method != "HEAD"
-        scan = html or page_work
+        # a GPC-derived refusal applied to a page is recorded once per session
+        gpc_record = (
+            state.method == "gpc" and gate.records is not None and status == 200
+            and self.info.method == "GET" and gate.gpc_unrecorded(self.info)
+        )  # fmt: skip
+        scan = html or page_work or gpc_record
         ctype: bytes | None = None
         cenc: bytes | None = None
         app_csp: list[bytes] | None = None
@@ -251,6 +275,9 @@ class Decision(RequestConsent):
                         del out[length_at]
                         if vary_at > length_at:
                             vary_at -= 1
+        if gpc_record and is_page:
+            depends = True
+            out.append((b"set-cookie", gate.record_gpc_refusal(self).encode("latin-1")))
         if self.expire:
             depends = True
             out.extend((b"set-cookie", v) for v in self.expire)
@@ -360,6 +387,8 @@ class Gate:
             raise ConfigError("policy", "must be a cookiegate.Policy")
         self.policy = policy
         self.codec = ConsentCodec(secret_keys)
+        #: the signed destroyed counts a no-JS withdrawal carries to the page it lands on
+        self._flash = FlashCodec(secret_keys, salt="cookiegate.withdrawn.v1")
         if not isinstance(prefix, str) or not prefix.startswith("/") or not prefix.endswith("/"):
             raise ConfigError("prefix", "must start and end with '/', e.g. '/_cookiegate/'")
         if prefix == "/":
@@ -448,8 +477,12 @@ class Gate:
         }
         #: strictly-necessary UI preference cookie (light/dark), set by ``theme``
         self.theme_cookie = cookie_name + "_theme"
+        #: session flag "this browser's GPC refusal was recorded" (value ``1`` for
+        #: everyone: not an identifier), only with ``records=``
+        self.gpc_cookie = cookie_name + "_gpc"
+        self.records = records
         self._own_cookies = frozenset(
-            (self.cookie_name, self.secure_cookie_name, self.theme_cookie)
+            (self.cookie_name, self.secure_cookie_name, self.theme_cookie, self.gpc_cookie)
         )
         if ui == "auto":
             from .ui import UI
@@ -503,7 +536,6 @@ class Gate:
             raise ConfigError(
                 "records", "must be a cookiegate.records.Recorder (or have its three methods)"
             )
-        self.records = records
         self._routes[prefix + "my-data"] = self._route_my_data
         self._notice_hash = lru_cache(maxsize=64)(self._notice_hash_uncached)
 
@@ -908,7 +940,18 @@ class Gate:
             lifetime_seconds=365 * 24 * 3600,
             justification="WP194 #6: user-interface customisation cookie",
         )
-        return (consent, theme)
+        if self.records is None:
+            return (consent, theme)
+        gpc = CookieRule(
+            self.gpc_cookie,
+            NECESSARY,
+            vendor="cookiegate (this site)",
+            purpose="Notes that the refusal your browser signals (Global Privacy Control) "
+            "was recorded as proof, so that it is recorded once per visit. Holds only '1'.",
+            lifetime="session",
+            justification="Art. 7(1) GDPR: proof of the refusal; same value for everyone",
+        )
+        return (consent, theme, gpc)
 
     def _route_page(self, decision: Decision) -> None:
         info = decision.info
@@ -923,8 +966,21 @@ class Gate:
         theme = self._theme(info)
         if info.path.endswith("preferences"):
             target = safe_next(_query_value(info.query, "next")) or "/"
+            flash = _query_value(info.query, "withdrawn")
+            counts = self._flash.loads(flash, max_age=600) if flash else None
+            withdrawn = None
+            if (
+                isinstance(counts, list)
+                and len(counts) == 2
+                and all(type(n) is int and n >= 0 for n in counts)
+            ):
+                withdrawn = (counts[0], counts[1])
             html = ui.preferences_page(
-                locale=locale, state=decision._state, next_path=target, theme=theme
+                locale=locale,
+                state=decision._state,
+                next_path=target,
+                theme=theme,
+                withdrawn=withdrawn,
             )
         else:
             html = ui.declaration_page(locale=locale, theme=theme)
@@ -1199,6 +1255,12 @@ class Gate:
             if _first(fields, "next"):
                 log.warning("cookiegate: refused off-site or malformed 'next'; redirecting to '/'")
             target = "/"
+        if destroyed is not None and self.ui is not None:
+            # no JavaScript: land on the preferences page, which says what was
+            # destroyed (signed, 10 minutes) and links back to ``next``
+            flash = self._flash.dumps([destroyed["telemetry"], destroyed["cookies"]])
+            query = urlencode({"next": target, "withdrawn": flash}, safe="/")
+            target = f"{self.prefix}preferences?{query}"
         headers.append(("location", target))
         headers.append(("content-type", "text/plain; charset=utf-8"))
         text = "Your choice was saved.\n"
@@ -1227,6 +1289,8 @@ class Gate:
         previous, current = change.previous, change.current
         if change.source == "withdraw":
             event = "withdrawn"
+        elif change.source == "gpc":
+            event = "gpc_refusal"
         elif not previous.decided and previous.reason in ("stale", "expired"):
             event = "reconsent"
         elif previous.decided and previous.method not in (None, "gpc"):
@@ -1256,6 +1320,30 @@ class Gate:
         except Exception:  # recording must never cost the visitor their choice
             log.exception("cookiegate: recording the consent event failed")
         return destroyed
+
+    def gpc_unrecorded(self, info: RequestInfo) -> bool:
+        """Whether this GPC visitor's refusal was not recorded in this browser
+        session yet (no ``<cookie_name>_gpc`` flag)."""
+        return not info.cookie or cookie_values(info.cookie).get(self.gpc_cookie) != "1"
+
+    def record_gpc_refusal(self, decision: Decision) -> str:
+        """Queue a ``gpc_refusal`` record for a page served under a GPC-derived
+        refusal and return the session flag's Set-Cookie value. The record's
+        consent id is the visitor's existing one (a stale or expired consent
+        cookie) or a fresh random id that is never sent to the browser: the
+        record proves the refusal was applied without creating an identifier."""
+        state = decision._state
+        current = replace(
+            state,
+            consent_id=state.consent_id or "gpc-" + secrets.token_urlsafe(12),
+            granted=frozenset(),
+            decided_at=int(time.time()),
+        )
+        self._record(decision, ConsentChange(state, current, "gpc"), {}, None)
+        return serialize_set_cookie(
+            self.gpc_cookie, "1", secure=self.is_secure(decision.info), httponly=True,
+            samesite="Lax",
+        )  # fmt: skip
 
     def _notice_hash_uncached(self, locale: str | None) -> str:
         """SHA-256 of the notice shown: policy version, categories and, with a UI,
@@ -1488,7 +1576,7 @@ def _first(fields: dict[str, list[Any]], key: str) -> Any:
 
 
 def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    return _compact(doc).encode("utf-8")
 
 
 def _json(

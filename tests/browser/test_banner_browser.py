@@ -489,6 +489,14 @@ def test_no_javascript_customise_uses_the_preferences_page(new_context: NewConte
     with page.expect_navigation():
         page.click(SETTINGS_LINK)
     expect(page.locator(PERFORMANCE)).to_be_checked()
+    # withdrawing without JavaScript lands on a page that says what was destroyed
+    with page.expect_navigation():
+        page.locator("form.cg-withdraw button").click()
+    assert urlsplit(page.url).path == "/_cookiegate/preferences"
+    expect(page.locator("p.cg-status[role=status]")).to_contain_text(
+        "Your consent was withdrawn. Destroyed: 0 telemetry records;"
+    )
+    expect(page.locator(PERFORMANCE)).not_to_be_checked()
 
 
 # -- layout -------------------------------------------------------------------------------

@@ -110,3 +110,31 @@ def test_tokens_are_stock_itsdangerous() -> None:
     payload = {"id": "abcdefgh", "g": [], "p": "1", "t": 5, "m": "api"}
     assert stock.loads(codec.dumps(payload)) == payload
     assert codec.loads(stock.dumps(payload)) == (payload, True)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"id": "abcdefgh", "g": [], "p": "1", "t": 5, "m": "api"},
+        {"v": 1, "id": "x" * 16, "g": ["marketing", "performance"], "p": "2026-11-01",
+         "t": 1790000000, "m": "banner"},
+        {"v": 1, "id": "aaaaaaaaaaaaaaaa", "g": ["a" * 40] * 5, "p": "é", "t": 1, "m": "api"},
+        {"v": 1, "id": "b" * 16, "g": [f"category_{i}" for i in range(30)], "p": "2", "t": 1,
+         "m": "api"},
+    ],
+)  # fmt: skip
+def test_dumps_is_the_stock_format(payload: dict[str, object]) -> None:
+    """Stock itsdangerous reads every token; from COMPRESS_FROM bytes of JSON on
+    (where zlib is tried) the token is byte for byte the stock serializer's."""
+    from itsdangerous import URLSafeSerializer
+
+    from cookiegate.token import COMPRESS_FROM, SALT, _CompactJSON
+
+    stock = URLSafeSerializer(KEYS[-1], salt=SALT, serializer=_CompactJSON)  # stock Signer
+    token = ConsentCodec(KEYS).dumps(payload)
+    assert stock.loads(token) == payload
+    if len(_CompactJSON.dumps(payload).encode()) >= COMPRESS_FROM:
+        assert token == stock.dumps(payload)
+        assert token.startswith(".")  # compressed
+    else:
+        assert not token.startswith(".")

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
 
-from cookiegate.records.model import PendingRecord, canonical, receipt, truncate_ip
+from cookiegate.records.model import PendingRecord, canonical, receipt, sha256_hex, truncate_ip
 from cookiegate.records.store import STORE_VERSION, Store, records_t
 
 from .helpers import pending
@@ -203,6 +203,15 @@ def test_journal_round_trip(rec: PendingRecord) -> None:
     assert back.personal_json() == rec.personal_json()
 
 
+@given(_records, st.none() | st.uuids().map(str))
+def test_encoded_once_is_the_canonical_json(rec: PendingRecord, prev: str | None) -> None:
+    enc = rec.encode()
+    assert enc.line == canonical(rec.to_json()).encode("utf-8") + b"\n"
+    assert enc.body(prev) == rec.body(prev)
+    assert enc.personal == canonical({"salt": rec.salt, **(rec.personal or {})})
+    assert enc.digest == sha256_hex(enc.personal)
+
+
 @given(st.ip_addresses())
 def test_truncated_ip_contains_the_address(addr: Any) -> None:
     import ipaddress
@@ -243,3 +252,15 @@ def test_bad_urls_raise_config_errors(url: str) -> None:
     else:
         with pytest.raises(ConfigError):
             Store(url)
+
+
+def test_record_ids_are_uuid4() -> None:
+    import uuid
+
+    from cookiegate.records.model import new_record_id
+
+    ids = {new_record_id() for _ in range(500)}
+    assert len(ids) == 500
+    for rid in ids:
+        parsed = uuid.UUID(rid)
+        assert (str(parsed), parsed.version, parsed.variant) == (rid, 4, uuid.RFC_4122)

@@ -20,14 +20,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from sqlalchemy.engine import make_url
 
 from cookiegate.errors import ConfigError
 
-from .model import IP_MODES, PendingRecord, hash_ip, new_record_id, receipt, truncate_ip
-from .store import DEFAULT_DB, Store, VerifyResult, normalise_url
+from .model import (
+    IP_MODES,
+    Encoded,
+    PendingRecord,
+    canonical,
+    hash_ip,
+    new_id_and_salt,
+    receipt,
+    truncate_ip,
+)
+from .store import DEFAULT_DB, Link, Store, VerifyResult, normalise_url
 from .writer import Writer
 
 if TYPE_CHECKING:
@@ -73,13 +82,16 @@ class Retention:
                 raise ConfigError(f"retention.{name}", "must be a positive number of days")
 
 
-@dataclass(frozen=True, slots=True)
-class _Event:
+class _Event(NamedTuple):
+    """What the request thread queues: plain values, nothing derived (the
+    categories map, User-Agent family and IP are worked out in the writer)."""
+
     at_ms: int
     consent_id: str
     event: str
     source: str
-    categories: dict[str, bool]
+    granted: frozenset[str]
+    categories: tuple[str, ...]
     policy_version: str | None
     notice_hash: str | None
     locale: str | None
@@ -93,6 +105,12 @@ class _Link:
     consent_id: str
     user_id: str
     at_ms: int
+
+
+@lru_cache(maxsize=256)
+def _categories_json(granted: frozenset[str], categories: tuple[str, ...]) -> str:
+    """The canonical ``categories`` object of a record (a few distinct choices)."""
+    return canonical({name: name in granted for name in categories})
 
 
 @lru_cache(maxsize=2048)
@@ -143,7 +161,7 @@ class Recorder:
         policy_url: str = "",
         purge_interval: float = DAY,
         queue_size: int = 10_000,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         flush_interval: float = 0.05,
         fsync: str = "batch",
         durability: str = "queue",
@@ -211,7 +229,8 @@ class Recorder:
                 current.consent_id,
                 event,
                 change.source,
-                {name: name in current.granted for name in categories},
+                current.granted,
+                categories,
                 current.policy_version,
                 notice_hash,
                 locale,
@@ -238,31 +257,32 @@ class Recorder:
             raise LookupError("this visitor has not decided yet: there is no consent to link")
         self.writer.submit(_Link(consent_id, user_id, int(time.time() * 1000)))
 
-    def _prepare(self, item: Any) -> dict[str, Any]:
-        """The journal dict of a queued item (writer thread)."""
+    def _prepare(self, item: Any) -> Encoded | Link:
+        """The encoded record (or link) of a queued item (writer thread)."""
         if isinstance(item, _Link):
-            return {"k": "l", "consent_id": item.consent_id, "user_id": item.user_id,
-                    "at_ms": item.at_ms}  # fmt: skip
+            return Link(item.consent_id, item.user_id, item.at_ms)
         ev: _Event = item
         personal: dict[str, Any] | None = None
         if ev.client and self.ip == "truncate":
             personal = {"ip_prefix": truncate_ip(ev.client)}
         elif ev.client and self.ip == "hash":
             personal = {"ip_hmac": hash_ip(ev.client, self._ip_key)}
+        record_id, salt = new_id_and_salt()
         return PendingRecord(
-            record_id=new_record_id(),
+            record_id=record_id,
             consent_id=ev.consent_id,
             at_ms=ev.at_ms,
             event=ev.event,
             source=ev.source,
-            categories=ev.categories,
+            categories={name: name in ev.granted for name in ev.categories},
+            salt=salt,
             policy_version=ev.policy_version,
             notice_hash=ev.notice_hash,
             locale=ev.locale,
             expires_at=ev.expires_at,
             ua_family=ua_family(ev.user_agent),
             personal=personal,
-        ).to_json()
+        ).encode(_categories_json(ev.granted, ev.categories))
 
     # -- visitors' rights (I/O: own endpoints and the CLI only) -------------
 

@@ -10,10 +10,12 @@ Appends are idempotent by ``record_id`` (journal replays never duplicate).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _enc
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -39,7 +42,7 @@ from sqlalchemy.engine import make_url
 
 from cookiegate.errors import ConfigError
 
-from .model import GENESIS, PendingRecord, chain_hash, record_view, sha256_hex
+from .model import GENESIS, Encoded, PendingRecord, chain_hash, record_view, sha256_hex
 
 #: The schema version this code writes; ``migrate()`` brings older ones up.
 STORE_VERSION = 1
@@ -82,6 +85,16 @@ accounts_t = Table(
     Column("consent_id", String(64), primary_key=True),
     Column("user_id", String(200), nullable=False, index=True),
     Column("linked_at_ms", BigInteger, nullable=False),
+)
+
+#: the latest record id of each consent in ``:ids`` (an expanding parameter: the
+#: statement is compiled once, not once per batch with a literal per id)
+_LAST_OF = select(records_t.c.consent_id, records_t.c.record_id).where(
+    records_t.c.seq.in_(
+        select(func.max(records_t.c.seq))
+        .where(records_t.c.consent_id.in_(bindparam("ids", expanding=True)))
+        .group_by(records_t.c.consent_id)
+    )
 )
 
 #: version -> function bringing the schema from version-1 to version. Add
@@ -163,6 +176,15 @@ class Store:
                 connect_args={"connect_timeout": connect_timeout},
             ).execution_options(**opts)
             self.read_engine = self.engine
+        self._head_for_update = (
+            select(chain_t.c.seq, chain_t.c.hash).where(chain_t.c.id == 1).with_for_update()
+        )
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        table = f'"{schema}".cg_records' if schema else "cg_records"
+        self._insert_sql = (
+            f"INSERT INTO {table} (seq, record_id, consent_id, at_ms, body, personal, "
+            f"personal_digest, prev_hash, hash) VALUES ({', '.join([mark] * 9)})"
+        )
 
     def _sqlite_engine(self, busy_timeout_ms: int, *, immediate: bool) -> Engine:
         engine = create_engine(self.url, connect_args={"timeout": busy_timeout_ms / 1000})
@@ -175,6 +197,8 @@ class Store:
             cur.execute("PRAGMA secure_delete=ON")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            if immediate:  # the writer's connection: index pages stay cached (16 MiB)
+                cur.execute("PRAGMA cache_size=-16384")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -230,47 +254,53 @@ class Store:
     def append(self, records: Sequence[PendingRecord], links: Sequence[Link] = ()) -> int:
         """Chain and insert ``records`` (skipping record ids already stored) and
         store ``links``, in one transaction. Returns how many records were new."""
+        return self.append_encoded([r.encode() for r in records], links)
+
+    def append_encoded(
+        self, records: Sequence[Encoded], links: Sequence[Link] = (), *, fresh: bool = False
+    ) -> int:
+        """:meth:`append` for records already encoded (the writer's hot path).
+
+        ``fresh``: the record ids were made for this batch and never submitted
+        before, so the look-up of already stored ids is skipped (the ``UNIQUE``
+        constraint on ``record_id`` still refuses a duplicate; the writer then
+        retries through the journal, which de-duplicates)."""
         if not records and not links:
             return 0
         with self.engine.begin() as conn:
-            head = conn.execute(
-                select(chain_t.c.seq, chain_t.c.hash).where(chain_t.c.id == 1).with_for_update()
-            ).one()
+            # the lock, and the head read inside it: other processes may have appended
+            head = conn.execute(self._head_for_update).one()
             seq, prev_hash = int(head[0]), str(head[1])
-            unique: dict[str, PendingRecord] = {}
-            for r in records:
-                unique.setdefault(r.record_id, r)
-            ids = list(unique)
-            for part in _chunks(ids):
-                for (rid,) in conn.execute(
-                    select(records_t.c.record_id).where(records_t.c.record_id.in_(part))
-                ):
-                    unique.pop(rid, None)
-            last_of = self._last_records(conn, {r.consent_id for r in unique.values()})
+            if fresh:
+                unique = list(records)
+            else:
+                by_id: dict[str, Encoded] = {}
+                for r in records:
+                    by_id.setdefault(r.record_id, r)
+                for part in _chunks(list(by_id)):
+                    for (rid,) in conn.execute(
+                        select(records_t.c.record_id).where(records_t.c.record_id.in_(part))
+                    ):
+                        by_id.pop(rid, None)
+                unique = list(by_id.values())
+            last_of = self._last_records(conn, {r.consent_id for r in unique})
             rows = []
-            for r in unique.values():
+            sha256 = hashlib.sha256
+            for r in unique:
                 seq += 1
-                body = r.body(last_of.get(r.consent_id))
-                personal = r.personal_json()
-                digest = sha256_hex(personal)
-                h = chain_hash(seq, prev_hash, digest, body)
+                prev_id = last_of.get(r.consent_id)
+                body = r.head + ("null" if prev_id is None else _enc(prev_id)) + r.tail
+                h = sha256(f"{seq}\n{prev_hash}\n{r.digest}\n{body}".encode()).hexdigest()
                 rows.append(
-                    {
-                        "seq": seq,
-                        "record_id": r.record_id,
-                        "consent_id": r.consent_id,
-                        "at_ms": r.at_ms,
-                        "body": body,
-                        "personal": personal,
-                        "personal_digest": digest,
-                        "prev_hash": prev_hash,
-                        "hash": h,
-                    }
-                )
+                    (seq, r.record_id, r.consent_id, r.at_ms, body, r.personal, r.digest,
+                     prev_hash, h)
+                )  # fmt: skip
                 last_of[r.consent_id] = r.record_id
                 prev_hash = h
             if rows:
-                conn.execute(insert(records_t), rows)
+                # one executemany of a fixed statement through the DBAPI cursor;
+                # SQLAlchemy still owns the connection and the transaction
+                conn.exec_driver_sql(self._insert_sql, rows)
                 conn.execute(
                     update(chain_t).where(chain_t.c.id == 1).values(seq=seq, hash=prev_hash)
                 )
@@ -287,16 +317,7 @@ class Store:
     def _last_records(conn: Connection, consent_ids: set[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for part in _chunks(sorted(consent_ids)):
-            latest = (
-                select(func.max(records_t.c.seq).label("m"))
-                .where(records_t.c.consent_id.in_(part))
-                .group_by(records_t.c.consent_id)
-                .subquery()
-            )
-            query = select(records_t.c.consent_id, records_t.c.record_id).where(
-                records_t.c.seq.in_(select(latest.c.m))
-            )
-            for cid, rid in conn.execute(query):
+            for cid, rid in conn.execute(_LAST_OF, {"ids": list(part)}):
                 found[cid] = rid
         return found
 

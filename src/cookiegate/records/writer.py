@@ -34,7 +34,7 @@ from typing import Any
 
 from cookiegate.errors import ConfigError
 
-from .model import PendingRecord, canonical
+from .model import Encoded, PendingRecord, canonical
 from .store import Link, Store
 
 log = logging.getLogger("cookiegate.records")
@@ -49,8 +49,9 @@ class Writer:
 
     :param store: where records end up.
     :param journal_dir: directory of the journal files (created).
-    :param prepare: turns a queued item into its journal dict (runs in the
-        writer thread, or in the request thread when the queue is full).
+    :param prepare: turns a queued item into an :class:`~.model.Encoded` record
+        or a :class:`~.store.Link` (runs in the writer thread, or in the request
+        thread when the queue is full or ``durability="journal"``).
     :param queue_size: bound of the in-memory queue.
     :param batch_size: most items committed in one transaction.
     :param flush_interval: longest wait for more items before committing.
@@ -68,10 +69,10 @@ class Writer:
         self,
         store: Store,
         journal_dir: str | os.PathLike[str],
-        prepare: Callable[[Any], dict[str, Any]],
+        prepare: Callable[[Any], Encoded | Link],
         *,
         queue_size: int = 10_000,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         flush_interval: float = 0.05,
         fsync: str = "batch",
         durability: str = "queue",
@@ -177,8 +178,7 @@ class Writer:
 
     def _journal_now(self, item: Any) -> None:
         try:
-            line = canonical(self.prepare(item)).encode("utf-8") + b"\n"
-            self._append([line], fsync=False)
+            self._append([_line(self.prepare(item))], fsync=False)
         except Exception:
             self.dropped += 1
             log.exception("cookiegate: could not journal a consent record; it is lost")
@@ -220,19 +220,19 @@ class Writer:
         while True:
             items = self._take()
             stop = self._stop
-            fresh: tuple[int, int, list[dict[str, Any]]] | None = None
+            fresh: tuple[int, int, list[Encoded | Link]] | None = None
             try:
                 if items:
+                    # each record is encoded once: journal line, body parts, digest
                     docs = [self.prepare(i) for i in items]
-                    lines = [canonical(d).encode("utf-8") + b"\n" for d in docs]
-                    start = self._append(lines, fsync=self.fsync == "batch")
+                    lines = [_line(d) for d in docs]
+                    start = self._append(lines, fsync=self.fsync == "batch")  # one fsync
                     fresh = (start, start + sum(map(len, lines)), docs)
             except Exception:
                 self.dropped += len(items)
                 log.exception("cookiegate: could not journal %d consent record(s)", len(items))
             finally:
-                for _ in range(len(items)):
-                    self._queue.task_done()
+                self._done_with(len(items))
             self._commit(fresh)
             if self.on_idle is not None and not self.outage:
                 try:
@@ -243,7 +243,9 @@ class Writer:
                 return
 
     def _take(self) -> list[Any]:
-        """Up to ``batch_size`` items; waits at most ``flush_interval`` for the first."""
+        """Everything queued, up to ``batch_size`` items; waits at most
+        ``flush_interval`` for the first, then lingers one ``flush_interval`` so
+        that one transaction (and one fsync) covers many events under load."""
         items: list[Any] = []
         wait = (
             self.flush_interval
@@ -255,22 +257,36 @@ class Writer:
         except queue.Empty:
             return items
         if first is _WAKE:
-            self._queue.task_done()
+            self._done_with(1)
         else:
             items.append(first)
             if not self._stop and self._queue.qsize() < self.batch_size:
                 # linger: one transaction per flush interval under load, not per event
                 time.sleep(self.flush_interval)
-        while len(items) < self.batch_size:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _WAKE:
-                self._queue.task_done()
-                continue
-            items.append(item)
+        # everything queued (up to batch_size) in one go under the queue's lock,
+        # instead of one get_nowait() (lock, notify) per item
+        q = self._queue
+        with q.mutex:
+            n = min(len(q.queue), self.batch_size - len(items))
+            taken = [q.queue.popleft() for _ in range(n)]
+            if n:
+                q.not_full.notify(n)
+        wakes = sum(1 for item in taken if item is _WAKE)
+        if wakes:
+            self._done_with(wakes)
+            taken = [item for item in taken if item is not _WAKE]
+        items.extend(taken)
         return items
+
+    def _done_with(self, n: int) -> None:
+        """``task_done()`` for ``n`` items at once."""
+        if n <= 0:
+            return
+        q = self._queue
+        with q.all_tasks_done:
+            q.unfinished_tasks -= n
+            if q.unfinished_tasks <= 0:
+                q.all_tasks_done.notify_all()
 
     def _drain_to_journal(self) -> None:
         while True:
@@ -282,7 +298,7 @@ class Writer:
                 self._journal_now(item)
             self._queue.task_done()
 
-    def _commit(self, fresh: tuple[int, int, list[dict[str, Any]]] | None = None) -> None:
+    def _commit(self, fresh: tuple[int, int, list[Encoded | Link]] | None = None) -> None:
         if self._done == self._size and self._orphans_checked:
             return
         if time.monotonic() < self._retry_at:
@@ -296,9 +312,10 @@ class Writer:
                 self._orphans_checked = True
             if fresh is not None and self._done == fresh[0]:
                 # the batch just journalled, committed from memory (no re-read)
-                self.committed += self.store.append(
-                    [PendingRecord.from_json(d) for d in fresh[2] if d.get("k") == "r"],
-                    [_link(d) for d in fresh[2] if d.get("k") == "l"],
+                self.committed += self.store.append_encoded(
+                    [d for d in fresh[2] if isinstance(d, Encoded)],
+                    [d for d in fresh[2] if isinstance(d, Link)],
+                    fresh=True,
                 )
                 self._done = fresh[1]
             self._commit_own()
@@ -365,7 +382,7 @@ class Writer:
 
 
 def _commit_lines(store: Store, lines: list[bytes]) -> int:
-    records: list[PendingRecord] = []
+    records: list[Encoded] = []
     links: list[Link] = []
     for raw in lines:
         try:
@@ -374,10 +391,18 @@ def _commit_lines(store: Store, lines: list[bytes]) -> int:
             log.error("cookiegate: skipping a torn journal line (%d bytes)", len(raw))
             continue
         if doc.get("k") == "r":
-            records.append(PendingRecord.from_json(doc))
+            records.append(PendingRecord.from_json(doc).encode())
         elif doc.get("k") == "l":
             links.append(_link(doc))
-    return store.append(records, links)
+    return store.append_encoded(records, links)
+
+
+def _line(item: Encoded | Link) -> bytes:
+    """The journal line of a prepared item."""
+    if isinstance(item, Encoded):
+        return item.line
+    doc = {"k": "l", "consent_id": item.consent_id, "user_id": item.user_id, "at_ms": item.at_ms}
+    return canonical(doc).encode("utf-8") + b"\n"
 
 
 def _link(doc: dict[str, Any]) -> Link:
