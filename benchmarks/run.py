@@ -589,7 +589,7 @@ def render(
     )
     table.add_column("configuration", no_wrap=True)
     if page:
-        table.add_column("response\nKB", justify="right")
+        table.add_column("body\nKB", justify="right")
     if "sequential" in modes:
         table.add_column("req/s\nmedian", justify="right")
         table.add_column("req/s\nmin..max", justify="right", no_wrap=True)
