@@ -43,9 +43,13 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests examples benchmarks
 	$(BIN)/ruff check --fix src tests examples benchmarks
 
+# every performance target in one run (benchmarks/all.py: run.py, rewrite_bench.py,
+# records_bench.py, then one summary table); `make bench BENCH_ARGS=--quick` for a
+# smoke test, BENCH_ARGS=--strict to exit 1 when a target is missed
+BENCH_ARGS ?=
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -26,8 +26,16 @@ one server and differ only in the request's Cookie header):
     the same app behind :class:`NoopHeaderMiddleware`, the floor of any
     response-header-editing ASGI middleware.
 
-uvicorn imports this module by name (``--app-dir benchmarks apps:bare``), so it
-must not import anything from ``benchmarks`` itself.
+The ``bare`` and ``cookiegate`` apps also serve ``GET /page``: the realistic
+~30 KB shop page of ``pages.shop_page()`` (GA4, GTM + noscript iframe, Meta
+Pixel + noscript image, Hotjar, a YouTube embed, 150 first-party images) as
+``text/html; charset=utf-8``, built once at import, no ``Set-Cookie``. Behind
+cookiegate it gets the settings control (a visitor who granted every category:
+``HtmlInjector``, nothing rewritten) or the banner and the tracking rewriter
+(an undecided visitor: ``HtmlRewriter``).
+
+uvicorn imports this module by name (``--app-dir benchmarks apps:bare``); the
+only other benchmark module it imports is ``pages`` (found on the same path).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import itsdangerous
+import pages
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -122,13 +131,21 @@ async def home_session_read(request: Request) -> Response:
     return await home(request)
 
 
+#: The page of ``GET /page``, built once (the handler only wraps the bytes).
+PAGE = pages.shop_page()
+
+
+async def page(request: Request) -> Response:
+    return Response(PAGE, media_type="text/html")
+
+
 def bare_app() -> Starlette:
-    return Starlette(routes=[Route("/", home)])
+    return Starlette(routes=[Route("/", home), Route("/page", page)])
 
 
 def cookiegate_app(gate: Gate | None = None) -> Starlette:
     return Starlette(
-        routes=[Route("/", home)],
+        routes=[Route("/", home), Route("/page", page)],
         middleware=[Middleware(CookieGateMiddleware, gate=gate or GATE)],
     )
 

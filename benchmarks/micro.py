@@ -5,6 +5,8 @@ no sockets. It isolates what the middleware itself costs, which ``run.py``
     .venv/bin/python benchmarks/micro.py                  # all cases
     .venv/bin/python benchmarks/micro.py -n 50000 --repeat 7
     .venv/bin/python benchmarks/micro.py --profile cg_refuse   # cProfile one case
+    .venv/bin/python benchmarks/micro.py --page           # the HTML page cases only
+    .venv/bin/python benchmarks/micro.py --profile page_undecided
 
 Two stacks are measured:
 
@@ -12,6 +14,12 @@ Two stacks are measured:
   ``response.set_cookie``...), so the ratios are comparable with ``run.py``'s.
 * ``raw``: a minimal ASGI app sending the same response, alone and wrapped in each
   middleware; the difference is the middleware's own cost per request.
+
+A third stack, ``page``, is only run when asked for (``--page``, or its keys in
+``--only`` / ``--profile``): ``GET /page`` of the same apps (the ~30 KB page of
+``pages.py``), bare, cookiegate for a visitor who granted every category (settings
+control injected) and for an undecided one (banner + tracking rewriter); these
+cost hundreds of µs, so ``--page`` defaults to ``-n 1000``.
 
 ``cache miss`` cases send a different consent token on every request, so
 cookiegate's caches (parsed Cookie header, verified token) never hit: the cost
@@ -53,9 +61,10 @@ class Case:
     cookies: Sequence[str]
     #: the case this one is compared with (its overhead is the difference)
     baseline: str | None = None
+    path: str = "/"
 
 
-def _scope(cookie: str) -> Scope:
+def _scope(cookie: str, path: str = "/") -> Scope:
     """The scope uvicorn (httptools) builds for wrk's request."""
     return {
         "type": "http",
@@ -66,8 +75,8 @@ def _scope(cookie: str) -> Scope:
         "scheme": "http",
         "method": "GET",
         "root_path": "",
-        "path": "/",
-        "raw_path": b"/",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "headers": [(b"host", b"127.0.0.1:8000"), (b"cookie", cookie.encode("latin-1"))],
         "state": {},
@@ -120,16 +129,23 @@ def make_cases(n: int) -> list[Case]:
         ("raw_noop", "+ no-op header middleware", apps.raw_noop(), [accept], "raw"),
         ("raw_session", "+ SessionMiddleware, write", apps.raw_session(), [accept], "raw"),
     ]
+    gated = apps.cookiegate_app()
+    undecided = apps.request_cookie(None)
+    page: list[Row] = [
+        ("page_bare", "page: bare Starlette", apps.bare_app(), [accept], None),
+        ("page_accept", "page: cookiegate, accepted", gated, [accept], "page_bare"),
+        ("page_undecided", "page: cookiegate, undecided", gated, [undecided], "page_bare"),
+    ]
     return [
-        Case(key, stack, label, app, cookies, baseline)
-        for stack, rows in (("starlette", starlette), ("raw", raw))
+        Case(key, stack, label, app, cookies, baseline, "/page" if stack == "page" else "/")
+        for stack, rows in (("starlette", starlette), ("raw", raw), ("page", page))
         for key, label, app, cookies, baseline in rows
     ]
 
 
-async def _drive(app: ASGIApp, cookies: Iterator[str], n: int) -> float:
+async def _drive(app: ASGIApp, cookies: Iterator[str], n: int, path: str = "/") -> float:
     """Seconds for ``n`` requests (scopes are built outside the timed region)."""
-    scopes = [_scope(next(cookies)) for _ in range(n)]
+    scopes = [_scope(next(cookies), path) for _ in range(n)]
     sink = _Sink()
     t0 = time.perf_counter()
     for scope in scopes:
@@ -139,9 +155,14 @@ async def _drive(app: ASGIApp, cookies: Iterator[str], n: int) -> float:
 
 def _check(case: Case) -> None:
     sink = _Sink()
-    asyncio.run(_run_one(case.app, _scope(case.cookies[0]), sink))
+    asyncio.run(_run_one(case.app, _scope(case.cookies[0], case.path), sink))
     if sink.start is None or sink.start["status"] != 200:
         raise RuntimeError(f"{case.label}: no 200 response")
+    if case.stack == "page":
+        ctype = dict(sink.start["headers"]).get(b"content-type", b"")
+        if not ctype.startswith(b"text/html"):
+            raise RuntimeError(f"{case.label}: content-type {ctype!r}")
+        return
     names = sorted(
         v.decode("latin-1").split("=", 1)[0]
         for k, v in sink.start["headers"]
@@ -166,14 +187,14 @@ def bench(cases: Sequence[Case], n: int, repeat: int, batch: int) -> dict[str, l
 
     async def main() -> None:
         for case in cases:  # warm-up: caches, Starlette's lazily built stack
-            await _drive(case.app, iters[case.key], min(n, 2000))
+            await _drive(case.app, iters[case.key], min(n, 2000), case.path)
         for _ in range(repeat):
             total = dict.fromkeys(per_case, 0.0)
             done = 0
             while done < n:
                 size = min(batch, n - done)
                 for case in cases:
-                    total[case.key] += await _drive(case.app, iters[case.key], size)
+                    total[case.key] += await _drive(case.app, iters[case.key], size, case.path)
                 done += size
             for key, seconds in total.items():
                 per_case[key].append(seconds / n * 1e6)
@@ -199,7 +220,7 @@ def render(cases: Sequence[Case], results: dict[str, list[float]], n: int, repea
         extra = ratio = ""
         if case.baseline is not None:
             extra = f"{med[case.key] - med[case.baseline]:+.1f}"
-            if case.stack == "starlette":  # a ratio to a ~1 µs raw app means nothing
+            if case.stack != "raw":  # a ratio to a ~1 µs raw app means nothing
                 ratio = f"{med[case.baseline] / med[case.key]:.3f}"
         table.add_row(
             case.stack,
@@ -222,9 +243,9 @@ def profile(case: Case, n: int, top: int) -> None:
     iters = itertools.cycle(case.cookies)
 
     async def go() -> None:
-        await _drive(case.app, iters, min(n, 2000))  # warm-up outside the profile
+        await _drive(case.app, iters, min(n, 2000), case.path)  # warm-up outside the profile
         prof = cProfile.Profile()
-        scopes = [_scope(next(iters)) for _ in range(n)]
+        scopes = [_scope(next(iters), case.path) for _ in range(n)]
         sink = _Sink()
         prof.enable()
         for scope in scopes:
@@ -239,7 +260,7 @@ def profile(case: Case, n: int, top: int) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
-    p.add_argument("-n", type=int, default=20000, help="requests per repeat (default 20000)")
+    p.add_argument("-n", type=int, help="requests per repeat (default 20000; 1000 with --page)")
     p.add_argument("--repeat", type=int, default=5, help="repeats per case (default 5)")
     p.add_argument(
         "--batch", type=int, default=200, help="requests per turn when interleaving (200)"
@@ -248,7 +269,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", metavar="CASE", help="cProfile one case instead of timing")
     p.add_argument("--top", type=int, default=25, help="rows of the profile (default 25)")
     p.add_argument("--list", action="store_true", help="list the case keys and exit")
+    p.add_argument("--page", action="store_true", help="run the HTML page cases (GET /page) only")
     opts = p.parse_args(argv)
+    if opts.n is None:
+        opts.n = 1000 if opts.page else 20000
     if opts.n < 1 or opts.repeat < 1:
         p.error("-n and --repeat must be >= 1")
     return opts
@@ -268,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         profile(by_key[opts.profile], opts.n, opts.top)
         return 0
+    if opts.page and not opts.only:
+        opts.only = [c.key for c in cases if c.stack == "page"]
     if opts.only:
         unknown = [k for k in opts.only if k not in by_key]
         if unknown:
@@ -276,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         wanted = set(opts.only)
         wanted |= {by_key[k].baseline for k in opts.only if by_key[k].baseline is not None}
         cases = [c for c in cases if c.key in wanted]
+    else:  # the page stack only when asked for
+        cases = [c for c in cases if c.stack != "page"]
     for case in cases:
         _check(case)
     results = bench(cases, opts.n, opts.repeat, opts.batch)

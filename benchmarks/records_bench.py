@@ -12,6 +12,7 @@ server sent (counted server-side; wrk's own count is printed too).
     .venv/bin/python benchmarks/records_bench.py                # 3 rounds x 5 s
     .venv/bin/python benchmarks/records_bench.py --rounds 1 --duration 2
     COOKIEGATE_BENCH_RECORDS=0 .venv/bin/python benchmarks/records_bench.py   # records off
+    .venv/bin/python benchmarks/records_bench.py --json out.json   # also write the results
 
 uvicorn is pinned to CPU 0 and wrk to CPU 1 when the machine has two or more.
 Exits 1 if a record is missing or the median ratio is below the target (0.5).
@@ -148,6 +149,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--json", type=Path, help="write the figures and targets to this file")
     args = parser.parse_args()
 
     from cookiegate.records import Store
@@ -203,6 +205,48 @@ def main() -> int:
     print(f"2xx consent responses: server {served_2xx}, wrk {wrk_2xx}; records stored {records}")
     print(f"records verify: {'OK' if verified.ok else 'FAILED ' + verified.reason}")
     failed = records != served_2xx or not verified.ok or wrk_2xx > records
+    if args.json is not None:
+        targets = [
+            {
+                "id": "records.ratio",
+                "issue": 5,
+                "label": "consent POSTs/s, records kept: x bare endpoint",
+                "value": ratio,
+                "target": TARGET,
+                "op": ">=",
+                "unit": "x",
+                "met": ratio >= TARGET,
+                "detail": f"{statistics.median(consent_rps):,.0f} vs "
+                f"{statistics.median(bare_rps):,.0f} req/s; {args.rounds} round(s)",
+            },
+            {
+                "id": "records.complete",
+                "issue": 5,
+                "label": "a record per 2xx consent response, verified",
+                "value": float(records),
+                "target": float(served_2xx),
+                "op": "==",
+                "unit": "records",
+                "met": not failed,
+                "detail": f"{served_2xx:,} 2xx sent; verify {'OK' if verified.ok else 'FAILED'}",
+            },
+        ]
+        result = {
+            "rounds": args.rounds,
+            "duration_s": args.duration,
+            "connections": args.connections,
+            "bare_rps": bare_rps,
+            "consent_rps": consent_rps,
+            "ratios": ratios,
+            "ratio": ratio,
+            "records": records,
+            "served_2xx": served_2xx,
+            "wrk_2xx": wrk_2xx,
+            "verified": verified.ok,
+            "targets": targets,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
     if failed:
         print("FAIL: records do not match the 2xx consent responses")
         return 1
