@@ -521,6 +521,7 @@ class Gate:
         elif trackers is not None:
             raise ConfigError("trackers", "given, but block_trackers is False")
         self._unblock_tag: str | None = None
+        self._fragment_bytes: dict[tuple[Any, ...], bytes] = {}
         if self.trackers is not None and self.ui is not None:
             url = self.ui.asset_url("cookiegate-unblock.js")
             self._unblock_tag = (
@@ -1056,6 +1057,15 @@ class Gate:
         pinned = decision.locale is not None and locale == ui.negotiate(None, decision.locale)
         theme = self._theme(info)
         next_path = safe_next(info.path + ("?" + info.query if info.query else "")) or "/"
+        changed = state.reason == "stale"
+        key = None
+        if nonce is None:
+            # the finished bytes, per page and consent shape (bounded)
+            shape = (state.decided, state.granted, state.gpc, changed)
+            key = (shape, locale, pinned, theme, next_path, content_type)
+            done = self._fragment_bytes.get(key)
+            if done is not None:
+                return done
         if state.decided:
             html = ui.settings_control(
                 locale=locale,
@@ -1070,7 +1080,7 @@ class Gate:
                 locale=locale,
                 state=state,
                 next_path=next_path,
-                changed=state.reason == "stale",
+                changed=changed,
                 theme=theme,
                 pin_locale=pinned,
                 nonce=nonce,
@@ -1079,7 +1089,12 @@ class Gate:
             # re-activates what the tracking gate neutralised, after consent
             nonce_attr = f' nonce="{nonce}"' if nonce else ""
             html += self._unblock_tag.replace("></script>", nonce_attr + "></script>")
-        return html.encode(_charset(content_type), "xmlcharrefreplace")
+        encoded = html.encode(_charset(content_type), "xmlcharrefreplace")
+        if key is not None:
+            if len(self._fragment_bytes) >= 4096:
+                self._fragment_bytes.clear()
+            self._fragment_bytes[key] = encoded
+        return encoded
 
     def _locale(self, decision: Decision) -> str:
         ui = self.ui
@@ -1527,6 +1542,7 @@ def _declared_charset(content_type: str | None) -> str | None:
     return None
 
 
+@lru_cache(maxsize=256)
 def _charset(content_type: str | None) -> str:
     """The charset of a Content-Type, if Python knows it; else UTF-8."""
     import codecs
