@@ -429,15 +429,21 @@ class HtmlRewriter:
         struct_search = _STRUCT.search
         slashes = _SLASHES.search
         rfind = buf.rfind
+        find = buf.find
+        memo = self._memo
+        # the next "//" at or after the scan position (n: none); searched again
+        # only once the scan has passed it (scan never moves back)
+        t = -1
         while True:
             if state == _DATA:
                 if struct_from == -1 or (struct is not None and struct.start() < scan):
                     struct = struct_search(fold, scan)
                     struct_from = scan
                 s = struct.start() if struct is not None else n
-                tm = slashes(fold, scan, s)  # re beats bytes.find for "//" here
-                if tm is not None:
-                    t = tm.start()
+                if t < scan:
+                    tm = slashes(fold, scan)  # re beats bytes.find for "//" here
+                    t = tm.start() if tm is not None else n
+                if t < s:
                     # a URL with a host: is it in an <img>/<a>/<area> tag?
                     scan = t + 2
                     q, incomplete = _enclosing(buf, safe, t)
@@ -532,8 +538,9 @@ class HtmlRewriter:
                     continue
                 if kind in (b"/body", b"/noscript", b"noscript"):
                     # act only once the whole tag is here (it may be held back)
-                    end_m = _TAG_REST.match(buf, tok_end - 1)
-                    if end_m is not None:
+                    if buf[tok_end - 1] == 62:
+                        end = tok_end  # ">" right after the name
+                    elif (end_m := _TAG_REST.match(buf, tok_end - 1)) is not None:
                         end = end_m.end()
                     elif final or n - p > self.max_tag:
                         end = n
@@ -561,24 +568,33 @@ class HtmlRewriter:
                     scan = n
                     continue
                 name_end = p + 1 + len(kind)
-                end_m = _TAG_REST.match(buf, name_end)
-                if end_m is None:
-                    if final:
-                        scan = n
-                        continue
-                    if n - p > self.max_tag:
-                        self._warn("tag longer than max_tag passed through unexamined")
-                        scan = p + 1
-                        continue
-                    hold = p
-                    break
-                end = end_m.end()
-                memo = self._memo
+                # warm path: a memoised tag text is a complete tag (the end the
+                # full match below found when it was stored), so the first ">"
+                # gives the key to try; on a miss, match the attributes
+                end = find(b">", name_end) + 1
                 tag = buf[p:end]
+                mkey: object = (tag, self._noscript > 0) if kind == b"iframe" else tag
+                hit = memo.get(mkey, _MISSING) if end else _MISSING
+                if hit is _MISSING and end != name_end + 1:
+                    end_m = _TAG_REST.match(buf, name_end)
+                    if end_m is None:
+                        if final:
+                            scan = n
+                            continue
+                        if n - p > self.max_tag:
+                            self._warn("tag longer than max_tag passed through unexamined")
+                            scan = p + 1
+                            continue
+                        hold = p
+                        break
+                    if end_m.end() != end:
+                        end = end_m.end()
+                        tag = buf[p:end]
+                        mkey = (tag, self._noscript > 0) if kind == b"iframe" else tag
+                        hit = memo.get(mkey, _MISSING)
                 nl = name_end - p
                 if kind == b"script":
-                    hit = memo.get(tag)
-                    if hit is None:
+                    if hit is _MISSING:
                         attrs = _Attrs(tag, nl, len(tag) - 1)
                         decided, inline = self._script_decision(attrs)
                         new = self._neutral_script(tag, nl, attrs, decided) if decided else None
@@ -587,7 +603,16 @@ class HtmlRewriter:
                     new, inline, attrs = hit
                     e = -1
                     if inline:
-                        e, _esc = _script_end(fold, end, n, final, 0)
+                        # _script_end's fast path, inline: no "<!--" before "</script"
+                        m = _SCRIPT_END.search(fold, end)
+                        if (
+                            m is not None
+                            and m.start() < (n if final else n - 9)
+                            and fold.find(b"<!--", end, m.start()) == -1
+                        ):
+                            e = m.start()
+                        else:
+                            e = _script_end(fold, end, n, final, 0)[0]
                         if e == -1 and final:
                             e = n
                         if e == -1:
@@ -596,28 +621,34 @@ class HtmlRewriter:
                                 break
                             e = -2  # too long: decide on the first max_script bytes
                         content = buf[end : e if e >= 0 else end + self.max_script]
-                        ckey = (b"c", content)
-                        found = memo.get(ckey, _MISSING)
-                        if found is _MISSING:
+                        # the decision for this tag and content, memoised
+                        ckey = (b"c", tag, content)
+                        found_new = memo.get(ckey, _MISSING)
+                        if found_new is _MISSING:
+                            found_new = new
                             found = self.trackers.match_script(content)
-                            self._remember(ckey, found, len(content))
-                        if found is not None:
-                            cat = self.trackers.category(found)
-                            if cat in self.blocked:
-                                new = self._neutral_script(tag, nl, attrs, (cat, found))
+                            if found is not None:
+                                cat = self.trackers.category(found)
+                                if cat in self.blocked:
+                                    found_new = self._neutral_script(tag, nl, attrs, (cat, found))
+                            self._remember(ckey, found_new, len(tag) + len(content))
+                        new = found_new
                     if new is not None:
                         sink.append(buf[emit:p])
                         sink.append(new)
                         emit = end
                     if inline and e >= 0:
-                        scan, safe = _after_end_tag(buf, e, 8)
+                        if e + 8 < n and buf[e + 8] == 62:
+                            scan = safe = e + 9  # "</script>"
+                        else:
+                            scan, safe = _after_end_tag(buf, e, 8)
                     else:
                         scan = end
                         state = _SCRIPT
                         self._esc = 0
                     continue
                 if kind == b"link":
-                    new = memo.get(tag, _MISSING)
+                    new = hit
                     if new is _MISSING:
                         new = self._neutral_link(tag, nl, _Attrs(tag, nl, len(tag) - 1))
                         self._remember(tag, new, len(tag))
@@ -628,12 +659,11 @@ class HtmlRewriter:
                     scan = safe = end
                     continue
                 if kind == b"iframe":
-                    ikey = (tag, self._noscript > 0)
-                    new = memo.get(ikey, _MISSING)
+                    new = hit
                     if new is _MISSING:
                         attrs = _Attrs(tag, nl, len(tag) - 1)
                         new = self._neutral_iframe(tag, nl, attrs)
-                        self._remember(ikey, new, len(tag))
+                        self._remember(mkey, new, len(tag))
                     if new is not None:
                         sink.append(buf[emit:p])
                         sink.append(new)
@@ -663,17 +693,32 @@ class HtmlRewriter:
                         scan = max(scan, n - 10)
                         hold = scan
                     break
-                scan, safe = _after_end_tag(buf, m.start(), m.end() - m.start() - 1)
+                if buf[m.end() - 1] == 62:
+                    scan = safe = m.end()  # "</name>"
+                else:
+                    scan, safe = _after_end_tag(buf, m.start(), m.end() - m.start() - 1)
                 state = _DATA
                 continue
             if state == _SCRIPT:
-                e, self._esc = _script_end(fold, scan, n, final, self._esc)
+                # _script_end's fast path, inline: no "<!--" before "</script"
+                m = _SCRIPT_END.search(fold, scan) if self._esc == 0 else None
+                if (
+                    m is not None
+                    and m.start() < (n if final else n - 9)
+                    and fold.find(b"<!--", scan, m.start()) == -1
+                ):
+                    e = m.start()
+                else:
+                    e, self._esc = _script_end(fold, scan, n, final, self._esc)
                 if e < 0:
                     if not final:
                         scan = max(scan, n - 9)
                         hold = scan
                     break
-                scan, safe = _after_end_tag(buf, e, 8)
+                if buf[e + 8] == 62:
+                    scan = safe = e + 9  # "</script>"
+                else:
+                    scan, safe = _after_end_tag(buf, e, 8)
                 state = _DATA
                 continue
             # _PLAINTEXT
