@@ -170,7 +170,9 @@ _STRUCT = re.compile(
     + _E
     + rb"|/(?:body|noscript)"
     + _E
-    + rb"|!--)"
+    # a comment, with its end when it is in the buffer (the first "--!?>" from
+    # after "<!--", or the abrupt "<!-->" / "<!--->")
+    + rb"|!--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)?)"
 )
 _COMMENT_END = re.compile(rb"--!?>")
 _SLASHES = re.compile(rb"//")
@@ -424,22 +426,24 @@ class HtmlRewriter:
         safe = 0  # a position in data state: the end of the last token
         hold = n  # buf[hold:] is kept for the next call
         state = self._state
-        struct = None
-        struct_from = -1
+        # the next structural token: fold[s:tok_end] (s = n: none); searched
+        # again only once the scan has passed it (scan never moves back)
+        s = tok_end = -1
         struct_search = _STRUCT.search
         slashes = _SLASHES.search
         rfind = buf.rfind
         find = buf.find
         memo = self._memo
-        # the next "//" at or after the scan position (n: none); searched again
-        # only once the scan has passed it (scan never moves back)
+        # the next "//" at or after the scan position (n: none), likewise
         t = -1
         while True:
             if state == _DATA:
-                if struct_from == -1 or (struct is not None and struct.start() < scan):
+                if s < scan:
                     struct = struct_search(fold, scan)
-                    struct_from = scan
-                s = struct.start() if struct is not None else n
+                    if struct is None:
+                        s = tok_end = n
+                    else:
+                        s, tok_end = struct.span()
                 if t < scan:
                     tm = slashes(fold, scan)  # re beats bytes.find for "//" here
                     t = tm.start() if tm is not None else n
@@ -480,7 +484,7 @@ class HtmlRewriter:
                         emit = end
                     scan = safe = end
                     continue
-                if struct is None:
+                if s == n:
                     if not final:
                         # keep a trailing incomplete tag (and any incomplete tag it
                         # may be inside) for the next chunk
@@ -500,7 +504,6 @@ class HtmlRewriter:
                         sink = self._after
                     break
                 p = s
-                tok_end = struct.end()
                 # is this token inside the attributes of an earlier tag?
                 if rfind(b"<", safe, p) == -1:
                     q = incomplete = -1  # nothing between the last token and this one
@@ -515,27 +518,20 @@ class HtmlRewriter:
                 if q != -1:
                     scan = p + 1
                     continue
-                kind = fold[p + 1 : tok_end - 1] if fold[p + 1] != 33 else b"!--"
-                if kind == b"!--":
+                if fold[p + 1] == 33:  # "<!--"
                     if p + 6 > n and not final:
-                        hold = p
+                        hold = p  # "<!-" + "->" may be cut
                         break
-                    after = fold[p + 4 : p + 6]
-                    if after[:1] == b">":
-                        scan = safe = p + 5
-                    elif after == b"->":
-                        scan = safe = p + 6
+                    if tok_end > p + 4:
+                        scan = safe = tok_end  # the whole comment matched
                     else:
-                        cm = _COMMENT_END.search(fold, p + 4)
-                        if cm is not None:
-                            scan = safe = cm.end()
-                        else:
-                            scan = p + 4
-                            state = _COMMENT
+                        scan = p + 4  # its end is not in the buffer
+                        state = _COMMENT
                     continue
-                if kind[:1] == b"/" and buf[p + 1] != 47:
+                if fold[p + 1] == 47 and buf[p + 1] != 47:
                     scan = p + 1  # "<\body": the fold made it look like "</body"
                     continue
+                kind = fold[p + 1 : tok_end - 1]
                 if kind in (b"/body", b"/noscript", b"noscript"):
                     # act only once the whole tag is here (it may be held back)
                     if buf[tok_end - 1] == 62:
