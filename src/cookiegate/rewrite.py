@@ -152,6 +152,7 @@ _ATTR_ITER = re.compile(
     + _W
     + rb"*+=))"
 )
+_ATTR_ITER_STR = re.compile(_ATTR_ITER.pattern.decode("latin-1"))
 #: structural tokens, searched in the lower-cased (and slash-folded) copy
 _STRUCT = re.compile(
     rb"<(?:s(?:cript|tyle)"
@@ -241,22 +242,25 @@ class _Attrs:
 
     def __init__(self, tag: bytes, start: int, end: int) -> None:
         #: lower-case name -> decoded value of its first occurrence (None: no value)
-        self.first: dict[str, str | None] = {}
+        first: dict[str, str | None] = {}
+        self.first = first
         #: (lower-case name, name start, name end) for every attribute, in order
-        self.spans: list[tuple[str, int, int]] = []
-        for m in _ATTR_ITER.finditer(tag, start, end):
-            name = m.group("n").decode("latin-1").lower()
-            self.spans.append((name, m.start("n"), m.end("n")))
-            if name in self.first:
+        spans: list[tuple[str, int, int]] = []
+        self.spans = spans
+        # latin-1 maps bytes to the code points 0-255 one to one: the str
+        # pattern finds the same attributes at the same offsets
+        for m in _ATTR_ITER_STR.finditer(tag.decode("latin-1"), start, end):
+            raw_name, raw = m.group(1, 2)
+            name = raw_name.lower()
+            spans.append((name, *m.span(1)))
+            if name in first:
                 continue
-            raw = m.group("v")
             if raw is None:
-                self.first[name] = None
+                first[name] = None
                 continue
-            if raw[:1] in (b'"', b"'"):
+            if raw[:1] in ('"', "'"):
                 raw = raw[1:-1]
-            text = raw.decode("latin-1")
-            self.first[name] = html.unescape(text) if "&" in text else text
+            first[name] = html.unescape(raw) if "&" in raw else raw
 
 
 class HtmlRewriter:
