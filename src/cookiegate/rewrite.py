@@ -219,6 +219,9 @@ _MEMO_MAX = 512
 _MEMO_ITEM = 4096
 #: how many ``<`` back a token is checked for being inside an earlier tag
 _LOOK_BACK = 3
+#: longest run of bytes between two tokens remembered as containing no tag around
+#: the second (the ``plain`` memo)
+_PLAIN_ITEM = 1024
 _DATA, _COMMENT, _RAW, _SCRIPT, _PLAINTEXT, _PASS = range(6)
 
 DEFAULT_PLACEHOLDER_TEXT = (
@@ -290,6 +293,7 @@ class HtmlRewriter:
         "_esc",
         "_memo",
         "_noscript",
+        "_plain",
         "_raw_end",
         "_sniffed",
         "_state",
@@ -351,6 +355,12 @@ class HtmlRewriter:
         if memo is None:
             memo = self.trackers.memo[key] = {}
         self._memo: dict[Any, Any] = memo
+        # bytes found between two tokens with no tag enclosing the second
+        # (configuration-independent)
+        plain = self.trackers.memo.get("plain")
+        if plain is None:
+            plain = self.trackers.memo["plain"] = {}
+        self._plain: dict[bytes, bool] = plain
         self.max_tag = max_tag
         self.max_script = max_script
         self.max_hold = max_hold
@@ -438,6 +448,7 @@ class HtmlRewriter:
         rfind = buf.rfind
         find = buf.find
         memo = self._memo
+        plain = self._plain
         # the next "//" at or after the scan position (n: none), likewise
         t = -1
         while True:
@@ -509,20 +520,26 @@ class HtmlRewriter:
                     break
                 p = s
                 # is this token inside the attributes of an earlier tag?
-                if rfind(b"<", safe, p) == -1:
-                    q = incomplete = -1  # nothing between the last token and this one
-                else:
+                # (not when no "<" lies between the last token and this one, nor
+                # when the bytes since it were seen before with no tag around p:
+                # that answer depends on those bytes only)
+                if rfind(b"<", safe, p) != -1 and (between := buf[safe:p]) not in plain:
                     q, incomplete = _enclosing(buf, safe, p)
-                if incomplete != -1:
-                    if not final and n - incomplete <= self.max_tag:
-                        hold = incomplete
-                        break
-                    scan = p + 1  # inside an unfinished tag
-                    continue
-                if q != -1:
-                    scan = p + 1
-                    continue
-                if fold[p + 1] == 33:  # "<!--"
+                    if incomplete != -1:
+                        if not final and n - incomplete <= self.max_tag:
+                            hold = incomplete
+                            break
+                        scan = p + 1  # inside an unfinished tag
+                        continue
+                    if q != -1:
+                        scan = p + 1
+                        continue
+                    if p - safe <= _PLAIN_ITEM:
+                        if len(plain) >= _MEMO_MAX:
+                            plain.clear()
+                        plain[between] = True
+                c = fold[p + 1]
+                if c == 33:  # "<!--"
                     if p + 6 > n and not final:
                         hold = p  # "<!-" + "->" may be cut
                         break
@@ -532,11 +549,11 @@ class HtmlRewriter:
                         scan = p + 4  # its end is not in the buffer
                         state = _COMMENT
                     continue
-                if fold[p + 1] == 47 and buf[p + 1] != 47:
+                if c == 47 and buf[p + 1] != 47:
                     scan = p + 1  # "<\body": the fold made it look like "</body"
                     continue
                 kind = fold[p + 1 : tok_end - 1]
-                if kind in (b"/body", b"/noscript", b"noscript"):
+                if c == 47 or kind == b"noscript":  # </body, </noscript, <noscript
                     # act only once the whole tag is here (it may be held back)
                     if buf[tok_end - 1] == 62:
                         end = tok_end  # ">" right after the name
@@ -567,7 +584,7 @@ class HtmlRewriter:
                     state = _PLAINTEXT
                     scan = n
                     continue
-                name_end = p + 1 + len(kind)
+                name_end = tok_end - 1
                 # warm path: a memoised tag text is a complete tag (the end the
                 # full match below found when it was stored), so the first ">"
                 # gives the key to try; on a miss, match the attributes
