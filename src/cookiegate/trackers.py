@@ -174,7 +174,12 @@ def url_host_path(url: str) -> tuple[str | None, str]:
     non-network schemes (``data:``, ``javascript:``, ...; their path is ``""``).
     The path is lower-cased and excludes query and fragment.
     """
-    url = url.strip(_STRIP).translate(_DROP)
+    url = url.strip(_STRIP)
+    # what _DROP does, without str.translate's per-call cost (most URLs have none)
+    if "\t" in url or "\n" in url or "\r" in url:
+        url = url.replace("\t", "").replace("\n", "").replace("\r", "")
+    if "\\" in url:
+        url = url.replace("\\", "/")
     rest: str | None = None
     if url.startswith("//"):
         rest = url[2:]
