@@ -53,7 +53,6 @@ _KEYS = {
 _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*:")
 _STRIP = "".join(map(chr, range(33)))  # C0 controls and space, stripped by URL parsers
-_DROP = str.maketrans({"\t": None, "\n": None, "\r": None, "\\": "/"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +174,8 @@ def url_host_path(url: str) -> tuple[str | None, str]:
     The path is lower-cased and excludes query and fragment.
     """
     url = url.strip(_STRIP)
-    # what _DROP does, without str.translate's per-call cost (most URLs have none)
+    # drop tab/newline, read "\\" as "/" (replace only what is there: cheaper
+    # than str.translate for the URLs that have none)
     if "\t" in url or "\n" in url or "\r" in url:
         url = url.replace("\t", "").replace("\n", "").replace("\r", "")
     if "\\" in url:
