@@ -465,34 +465,50 @@ class HtmlRewriter:
                 if t < s:
                     # a URL with a host: is it in an <img>/<a>/<area> tag?
                     scan = t + 2
-                    q, incomplete = _enclosing(buf, safe, t)
-                    if incomplete != -1:
-                        if not final and n - incomplete <= self.max_tag:
-                            hold = incomplete
-                            break
-                        continue
-                    if q == -1:
-                        continue
-                    name_m = _TAG_NAME.match(fold, q)
-                    if name_m is None or name_m.group(1) not in (b"img", b"a", b"area"):
-                        continue
-                    end_m = _TAG_REST.match(buf, name_m.end())
-                    if end_m is None:
-                        if final:
-                            continue
-                        if n - q > self.max_tag:
-                            self._warn("tag longer than max_tag passed through unexamined")
-                            continue
-                        hold = q
-                        break
-                    end = end_m.end()
-                    if end <= t:
-                        continue  # the "//" was in text after the tag
-                    tag = buf[q:end]
-                    new = self._memo.get(tag, _MISSING)
+                    # warm path: the nearest "<" starts a memoised img/a/area tag
+                    # that reaches past the "//" (its text ends at its first ">"),
+                    # and the bytes before it since the last token enclose nothing
+                    # (no "<", or remembered in ``plain``): what _enclosing finds
+                    q = rfind(b"<", safe, t)
+                    end = find(b">", q) + 1 if q != -1 else 0
+                    new = _MISSING
+                    if end > t and (rfind(b"<", safe, q) == -1 or buf[safe:q] in plain):
+                        tag = buf[q:end]
+                        new = memo.get(tag, _MISSING)
+                        if new is not _MISSING and (
+                            (name_m := _TAG_NAME.match(fold, q)) is None
+                            or name_m.group(1) not in (b"img", b"a", b"area")
+                        ):
+                            new = _MISSING
                     if new is _MISSING:
-                        new = self._inspect_small(tag, name_m.end() - q, name_m.group(1))
-                        self._remember(tag, new, len(tag))
+                        q, incomplete = _enclosing(buf, safe, t)
+                        if incomplete != -1:
+                            if not final and n - incomplete <= self.max_tag:
+                                hold = incomplete
+                                break
+                            continue
+                        if q == -1:
+                            continue
+                        name_m = _TAG_NAME.match(fold, q)
+                        if name_m is None or name_m.group(1) not in (b"img", b"a", b"area"):
+                            continue
+                        end_m = _TAG_REST.match(buf, name_m.end())
+                        if end_m is None:
+                            if final:
+                                continue
+                            if n - q > self.max_tag:
+                                self._warn("tag longer than max_tag passed through unexamined")
+                                continue
+                            hold = q
+                            break
+                        end = end_m.end()
+                        if end <= t:
+                            continue  # the "//" was in text after the tag
+                        tag = buf[q:end]
+                        new = memo.get(tag, _MISSING)
+                        if new is _MISSING:
+                            new = self._inspect_small(tag, name_m.end() - q, name_m.group(1))
+                            self._remember(tag, new, len(tag))
                     if new is not None:
                         sink.append(buf[emit:q])
                         sink.append(new)
