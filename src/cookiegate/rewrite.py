@@ -394,7 +394,7 @@ class HtmlRewriter:
                 self._passthrough("the body starts with a UTF-16 byte-order mark")
                 self._buf = b""
                 return buf
-        return self._run(buf, final=False)
+        return self._run(buf, False)
 
     def close(self) -> bytes:
         """End of body: return the rest, with the fragment inserted."""
@@ -404,7 +404,7 @@ class HtmlRewriter:
         if self._state == _PASS:
             rest, self._buf = self._buf, b""
             return rest
-        out = self._run(self._buf, final=True)
+        out = self._run(self._buf, True)
         parts = [out]
         if self.fragment is not None:
             parts.append(self.fragment)
@@ -430,27 +430,28 @@ class HtmlRewriter:
         self.warnings.append(message)
         log.warning("cookiegate rewriter: %s", message)
 
-    def _run(self, buf: bytes, *, final: bool) -> bytes:
+    def _run(
+        self,
+        buf: bytes,
+        final: bool,
+        struct_search: Callable[[bytes, int], re.Match[bytes] | None] = _STRUCT.search,
+        slashes: Callable[[bytes, int], re.Match[bytes] | None] = _SLASHES.search,
+    ) -> bytes:
         out: list[bytes] = []
         sink = out if self._after is None else self._after
         n = len(buf)
         fold = buf.translate(_FOLD)
-        emit = 0  # buf[:emit] has been written out
-        scan = 0  # where to look for the next token
-        safe = 0  # a position in data state: the end of the last token
+        emit = scan = safe = 0  # written out up to / next look from / end of the last token
         hold = n  # buf[hold:] is kept for the next call
         state = self._state
-        # the next structural token: fold[s:tok_end] (s = n: none); searched
-        # again only once the scan has passed it (scan never moves back)
-        s = tok_end = -1
-        struct_search = _STRUCT.search
-        slashes = _SLASHES.search
+        # the next structural token: fold[s:tok_end] (s = n: none), and the next
+        # "//" (t = n: none); each searched again only once the scan has passed
+        # it (scan never moves back)
+        s = tok_end = t = -1
         rfind = buf.rfind
         find = buf.find
         memo = self._memo
         plain = self._plain
-        # the next "//" at or after the scan position (n: none), likewise
-        t = -1
         while True:
             if state == _DATA:
                 if s < scan:
@@ -519,7 +520,7 @@ class HtmlRewriter:
                     if not final:
                         # keep a trailing incomplete tag (and any incomplete tag it
                         # may be inside) for the next chunk
-                        start = _enclosing(buf, safe, n)[1]
+                        start = -1 if rfind(b"<", safe) == -1 else _enclosing(buf, safe, n)[1]
                         if start != -1:
                             if n - start <= self.max_tag:
                                 hold = start
