@@ -218,6 +218,7 @@ _MEMO_MAX = 512
 #: largest tag / inline script (bytes) memoised: the memo stays under ~2 MB
 _MEMO_ITEM = 4096
 #: how many ``<`` back a token is checked for being inside an earlier tag
+#: (``_enclosing`` has the loop unrolled)
 _LOOK_BACK = 3
 #: longest run of bytes between two tokens remembered as containing no tag around
 #: the second (the ``plain`` memo)
@@ -872,7 +873,12 @@ def _after_end_tag(buf: bytes, at: int, name_len: int) -> tuple[int, int]:
     return (m.end(), m.end()) if m is not None else (at + 2, at)
 
 
-def _enclosing(buf: bytes, emit: int, t: int) -> tuple[int, int]:
+def _enclosing(
+    buf: bytes,
+    emit: int,
+    t: int,
+    match: Callable[[bytes, int], re.Match[bytes] | None] = _COMPLETE.match,
+) -> tuple[int, int]:
     """Which tag contains position ``t``: ``(start, incomplete)``.
 
     Looks back over the three nearest ``<`` (so ``<img alt="<b>" src=...>`` is
@@ -880,17 +886,32 @@ def _enclosing(buf: bytes, emit: int, t: int) -> tuple[int, int]:
     none, ``t`` is in text); ``incomplete`` the earliest one whose markup is not
     finished in ``buf`` (-1: none), from which the caller must hold bytes back.
     """
-    q = t
+    # the loop over _LOOK_BACK (3) unrolled
     found = incomplete = -1
-    for _ in range(_LOOK_BACK):
-        q = buf.rfind(b"<", emit, q)
-        if q == -1:
-            break
-        m = _COMPLETE.match(buf, q)
-        if m is None:
-            incomplete = q
-        elif found == -1 and m.end() > t:
-            found = q
+    q = buf.rfind(b"<", emit, t)
+    if q == -1:
+        return found, incomplete
+    m = match(buf, q)
+    if m is None:
+        incomplete = q
+    elif m.end() > t:
+        found = q
+    q = buf.rfind(b"<", emit, q)
+    if q == -1:
+        return found, incomplete
+    m = match(buf, q)
+    if m is None:
+        incomplete = q
+    elif found == -1 and m.end() > t:
+        found = q
+    q = buf.rfind(b"<", emit, q)
+    if q == -1:
+        return found, incomplete
+    m = match(buf, q)
+    if m is None:
+        incomplete = q
+    elif found == -1 and m.end() > t:
+        found = q
     return found, incomplete
 
 
