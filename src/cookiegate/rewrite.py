@@ -327,7 +327,7 @@ class HtmlRewriter:
         self.blocked = frozenset(blocked)
         self.fragment = fragment
         self.trackers = trackers if trackers is not None else default_matcher()
-        self.marker_attrs = tuple(a.lower() for a in marker_attrs)
+        self.marker_attrs = tuple([a.lower() for a in marker_attrs])
         labels = dict(category_labels or {})
         text_tpl, button = placeholder_text, placeholder_button
 
@@ -350,7 +350,7 @@ class HtmlRewriter:
             self.marker_attrs,
             text_tpl,
             button,
-            tuple(sorted(labels.items())),
+            tuple(sorted(labels.items())) if labels else (),
         )
         memo = self.trackers.memo.get(key)
         if memo is None:
@@ -376,7 +376,7 @@ class HtmlRewriter:
         self._after_len = 0
         self._closed = False
         self._sniffed = False
-        if not is_ascii_compatible(charset):
+        if charset and not is_ascii_compatible(charset):
             self._passthrough(f"charset {charset!r} is not ASCII-compatible")
 
     # -- public -------------------------------------------------------------
@@ -708,6 +708,28 @@ class HtmlRewriter:
                 state = _RAW
                 scan = end
                 continue
+            if state == _SCRIPT:
+                # _script_end's fast path, inline: no "<!--" before "</script"
+                m = _SCRIPT_END.search(fold, scan) if self._esc == 0 else None
+                if (
+                    m is not None
+                    and m.start() < (n if final else n - 9)
+                    and fold.find(b"<!--", scan, m.start()) == -1
+                ):
+                    e = m.start()
+                else:
+                    e, self._esc = _script_end(fold, scan, n, final, self._esc)
+                if e < 0:
+                    if not final:
+                        scan = max(scan, n - 9)
+                        hold = scan
+                    break
+                if buf[e + 8] == 62:
+                    scan = safe = e + 9  # "</script>"
+                else:
+                    scan, safe = _after_end_tag(buf, e, 8)
+                state = _DATA
+                continue
             if state == _COMMENT:
                 m = _COMMENT_END.search(fold, scan)
                 if m is None:
@@ -732,28 +754,6 @@ class HtmlRewriter:
                     scan = safe = m.end()  # "</name>"
                 else:
                     scan, safe = _after_end_tag(buf, m.start(), m.end() - m.start() - 1)
-                state = _DATA
-                continue
-            if state == _SCRIPT:
-                # _script_end's fast path, inline: no "<!--" before "</script"
-                m = _SCRIPT_END.search(fold, scan) if self._esc == 0 else None
-                if (
-                    m is not None
-                    and m.start() < (n if final else n - 9)
-                    and fold.find(b"<!--", scan, m.start()) == -1
-                ):
-                    e = m.start()
-                else:
-                    e, self._esc = _script_end(fold, scan, n, final, self._esc)
-                if e < 0:
-                    if not final:
-                        scan = max(scan, n - 9)
-                        hold = scan
-                    break
-                if buf[e + 8] == 62:
-                    scan = safe = e + 9  # "</script>"
-                else:
-                    scan, safe = _after_end_tag(buf, e, 8)
                 state = _DATA
                 continue
             # _PLAINTEXT
