@@ -79,8 +79,29 @@ after a ``</body>`` is held for the banner at most ``max_hold`` bytes (then the
 banner goes to the next ``</body>`` or the end, like ``HtmlInjector``). A tag
 longer than ``max_tag`` is passed through as text, unexamined, and a warning is
 logged (logger ``cookiegate.rewrite``). Held bytes are examined again with each
-new chunk (cost proportional to what is held, per chunk). Decisions are
-memoised per tag text on the :class:`TrackerMatcher` (bounded).
+new chunk (cost proportional to what is held, per chunk).
+
+Speed
+-----
+Per chunk: one ``bytes.translate`` (lower case; ``\\``, ``&``, ``;`` read as
+``/``), one ``re`` search for the structural tokens (the pattern starts with a
+literal ``<``, so sre tries it only at each ``<``; a comment's end is part of
+the match), one for ``//``; each search is repeated only once the scan has
+passed its hit. Everything decided is memoised on the :class:`TrackerMatcher`
+(each table bounded; :meth:`TrackerMatcher.clear_caches` forgets them), so a
+token seen before costs no attribute parsing and no look-back:
+
+* a tag's decision, by its text. A memoised text is a complete tag (its end
+  was matched when it was stored, and that match depends only on the bytes it
+  spans), so the text up to the first ``>`` is tried first; the attribute
+  match runs only on a miss (a new tag, or a ``>`` inside a quoted value);
+* an inline script's decision, by ``(tag, content)``;
+* the bytes between two tokens, when they put no tag around the second (the
+  look-back over the nearest ``<``, above, is then a dict lookup: that answer
+  depends on those bytes only);
+* a ``//`` in an ``<img>``/``<a>``/``<area>``: when the nearest ``<`` starts a
+  memoised tag reaching past it and the bytes before that ``<`` are remembered
+  as above, the look-back and the attribute match are skipped.
 
 Charsets: the rewriter works on bytes and is correct for every ASCII-compatible
 encoding in which the bytes ``<``, ``>``, ``"``, ``'``, ``=``, ``/`` only stand
@@ -215,13 +236,15 @@ _NON_ASCII_CHARSETS = ("utf-16", "utf-32", "utf-7", "iso-2022", "ucs-2", "ucs-4"
 _MISSING: Any = object()
 #: most memoised decisions per configuration (then the memo starts again)
 _MEMO_MAX = 512
-#: largest tag / inline script (bytes) memoised: the memo stays under ~2 MB
+#: largest tag / inline script with its tag (bytes) memoised: each memo stays
+#: under ~2 MB
 _MEMO_ITEM = 4096
 #: how many ``<`` back a token is checked for being inside an earlier tag
 #: (``_enclosing`` has the loop unrolled)
 _LOOK_BACK = 3
 #: longest run of bytes between two tokens remembered as containing no tag around
-#: the second (the ``plain`` memo)
+#: the second (the ``plain`` memo, shared by all configurations: at most
+#: _MEMO_MAX entries, ~0.5 MB)
 _PLAIN_ITEM = 1024
 _DATA, _COMMENT, _RAW, _SCRIPT, _PLAINTEXT, _PASS = range(6)
 
