@@ -492,19 +492,33 @@ class HtmlRewriter:
                     scan = t + 2
                     # warm path: the nearest "<" starts a memoised img/a/area tag
                     # that reaches past the "//" (its text ends at its first ">"),
-                    # and the bytes before it since the last token enclose nothing
-                    # (no "<", or remembered in ``plain``): what _enclosing finds
+                    # and the two "<" before it (since the last token) start
+                    # complete markup: what _enclosing finds, without matching the
+                    # tag's own markup and attributes
                     q = rfind(b"<", safe, t)
                     end = find(b">", q) + 1 if q != -1 else 0
                     new = _MISSING
-                    if end > t and (rfind(b"<", safe, q) == -1 or buf[safe:q] in plain):
+                    if end > t:
                         tag = buf[q:end]
                         new = memo.get(tag, _MISSING)
-                        if new is not _MISSING and (
-                            (name_m := _TAG_NAME.match(fold, q)) is None
-                            or name_m.group(1) not in (b"img", b"a", b"area")
-                        ):
-                            new = _MISSING
+                        if new is not _MISSING:
+                            name_m = _TAG_NAME.match(fold, q)
+                            if (
+                                name_m is None
+                                or name_m.group(1) not in (b"img", b"a", b"area")
+                                # a name ended by a backslash, "&" or ";" (folded): the
+                                # look-back's match may end elsewhere than the memo's
+                                or buf[name_m.end()] != fold[name_m.end()]
+                            ):
+                                new = _MISSING
+                            elif (q2 := rfind(b"<", safe, q)) != -1 and (
+                                _COMPLETE.match(buf, q2) is None
+                                or (
+                                    (q3 := rfind(b"<", safe, q2)) != -1
+                                    and _COMPLETE.match(buf, q3) is None
+                                )
+                            ):
+                                new = _MISSING  # let _enclosing report it
                     if new is _MISSING:
                         q, incomplete = _enclosing(buf, safe, t)
                         if incomplete != -1:

@@ -580,6 +580,17 @@ def test_memoised_pages_match_cold_pages() -> None:
             )
 
 
+def test_memoised_img_whose_name_ends_in_a_folded_byte() -> None:
+    # "&" ends the name for the "//" trigger but not for the look-back: the tag
+    # memoised from the first page is not taken as complete in the second
+    tag = b'<img&a="b c=\'x" src=https://www.facebook.com/tr>'
+    matcher = TrackerMatcher()
+    run([tag + b"'>"], ALL, None, trackers=matcher)
+    assert run([tag], ALL, None, trackers=matcher) == run(
+        [tag], ALL, None, trackers=TrackerMatcher()
+    )
+
+
 # -- compressed bodies -----------------------------------------------------------
 
 
