@@ -100,8 +100,9 @@ token seen before costs no attribute parsing and no look-back:
   look-back over the nearest ``<``, above, is then a dict lookup: that answer
   depends on those bytes only);
 * a ``//`` in an ``<img>``/``<a>``/``<area>``: when the nearest ``<`` starts a
-  memoised tag reaching past it and the bytes before that ``<`` are remembered
-  as above, the look-back and the attribute match are skipped.
+  memoised tag reaching past it (and its name is not ended by a folded byte),
+  only the two ``<`` before it are matched, not the tag itself nor its
+  attributes.
 
 Charsets: the rewriter works on bytes and is correct for every ASCII-compatible
 encoding in which the bytes ``<``, ``>``, ``"``, ``'``, ``=``, ``/`` only stand
