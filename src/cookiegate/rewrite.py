@@ -79,8 +79,30 @@ after a ``</body>`` is held for the banner at most ``max_hold`` bytes (then the
 banner goes to the next ``</body>`` or the end, like ``HtmlInjector``). A tag
 longer than ``max_tag`` is passed through as text, unexamined, and a warning is
 logged (logger ``cookiegate.rewrite``). Held bytes are examined again with each
-new chunk (cost proportional to what is held, per chunk). Decisions are
-memoised per tag text on the :class:`TrackerMatcher` (bounded).
+new chunk (cost proportional to what is held, per chunk).
+
+Speed
+-----
+Per chunk: one ``bytes.translate`` (lower case; ``\\``, ``&``, ``;`` read as
+``/``), one ``re`` search for the structural tokens (the pattern starts with a
+literal ``<``, so sre tries it only at each ``<``; a comment's end is part of
+the match), one for ``//``; each search is repeated only once the scan has
+passed its hit. Everything decided is memoised on the :class:`TrackerMatcher`
+(each table bounded; :meth:`TrackerMatcher.clear_caches` forgets them), so a
+token seen before costs no attribute parsing and no look-back:
+
+* a tag's decision, by its text. A memoised text is a complete tag (its end
+  was matched when it was stored, and that match depends only on the bytes it
+  spans), so the text up to the first ``>`` is tried first; the attribute
+  match runs only on a miss (a new tag, or a ``>`` inside a quoted value);
+* an inline script's decision, by ``(tag, content)``;
+* the bytes between two tokens, when they put no tag around the second (the
+  look-back over the nearest ``<``, above, is then a dict lookup: that answer
+  depends on those bytes only);
+* a ``//`` in an ``<img>``/``<a>``/``<area>``: when the nearest ``<`` starts a
+  memoised tag reaching past it (and its name is not ended by a folded byte),
+  only the two ``<`` before it are matched, not the tag itself nor its
+  attributes.
 
 Charsets: the rewriter works on bytes and is correct for every ASCII-compatible
 encoding in which the bytes ``<``, ``>``, ``"``, ``'``, ``=``, ``/`` only stand
@@ -152,6 +174,7 @@ _ATTR_ITER = re.compile(
     + _W
     + rb"*+=))"
 )
+_ATTR_ITER_STR = re.compile(_ATTR_ITER.pattern.decode("latin-1"))
 #: structural tokens, searched in the lower-cased (and slash-folded) copy
 _STRUCT = re.compile(
     rb"<(?:s(?:cript|tyle)"
@@ -170,7 +193,9 @@ _STRUCT = re.compile(
     + _E
     + rb"|/(?:body|noscript)"
     + _E
-    + rb"|!--)"
+    # a comment, with its end when it is in the buffer (the first "--!?>" from
+    # after "<!--", or the abrupt "<!-->" / "<!--->")
+    + rb"|!--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)?)"
 )
 _COMMENT_END = re.compile(rb"--!?>")
 _SLASHES = re.compile(rb"//")
@@ -212,10 +237,16 @@ _NON_ASCII_CHARSETS = ("utf-16", "utf-32", "utf-7", "iso-2022", "ucs-2", "ucs-4"
 _MISSING: Any = object()
 #: most memoised decisions per configuration (then the memo starts again)
 _MEMO_MAX = 512
-#: largest tag / inline script (bytes) memoised: the memo stays under ~2 MB
+#: largest tag / inline script with its tag (bytes) memoised: each memo stays
+#: under ~2 MB
 _MEMO_ITEM = 4096
 #: how many ``<`` back a token is checked for being inside an earlier tag
+#: (``_enclosing`` has the loop unrolled)
 _LOOK_BACK = 3
+#: longest run of bytes between two tokens remembered as containing no tag around
+#: the second (the ``plain`` memo, shared by all configurations: at most
+#: _MEMO_MAX entries, ~0.5 MB)
+_PLAIN_ITEM = 1024
 _DATA, _COMMENT, _RAW, _SCRIPT, _PLAINTEXT, _PASS = range(6)
 
 DEFAULT_PLACEHOLDER_TEXT = (
@@ -239,22 +270,25 @@ class _Attrs:
 
     def __init__(self, tag: bytes, start: int, end: int) -> None:
         #: lower-case name -> decoded value of its first occurrence (None: no value)
-        self.first: dict[str, str | None] = {}
+        first: dict[str, str | None] = {}
+        self.first = first
         #: (lower-case name, name start, name end) for every attribute, in order
-        self.spans: list[tuple[str, int, int]] = []
-        for m in _ATTR_ITER.finditer(tag, start, end):
-            name = m.group("n").decode("latin-1").lower()
-            self.spans.append((name, m.start("n"), m.end("n")))
-            if name in self.first:
+        spans: list[tuple[str, int, int]] = []
+        self.spans = spans
+        # latin-1 maps bytes to the code points 0-255 one to one: the str
+        # pattern finds the same attributes at the same offsets
+        for m in _ATTR_ITER_STR.finditer(tag.decode("latin-1"), start, end):
+            raw_name, raw = m.group(1, 2)
+            name = raw_name.lower()
+            spans.append((name, *m.span(1)))
+            if name in first:
                 continue
-            raw = m.group("v")
             if raw is None:
-                self.first[name] = None
+                first[name] = None
                 continue
-            if raw[:1] in (b'"', b"'"):
+            if raw[:1] in ('"', "'"):
                 raw = raw[1:-1]
-            text = raw.decode("latin-1")
-            self.first[name] = html.unescape(text) if "&" in text else text
+            first[name] = html.unescape(raw) if "&" in raw else raw
 
 
 class HtmlRewriter:
@@ -284,6 +318,7 @@ class HtmlRewriter:
         "_esc",
         "_memo",
         "_noscript",
+        "_plain",
         "_raw_end",
         "_sniffed",
         "_state",
@@ -316,7 +351,7 @@ class HtmlRewriter:
         self.blocked = frozenset(blocked)
         self.fragment = fragment
         self.trackers = trackers if trackers is not None else default_matcher()
-        self.marker_attrs = tuple(a.lower() for a in marker_attrs)
+        self.marker_attrs = tuple([a.lower() for a in marker_attrs])
         labels = dict(category_labels or {})
         text_tpl, button = placeholder_text, placeholder_button
 
@@ -339,12 +374,18 @@ class HtmlRewriter:
             self.marker_attrs,
             text_tpl,
             button,
-            tuple(sorted(labels.items())),
+            tuple(sorted(labels.items())) if labels else (),
         )
         memo = self.trackers.memo.get(key)
         if memo is None:
             memo = self.trackers.memo[key] = {}
         self._memo: dict[Any, Any] = memo
+        # bytes found between two tokens with no tag enclosing the second
+        # (configuration-independent)
+        plain = self.trackers.memo.get("plain")
+        if plain is None:
+            plain = self.trackers.memo["plain"] = {}
+        self._plain: dict[bytes, bool] = plain
         self.max_tag = max_tag
         self.max_script = max_script
         self.max_hold = max_hold
@@ -359,7 +400,7 @@ class HtmlRewriter:
         self._after_len = 0
         self._closed = False
         self._sniffed = False
-        if not is_ascii_compatible(charset):
+        if charset and not is_ascii_compatible(charset):
             self._passthrough(f"charset {charset!r} is not ASCII-compatible")
 
     # -- public -------------------------------------------------------------
@@ -378,7 +419,7 @@ class HtmlRewriter:
                 self._passthrough("the body starts with a UTF-16 byte-order mark")
                 self._buf = b""
                 return buf
-        return self._run(buf, final=False)
+        return self._run(buf, False)
 
     def close(self) -> bytes:
         """End of body: return the rest, with the fragment inserted."""
@@ -388,7 +429,7 @@ class HtmlRewriter:
         if self._state == _PASS:
             rest, self._buf = self._buf, b""
             return rest
-        out = self._run(self._buf, final=True)
+        out = self._run(self._buf, True)
         parts = [out]
         if self.fragment is not None:
             parts.append(self.fragment)
@@ -414,71 +455,111 @@ class HtmlRewriter:
         self.warnings.append(message)
         log.warning("cookiegate rewriter: %s", message)
 
-    def _run(self, buf: bytes, *, final: bool) -> bytes:
+    def _run(
+        self,
+        buf: bytes,
+        final: bool,
+        struct_search: Callable[[bytes, int], re.Match[bytes] | None] = _STRUCT.search,
+        slashes: Callable[[bytes, int], re.Match[bytes] | None] = _SLASHES.search,
+    ) -> bytes:
         out: list[bytes] = []
         sink = out if self._after is None else self._after
         n = len(buf)
         fold = buf.translate(_FOLD)
-        emit = 0  # buf[:emit] has been written out
-        scan = 0  # where to look for the next token
-        safe = 0  # a position in data state: the end of the last token
+        emit = scan = safe = 0  # written out up to / next look from / end of the last token
         hold = n  # buf[hold:] is kept for the next call
         state = self._state
-        struct = None
-        struct_from = -1
-        struct_search = _STRUCT.search
-        slashes = _SLASHES.search
+        # the next structural token: fold[s:tok_end] (s = n: none), and the next
+        # "//" (t = n: none); each searched again only once the scan has passed
+        # it (scan never moves back)
+        s = tok_end = t = -1
         rfind = buf.rfind
+        find = buf.find
+        memo = self._memo
+        plain = self._plain
         while True:
             if state == _DATA:
-                if struct_from == -1 or (struct is not None and struct.start() < scan):
+                if s < scan:
                     struct = struct_search(fold, scan)
-                    struct_from = scan
-                s = struct.start() if struct is not None else n
-                tm = slashes(fold, scan, s)  # re beats bytes.find for "//" here
-                if tm is not None:
-                    t = tm.start()
+                    if struct is None:
+                        s = tok_end = n
+                    else:
+                        s, tok_end = struct.span()
+                if t < scan:
+                    tm = slashes(fold, scan)  # re beats bytes.find for "//" here
+                    t = tm.start() if tm is not None else n
+                if t < s:
                     # a URL with a host: is it in an <img>/<a>/<area> tag?
                     scan = t + 2
-                    q, incomplete = _enclosing(buf, safe, t)
-                    if incomplete != -1:
-                        if not final and n - incomplete <= self.max_tag:
-                            hold = incomplete
-                            break
-                        continue
-                    if q == -1:
-                        continue
-                    name_m = _TAG_NAME.match(fold, q)
-                    if name_m is None or name_m.group(1) not in (b"img", b"a", b"area"):
-                        continue
-                    end_m = _TAG_REST.match(buf, name_m.end())
-                    if end_m is None:
-                        if final:
-                            continue
-                        if n - q > self.max_tag:
-                            self._warn("tag longer than max_tag passed through unexamined")
-                            continue
-                        hold = q
-                        break
-                    end = end_m.end()
-                    if end <= t:
-                        continue  # the "//" was in text after the tag
-                    tag = buf[q:end]
-                    new = self._memo.get(tag, _MISSING)
+                    # warm path: the nearest "<" starts a memoised img/a/area tag
+                    # that reaches past the "//" (its text ends at its first ">"),
+                    # and the two "<" before it (since the last token) start
+                    # complete markup: what _enclosing finds, without matching the
+                    # tag's own markup and attributes
+                    q = rfind(b"<", safe, t)
+                    end = find(b">", q) + 1 if q != -1 else 0
+                    new = _MISSING
+                    if end > t:
+                        tag = buf[q:end]
+                        new = memo.get(tag, _MISSING)
+                        if new is not _MISSING:
+                            name_m = _TAG_NAME.match(fold, q)
+                            if (
+                                name_m is None
+                                or name_m.group(1) not in (b"img", b"a", b"area")
+                                # a name ended by a backslash, "&" or ";" (folded): the
+                                # look-back's match may end elsewhere than the memo's
+                                or buf[name_m.end()] != fold[name_m.end()]
+                            ):
+                                new = _MISSING
+                            elif (q2 := rfind(b"<", safe, q)) != -1 and (
+                                _COMPLETE.match(buf, q2) is None
+                                or (
+                                    (q3 := rfind(b"<", safe, q2)) != -1
+                                    and _COMPLETE.match(buf, q3) is None
+                                )
+                            ):
+                                new = _MISSING  # let _enclosing report it
                     if new is _MISSING:
-                        new = self._inspect_small(tag, name_m.end() - q, name_m.group(1))
-                        self._remember(tag, new, len(tag))
+                        q, incomplete = _enclosing(buf, safe, t)
+                        if incomplete != -1:
+                            if not final and n - incomplete <= self.max_tag:
+                                hold = incomplete
+                                break
+                            continue
+                        if q == -1:
+                            continue
+                        name_m = _TAG_NAME.match(fold, q)
+                        if name_m is None or name_m.group(1) not in (b"img", b"a", b"area"):
+                            continue
+                        end_m = _TAG_REST.match(buf, name_m.end())
+                        if end_m is None:
+                            if final:
+                                continue
+                            if n - q > self.max_tag:
+                                self._warn("tag longer than max_tag passed through unexamined")
+                                continue
+                            hold = q
+                            break
+                        end = end_m.end()
+                        if end <= t:
+                            continue  # the "//" was in text after the tag
+                        tag = buf[q:end]
+                        new = memo.get(tag, _MISSING)
+                        if new is _MISSING:
+                            new = self._inspect_small(tag, name_m.end() - q, name_m.group(1))
+                            self._remember(tag, new, len(tag))
                     if new is not None:
                         sink.append(buf[emit:q])
                         sink.append(new)
                         emit = end
                     scan = safe = end
                     continue
-                if struct is None:
+                if s == n:
                     if not final:
                         # keep a trailing incomplete tag (and any incomplete tag it
                         # may be inside) for the next chunk
-                        start = _enclosing(buf, safe, n)[1]
+                        start = -1 if rfind(b"<", safe) == -1 else _enclosing(buf, safe, n)[1]
                         if start != -1:
                             if n - start <= self.max_tag:
                                 hold = start
@@ -494,46 +575,45 @@ class HtmlRewriter:
                         sink = self._after
                     break
                 p = s
-                tok_end = struct.end()
                 # is this token inside the attributes of an earlier tag?
-                if rfind(b"<", safe, p) == -1:
-                    q = incomplete = -1  # nothing between the last token and this one
-                else:
+                # (not when no "<" lies between the last token and this one, nor
+                # when the bytes since it were seen before with no tag around p:
+                # that answer depends on those bytes only)
+                if rfind(b"<", safe, p) != -1 and (between := buf[safe:p]) not in plain:
                     q, incomplete = _enclosing(buf, safe, p)
-                if incomplete != -1:
-                    if not final and n - incomplete <= self.max_tag:
-                        hold = incomplete
-                        break
-                    scan = p + 1  # inside an unfinished tag
-                    continue
-                if q != -1:
-                    scan = p + 1
-                    continue
-                kind = fold[p + 1 : tok_end - 1] if fold[p + 1] != 33 else b"!--"
-                if kind == b"!--":
+                    if incomplete != -1:
+                        if not final and n - incomplete <= self.max_tag:
+                            hold = incomplete
+                            break
+                        scan = p + 1  # inside an unfinished tag
+                        continue
+                    if q != -1:
+                        scan = p + 1
+                        continue
+                    if p - safe <= _PLAIN_ITEM:
+                        if len(plain) >= _MEMO_MAX:
+                            plain.clear()
+                        plain[between] = True
+                c = fold[p + 1]
+                if c == 33:  # "<!--"
                     if p + 6 > n and not final:
-                        hold = p
+                        hold = p  # "<!-" + "->" may be cut
                         break
-                    after = fold[p + 4 : p + 6]
-                    if after[:1] == b">":
-                        scan = safe = p + 5
-                    elif after == b"->":
-                        scan = safe = p + 6
+                    if tok_end > p + 4:
+                        scan = safe = tok_end  # the whole comment matched
                     else:
-                        cm = _COMMENT_END.search(fold, p + 4)
-                        if cm is not None:
-                            scan = safe = cm.end()
-                        else:
-                            scan = p + 4
-                            state = _COMMENT
+                        scan = p + 4  # its end is not in the buffer
+                        state = _COMMENT
                     continue
-                if kind[:1] == b"/" and buf[p + 1] != 47:
+                if c == 47 and buf[p + 1] != 47:
                     scan = p + 1  # "<\body": the fold made it look like "</body"
                     continue
-                if kind in (b"/body", b"/noscript", b"noscript"):
+                kind = fold[p + 1 : tok_end - 1]
+                if c == 47 or kind == b"noscript":  # </body, </noscript, <noscript
                     # act only once the whole tag is here (it may be held back)
-                    end_m = _TAG_REST.match(buf, tok_end - 1)
-                    if end_m is not None:
+                    if buf[tok_end - 1] == 62:
+                        end = tok_end  # ">" right after the name
+                    elif (end_m := _TAG_REST.match(buf, tok_end - 1)) is not None:
                         end = end_m.end()
                     elif final or n - p > self.max_tag:
                         end = n
@@ -560,25 +640,34 @@ class HtmlRewriter:
                     state = _PLAINTEXT
                     scan = n
                     continue
-                name_end = p + 1 + len(kind)
-                end_m = _TAG_REST.match(buf, name_end)
-                if end_m is None:
-                    if final:
-                        scan = n
-                        continue
-                    if n - p > self.max_tag:
-                        self._warn("tag longer than max_tag passed through unexamined")
-                        scan = p + 1
-                        continue
-                    hold = p
-                    break
-                end = end_m.end()
-                memo = self._memo
+                name_end = tok_end - 1
+                # warm path: a memoised tag text is a complete tag (the end the
+                # full match below found when it was stored), so the first ">"
+                # gives the key to try; on a miss, match the attributes
+                end = find(b">", name_end) + 1
                 tag = buf[p:end]
+                mkey: object = (tag, self._noscript > 0) if kind == b"iframe" else tag
+                hit = memo.get(mkey, _MISSING) if end else _MISSING
+                if hit is _MISSING and end != name_end + 1:
+                    end_m = _TAG_REST.match(buf, name_end)
+                    if end_m is None:
+                        if final:
+                            scan = n
+                            continue
+                        if n - p > self.max_tag:
+                            self._warn("tag longer than max_tag passed through unexamined")
+                            scan = p + 1
+                            continue
+                        hold = p
+                        break
+                    if end_m.end() != end:
+                        end = end_m.end()
+                        tag = buf[p:end]
+                        mkey = (tag, self._noscript > 0) if kind == b"iframe" else tag
+                        hit = memo.get(mkey, _MISSING)
                 nl = name_end - p
                 if kind == b"script":
-                    hit = memo.get(tag)
-                    if hit is None:
+                    if hit is _MISSING:
                         attrs = _Attrs(tag, nl, len(tag) - 1)
                         decided, inline = self._script_decision(attrs)
                         new = self._neutral_script(tag, nl, attrs, decided) if decided else None
@@ -587,7 +676,16 @@ class HtmlRewriter:
                     new, inline, attrs = hit
                     e = -1
                     if inline:
-                        e, _esc = _script_end(fold, end, n, final, 0)
+                        # _script_end's fast path, inline: no "<!--" before "</script"
+                        m = _SCRIPT_END.search(fold, end)
+                        if (
+                            m is not None
+                            and m.start() < (n if final else n - 9)
+                            and fold.find(b"<!--", end, m.start()) == -1
+                        ):
+                            e = m.start()
+                        else:
+                            e = _script_end(fold, end, n, final, 0)[0]
                         if e == -1 and final:
                             e = n
                         if e == -1:
@@ -596,28 +694,34 @@ class HtmlRewriter:
                                 break
                             e = -2  # too long: decide on the first max_script bytes
                         content = buf[end : e if e >= 0 else end + self.max_script]
-                        ckey = (b"c", content)
-                        found = memo.get(ckey, _MISSING)
-                        if found is _MISSING:
+                        # the decision for this tag and content, memoised
+                        ckey = (b"c", tag, content)
+                        found_new = memo.get(ckey, _MISSING)
+                        if found_new is _MISSING:
+                            found_new = new
                             found = self.trackers.match_script(content)
-                            self._remember(ckey, found, len(content))
-                        if found is not None:
-                            cat = self.trackers.category(found)
-                            if cat in self.blocked:
-                                new = self._neutral_script(tag, nl, attrs, (cat, found))
+                            if found is not None:
+                                cat = self.trackers.category(found)
+                                if cat in self.blocked:
+                                    found_new = self._neutral_script(tag, nl, attrs, (cat, found))
+                            self._remember(ckey, found_new, len(tag) + len(content))
+                        new = found_new
                     if new is not None:
                         sink.append(buf[emit:p])
                         sink.append(new)
                         emit = end
                     if inline and e >= 0:
-                        scan, safe = _after_end_tag(buf, e, 8)
+                        if e + 8 < n and buf[e + 8] == 62:
+                            scan = safe = e + 9  # "</script>"
+                        else:
+                            scan, safe = _after_end_tag(buf, e, 8)
                     else:
                         scan = end
                         state = _SCRIPT
                         self._esc = 0
                     continue
                 if kind == b"link":
-                    new = memo.get(tag, _MISSING)
+                    new = hit
                     if new is _MISSING:
                         new = self._neutral_link(tag, nl, _Attrs(tag, nl, len(tag) - 1))
                         self._remember(tag, new, len(tag))
@@ -628,12 +732,11 @@ class HtmlRewriter:
                     scan = safe = end
                     continue
                 if kind == b"iframe":
-                    ikey = (tag, self._noscript > 0)
-                    new = memo.get(ikey, _MISSING)
+                    new = hit
                     if new is _MISSING:
                         attrs = _Attrs(tag, nl, len(tag) - 1)
                         new = self._neutral_iframe(tag, nl, attrs)
-                        self._remember(ikey, new, len(tag))
+                        self._remember(mkey, new, len(tag))
                     if new is not None:
                         sink.append(buf[emit:p])
                         sink.append(new)
@@ -642,6 +745,28 @@ class HtmlRewriter:
                 self._raw_end = _RAW_END[kind]
                 state = _RAW
                 scan = end
+                continue
+            if state == _SCRIPT:
+                # _script_end's fast path, inline: no "<!--" before "</script"
+                m = _SCRIPT_END.search(fold, scan) if self._esc == 0 else None
+                if (
+                    m is not None
+                    and m.start() < (n if final else n - 9)
+                    and fold.find(b"<!--", scan, m.start()) == -1
+                ):
+                    e = m.start()
+                else:
+                    e, self._esc = _script_end(fold, scan, n, final, self._esc)
+                if e < 0:
+                    if not final:
+                        scan = max(scan, n - 9)
+                        hold = scan
+                    break
+                if buf[e + 8] == 62:
+                    scan = safe = e + 9  # "</script>"
+                else:
+                    scan, safe = _after_end_tag(buf, e, 8)
+                state = _DATA
                 continue
             if state == _COMMENT:
                 m = _COMMENT_END.search(fold, scan)
@@ -663,17 +788,10 @@ class HtmlRewriter:
                         scan = max(scan, n - 10)
                         hold = scan
                     break
-                scan, safe = _after_end_tag(buf, m.start(), m.end() - m.start() - 1)
-                state = _DATA
-                continue
-            if state == _SCRIPT:
-                e, self._esc = _script_end(fold, scan, n, final, self._esc)
-                if e < 0:
-                    if not final:
-                        scan = max(scan, n - 9)
-                        hold = scan
-                    break
-                scan, safe = _after_end_tag(buf, e, 8)
+                if buf[m.end() - 1] == 62:
+                    scan = safe = m.end()  # "</name>"
+                else:
+                    scan, safe = _after_end_tag(buf, m.start(), m.end() - m.start() - 1)
                 state = _DATA
                 continue
             # _PLAINTEXT
@@ -793,7 +911,12 @@ def _after_end_tag(buf: bytes, at: int, name_len: int) -> tuple[int, int]:
     return (m.end(), m.end()) if m is not None else (at + 2, at)
 
 
-def _enclosing(buf: bytes, emit: int, t: int) -> tuple[int, int]:
+def _enclosing(
+    buf: bytes,
+    emit: int,
+    t: int,
+    match: Callable[[bytes, int], re.Match[bytes] | None] = _COMPLETE.match,
+) -> tuple[int, int]:
     """Which tag contains position ``t``: ``(start, incomplete)``.
 
     Looks back over the three nearest ``<`` (so ``<img alt="<b>" src=...>`` is
@@ -801,17 +924,32 @@ def _enclosing(buf: bytes, emit: int, t: int) -> tuple[int, int]:
     none, ``t`` is in text); ``incomplete`` the earliest one whose markup is not
     finished in ``buf`` (-1: none), from which the caller must hold bytes back.
     """
-    q = t
+    # the loop over _LOOK_BACK (3) unrolled
     found = incomplete = -1
-    for _ in range(_LOOK_BACK):
-        q = buf.rfind(b"<", emit, q)
-        if q == -1:
-            break
-        m = _COMPLETE.match(buf, q)
-        if m is None:
-            incomplete = q
-        elif found == -1 and m.end() > t:
-            found = q
+    q = buf.rfind(b"<", emit, t)
+    if q == -1:
+        return found, incomplete
+    m = match(buf, q)
+    if m is None:
+        incomplete = q
+    elif m.end() > t:
+        found = q
+    q = buf.rfind(b"<", emit, q)
+    if q == -1:
+        return found, incomplete
+    m = match(buf, q)
+    if m is None:
+        incomplete = q
+    elif found == -1 and m.end() > t:
+        found = q
+    q = buf.rfind(b"<", emit, q)
+    if q == -1:
+        return found, incomplete
+    m = match(buf, q)
+    if m is None:
+        incomplete = q
+    elif found == -1 and m.end() > t:
+        found = q
     return found, incomplete
 
 
