@@ -206,3 +206,15 @@ def test_preferences_offer_the_visitors_data(client_for: Callable[[Gate], Client
     assert data.status == 200
     assert "attachment" in (data.header("content-disposition") or "")
     assert data.json()["consent"]["categories"] == {"performance": True}
+
+
+def test_insertion_keeps_an_exact_content_length(client_for: Callable[[Gate], Client]) -> None:
+    """A pure insertion (settings control, Consent Mode) knows the new length: the
+    response keeps a Content-Length (no chunked coding), and it is exact."""
+    for gate in (make_gate(), make_gate(consent_mode=True)):
+        token = gate.make_token(["performance"])
+        res = client_for(gate)("GET", "/page", [("cookie", f"cookiegate={token}")])
+        assert SETTINGS in res.body.decode()
+        assert res.header("content-length") == str(len(res.body))
+    undecided = client_for(make_gate(consent_mode=True))("GET", "/page")
+    assert undecided.header("content-length") is None  # rewritten: length unknown

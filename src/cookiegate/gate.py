@@ -261,20 +261,32 @@ class Decision(RequestConsent):
             if is_injectable(text_type, None):
                 fragment = gate.page_fragment(self, text_type, nonce)
                 injector = gate.rewriter(self, fragment, text_type, coding)
+                #: bytes a pure insertion adds (then Content-Length stays known)
+                added: int | None = None
                 if injector is None and plain and fragment is not None:
                     injector = HtmlInjector(fragment)
+                    added = len(fragment)
                 if gate.consent_mode is not None and plain:
                     granted = state.granted if state.decided else None
                     inline = allows_inline_script(enforced, nonce)
                     head = gate.consent_mode.head_fragment(granted, nonce, inline=inline)
+                    if injector is None:
+                        added = 0
                     injector = Chain(HeadInserter(head), injector or HtmlInjector(b""))
+                    if added is not None:
+                        added += len(head)
                 if injector is not None:
                     self.injector = injector
                     depends = True
                     if length_at >= 0:
-                        del out[length_at]
-                        if vary_at > length_at:
-                            vary_at -= 1
+                        length = _content_length(out[length_at][1])
+                        if added is not None and length is not None:
+                            # insertion only: the new length is known, no chunked coding
+                            out[length_at] = (out[length_at][0], str(length + added).encode())
+                        else:
+                            del out[length_at]
+                            if vary_at > length_at:
+                                vary_at -= 1
         if gpc_record and is_page:
             depends = True
             out.append((b"set-cookie", gate.record_gpc_refusal(self).encode("latin-1")))
@@ -1531,6 +1543,14 @@ def _query_value(query: str, key: str) -> str | None:
     except ValueError:
         return None
     return None
+
+
+def _content_length(value: bytes) -> int | None:
+    """A Content-Length value as an integer, or ``None`` if it is not one."""
+    value = value.strip()
+    if not value.isdigit() or len(value) > 15:
+        return None
+    return int(value)
 
 
 def _declared_charset(content_type: str | None) -> str | None:
