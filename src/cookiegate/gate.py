@@ -534,6 +534,7 @@ class Gate:
             raise ConfigError("trackers", "given, but block_trackers is False")
         self._unblock_tag: str | None = None
         self._fragment_bytes: dict[tuple[Any, ...], bytes] = {}
+        self._rewriter_options: dict[tuple[Any, ...], tuple[frozenset[str], dict[str, Any]]] = {}
         if self.trackers is not None and self.ui is not None:
             url = self.ui.asset_url("cookiegate-unblock.js")
             self._unblock_tag = (
@@ -1124,15 +1125,24 @@ class Gate:
         state = decision._state
         if trackers is None or state.complete:
             return None
-        blocked = frozenset(c for c in self.policy.optional if c not in state.granted)
-        options: dict[str, Any] = {}
-        if self.ui is not None:
-            t = self.ui.strings(self._locale(decision))
-            options["placeholder_text"] = t["placeholder_text"]
-            options["placeholder_button"] = t["placeholder_button"]
-            options["category_labels"] = {
-                c: t.get(f"cat_{c}_label") or self.policy.categories[c].label or c for c in blocked
-            }
+        granted = state.granted
+        locale = self._locale(decision) if self.ui is not None else None
+        found = self._rewriter_options.get((granted, locale))
+        if found is None:
+            blocked = frozenset(c for c in self.policy.optional if c not in granted)
+            options: dict[str, Any] = {}
+            if self.ui is not None and locale is not None:
+                t = self.ui.strings(locale)
+                options["placeholder_text"] = t["placeholder_text"]
+                options["placeholder_button"] = t["placeholder_button"]
+                options["category_labels"] = {
+                    c: t.get(f"cat_{c}_label") or self.policy.categories[c].label or c
+                    for c in blocked
+                }
+            if len(self._rewriter_options) >= 256:
+                self._rewriter_options.clear()
+            found = self._rewriter_options[(granted, locale)] = (blocked, options)
+        blocked, options = found
         rewriter = HtmlRewriter(
             blocked, fragment, trackers=trackers, charset=_declared_charset(content_type), **options
         )
