@@ -77,7 +77,8 @@ class HtmlInjector:
         at = _last_body_end(data, max(0, len(data) - self.max_hold))
         if at < 0:
             return data + self.fragment
-        return data[:at] + self.fragment + data[at:]
+        view = memoryview(data)  # one copy of the page, not three
+        return b"".join((view[:at], self.fragment, view[at:]))
 
 
 def _last_body_end(data: bytes, start: int) -> int:
