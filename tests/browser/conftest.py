@@ -137,7 +137,7 @@ def pw() -> Iterator[Playwright]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("playwright is not installed: pip install -e '.[dev]'")
+        pytest.skip(reason="playwright is not installed: pip install -e '.[dev]'")
     with sync_playwright() as p:
         yield p
 
@@ -146,7 +146,7 @@ def pw() -> Iterator[Playwright]:
 def browser(pw: Playwright) -> Iterator[Browser]:
     executable = shutil.which("chromium")
     if executable is None:
-        pytest.skip("Debian's chromium is not installed: apt-get install -y chromium")
+        pytest.skip(reason="Debian's chromium is not installed: apt-get install -y chromium")
     browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
     yield browser
     browser.close()

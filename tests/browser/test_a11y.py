@@ -17,7 +17,7 @@ try:
     from playwright.sync_api import Page, expect
 except ImportError:  # pragma: no cover - the fixtures say how to install it
     pytest.skip(
-        "playwright / axe-playwright-python are not installed: pip install -e '.[dev]'",
+        reason="playwright / axe-playwright-python are not installed: pip install -e '.[dev]'",
         allow_module_level=True,
     )
 

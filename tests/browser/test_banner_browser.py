@@ -20,7 +20,9 @@ import pytest
 try:
     from playwright.sync_api import BrowserContext, Page, expect
 except ImportError:  # pragma: no cover - the fixtures say how to install it
-    pytest.skip("playwright is not installed: pip install -e '.[dev]'", allow_module_level=True)
+    pytest.skip(
+        reason="playwright is not installed: pip install -e '.[dev]'", allow_module_level=True
+    )
 
 from .conftest import (
     TRACKING,

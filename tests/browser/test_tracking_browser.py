@@ -23,7 +23,9 @@ import pytest
 try:
     from playwright.sync_api import BrowserContext, Page, Route, expect
 except ImportError:  # pragma: no cover - the fixtures say how to install it
-    pytest.skip("playwright is not installed: pip install -e '.[dev]'", allow_module_level=True)
+    pytest.skip(
+        reason="playwright is not installed: pip install -e '.[dev]'", allow_module_level=True
+    )
 
 from cookiegate.trackers import default_matcher
 

@@ -47,7 +47,7 @@ def _make(kind: str, tmp_path: Path) -> Iterator[DB]:
         yield DB("sqlite", f"sqlite:///{tmp_path / 'records.db'}", None, tmp_path)
         return
     if not pg_reachable():
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+        pytest.skip(reason="PostgreSQL is not reachable at 127.0.0.1:5432")
     schema = f"cg_test_{os.getpid()}_{secrets.token_hex(4)}"
     yield DB("postgres", PG_URL, schema, tmp_path)
     cleanup = Store(PG_URL, schema=schema)
