@@ -116,6 +116,10 @@ def _app_response(
         if path == "/page-gz":
             headers.append(("content-encoding", "gzip"))
         headers += [("content-security-policy", v) for v in params.get("csp", [])]
+        if "etag" in params:  # validators of the page as the app wrote it
+            headers += [("etag", '"v1"'), ("last-modified", "Tue, 01 Dec 2026 00:00:00 GMT")]
+        if "twice" in params:  # a second (duplicate) Content-Length
+            headers.append(("content-length", str(len(PAGE))))
         return 200, headers, PAGE
     headers = [("content-type", "text/plain")]
     if "ask" in params:

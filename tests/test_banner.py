@@ -218,3 +218,19 @@ def test_insertion_keeps_an_exact_content_length(client_for: Callable[[Gate], Cl
         assert res.header("content-length") == str(len(res.body))
     undecided = client_for(make_gate(consent_mode=True))("GET", "/page")
     assert undecided.header("content-length") is None  # rewritten: length unknown
+
+
+def test_edited_pages_lose_the_apps_validators(client_for: Callable[[Gate], Client]) -> None:
+    """An ETag / Last-Modified describe the page the app wrote; after cookiegate
+    edits it per visitor they would let a 304 hand one consent state's page to
+    another. They go; a duplicate Content-Length is not trusted either."""
+    gate = make_gate()
+    client = client_for(gate)
+    token = gate.make_token(["performance"])
+    for cookie in ([], [("cookie", f"cookiegate={token}")]):
+        res = client("GET", "/page?etag=1", cookie)
+        assert res.header("etag") is None and res.header("last-modified") is None
+    twice = client("GET", "/page?twice=1", [("cookie", f"cookiegate={token}")])
+    assert [k for k, _ in twice.headers if k.lower() == "content-length"] == []
+    plain = client("GET", "/plain", [])
+    assert plain.header("etag") is None  # (the harness sends none for non-pages)

@@ -799,6 +799,13 @@ ROWS += [
         headers_lack={"x-cookiegate-blocked"},
     ),
     Row(
+        "beacon route with a trailing or doubled slash: still blocked",
+        path="//track/",
+        policy=BEACONS,
+        status=204,
+        app_called=False,
+    ),
+    Row(
         "a path that only starts like a beacon is not one",
         path="/tracker",
         policy=BEACONS,

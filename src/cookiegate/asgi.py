@@ -110,6 +110,10 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
+#: ASGI extensions that send a body without ``http.response.body`` messages
+_BYPASS = frozenset(("http.response.pathsend", "http.response.zerocopy"))
+
+
 class CookieGateMiddleware:
     """Pure ASGI middleware enforcing a :class:`~cookiegate.Gate`.
 
@@ -136,6 +140,10 @@ class CookieGateMiddleware:
             return
         if decision.cookie_header is not None:
             scope = _with_cookie(scope, decision.cookie_header)
+        ext = scope.get("extensions")
+        if ext and not _BYPASS.isdisjoint(ext) and self.gate.may_inject:
+            # a body sent by path or zero-copy would skip the body edits
+            scope = {**scope, "extensions": {k: v for k, v in ext.items() if k not in _BYPASS}}
         scope[SCOPE_KEY] = decision
         if kind == "websocket":
 

@@ -162,6 +162,7 @@ class Decision(RequestConsent):
         "deferred",
         "expire",
         "gate",
+        "gpc_recorded",
         "info",
         "injector",
         "needs_body",
@@ -187,6 +188,8 @@ class Decision(RequestConsent):
         self.expire: tuple[bytes, ...] = ()
         #: set by :meth:`response_headers` when the banner goes into this HTML body
         self.injector: BodyFilter | None = None
+        #: the GPC session flag's Set-Cookie, once the refusal was recorded
+        self.gpc_recorded: bytes = b""
         #: a response that needs blocking I/O: the adapter calls it (ASGI: in a
         #: worker thread) and sends what it returns
         self.deferred: Callable[[], PlainResponse] | None = None
@@ -207,6 +210,7 @@ class Decision(RequestConsent):
         (``Content-Length`` is dropped, the length changes)."""
         gate = self.gate
         state = self._state
+        self.injector = None  # a WSGI app may start over (exc_info): decide anew
         check = not state.complete
         page_work = gate._page_work
         html = gate.may_inject and status == 200 and self.info.method != "HEAD"
@@ -222,7 +226,6 @@ class Decision(RequestConsent):
         out: list[tuple[bytes, bytes]] = []
         depends = bool(self.removed) or self.queried
         vary_at = -1
-        length_at = -1
         for item in headers:
             name = item[0]
             if not name.islower():  # ASGI asks for lower case; Django sends Set-Cookie
@@ -239,8 +242,6 @@ class Decision(RequestConsent):
                     ctype = item[1]
                 elif name == b"content-encoding":
                     cenc = item[1]
-                elif name == b"content-length":
-                    length_at = len(out)
                 elif name == b"content-security-policy" and page_work:
                     (app_csp := app_csp or []).append(item[1])
                     continue  # sent back below, narrowed (or as it was)
@@ -260,13 +261,13 @@ class Decision(RequestConsent):
             plain = coding in ("", "identity")
             if is_injectable(text_type, None):
                 fragment = gate.page_fragment(self, text_type, nonce)
-                injector = gate.rewriter(self, fragment, text_type, coding)
+                injector: BodyFilter | None = gate.rewriter(self, fragment, text_type)
                 #: bytes a pure insertion adds (then Content-Length stays known)
                 added: int | None = None
-                if injector is None and plain and fragment is not None:
+                if injector is None and fragment is not None:
                     injector = HtmlInjector(fragment)
                     added = len(fragment)
-                if gate.consent_mode is not None and plain:
+                if gate.consent_mode is not None:
                     granted = state.granted if state.decided else None
                     inline = allows_inline_script(enforced, nonce)
                     head = gate.consent_mode.head_fragment(granted, nonce, inline=inline)
@@ -275,21 +276,19 @@ class Decision(RequestConsent):
                     injector = Chain(HeadInserter(head), injector or HtmlInjector(b""))
                     if added is not None:
                         added += len(head)
+                if injector is not None and not plain:
+                    # gzip/deflate (br with the brotli module): decode, edit, re-encode
+                    injector = EncodedHtmlRewriter(injector, coding)
+                    added = None
                 if injector is not None:
                     self.injector = injector
                     depends = True
-                    if length_at >= 0:
-                        length = _content_length(out[length_at][1])
-                        if added is not None and length is not None:
-                            # insertion only: the new length is known, no chunked coding
-                            out[length_at] = (out[length_at][0], str(length + added).encode())
-                        else:
-                            del out[length_at]
-                            if vary_at > length_at:
-                                vary_at -= 1
+                    out, vary_at = _edited_body_headers(out, added)
         if gpc_record and is_page:
             depends = True
-            out.append((b"set-cookie", gate.record_gpc_refusal(self).encode("latin-1")))
+            if not self.gpc_recorded:  # once, even if a WSGI app starts over
+                self.gpc_recorded = gate.record_gpc_refusal(self).encode("latin-1")
+            out.append((b"set-cookie", self.gpc_recorded))
         if self.expire:
             depends = True
             out.extend((b"set-cookie", v) for v in self.expire)
@@ -315,6 +314,7 @@ def safe_next(value: str | None) -> str | None:
     return value
 
 
+_SLASHES = re.compile(r"/{2,}")
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]|\\")
 
 
@@ -439,6 +439,11 @@ class Gate:
             )
         )
         self._has_beacons = bool(policy.beacons)
+        for i, beacon in enumerate(policy.beacons):
+            if beacon.path.startswith(prefix) or prefix.startswith(beacon.path.rstrip("*")):
+                raise ConfigError(
+                    f"beacons[{i}].path", f"overlaps cookiegate's own endpoints under {prefix!r}"
+                )
         if gpc_last_update is not None and not (
             isinstance(gpc_last_update, str) and _DATE.fullmatch(gpc_last_update)
         ):
@@ -804,11 +809,19 @@ class Gate:
         """The consent category a beacon route needs, or ``None`` if ``path`` is
         not a configured beacon."""
         category = self._beacon_exact.get(path)
-        if category is None:
-            for prefix, cat in self._beacon_prefixes:
-                if path.startswith(prefix):
-                    return cat
-        return category
+        if category is not None:
+            return category
+        if "//" in path or (path[-1:] == "/" and len(path) > 1):
+            # /track/ and //track reach /track in frameworks that merge slashes
+            # or ignore a trailing one (Flask strict_slashes=False, werkzeug)
+            path = _SLASHES.sub("/", path).rstrip("/") or "/"
+            category = self._beacon_exact.get(path)
+            if category is not None:
+                return category
+        for prefix, cat in self._beacon_prefixes:
+            if path.startswith(prefix):
+                return cat
+        return None
 
     def _beacon_blocked(self, category: str, expire: tuple[bytes, ...]) -> PlainResponse:
         """``204`` for a beacon the visitor did not consent to: the app is not
@@ -1116,8 +1129,8 @@ class Gate:
         return ui.negotiate(self._accept_language(decision.info), decision.locale)
 
     def rewriter(
-        self, decision: Decision, fragment: bytes | None, content_type: str, coding: str
-    ) -> BodyFilter | None:
+        self, decision: Decision, fragment: bytes | None, content_type: str
+    ) -> HtmlRewriter | None:
         """The tracking gate for one HTML body: an :class:`HtmlRewriter` that
         neutralises trackers of the categories the visitor has not granted and
         inserts ``fragment``; ``None`` when nothing is blocked (or it is off)."""
@@ -1143,12 +1156,9 @@ class Gate:
                 self._rewriter_options.clear()
             found = self._rewriter_options[(granted, locale)] = (blocked, options)
         blocked, options = found
-        rewriter = HtmlRewriter(
+        return HtmlRewriter(
             blocked, fragment, trackers=trackers, charset=_declared_charset(content_type), **options
         )
-        if coding in ("", "identity"):
-            return rewriter
-        return EncodedHtmlRewriter(rewriter, coding)
 
     def _accept_language(self, info: RequestInfo) -> str | None:
         return self._header(info, b"accept-language", "accept_language")
@@ -1553,6 +1563,28 @@ def _query_value(query: str, key: str) -> str | None:
     except ValueError:
         return None
     return None
+
+
+_VALIDATORS = frozenset((b"content-length", b"etag", b"last-modified"))
+
+
+def _edited_body_headers(
+    headers: list[tuple[bytes, bytes]], added: int | None
+) -> tuple[list[tuple[bytes, bytes]], int]:
+    """The headers of a body cookiegate edits, and where ``Vary`` is in them.
+
+    ``ETag`` and ``Last-Modified`` go: the app's validators describe the page it
+    wrote, not the one this visitor gets (a 304 would hand a refused visitor the
+    accepted visitor's page). ``Content-Length`` becomes the app's plus ``added``
+    for a pure insertion into a body with one valid length, else it goes (the
+    server then frames the body itself)."""
+    lengths = [v for k, v in headers if k.lower() == b"content-length"]
+    length = _content_length(lengths[0]) if len(lengths) == 1 else None
+    out = [item for item in headers if item[0].lower() not in _VALIDATORS]
+    if added is not None and length is not None:
+        out.append((b"content-length", str(length + added).encode()))
+    vary_at = next((i for i, item in enumerate(out) if item[0].lower() == b"vary"), -1)
+    return out, vary_at
 
 
 def _content_length(value: bytes) -> int | None:

@@ -123,9 +123,23 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from .inject import BodyFilter
 from .trackers import Tracker, TrackerMatcher, default_matcher
 
 log = logging.getLogger("cookiegate.rewrite")
+_WARNED: set[str] = set()
+
+
+def _warn_once(stage: object, msg: str) -> None:
+    """Note ``msg`` on the body's stage, and log it once per process (it would
+    repeat on every response otherwise)."""
+    warnings = getattr(stage, "warnings", None)
+    if isinstance(warnings, list):
+        warnings.append(msg)
+    if msg not in _WARNED and len(_WARNED) < 256:
+        _WARNED.add(msg)
+        log.warning("cookiegate rewriter: %s", msg)
+
 
 __all__ = ["EncodedHtmlRewriter", "HtmlRewriter", "is_ascii_compatible"]
 
@@ -1036,7 +1050,11 @@ class EncodedHtmlRewriter:
     __slots__ = ("_brotli", "_dec", "_enc", "_failed", "_max", "coding", "passthrough", "rewriter")
 
     def __init__(
-        self, rewriter: HtmlRewriter, content_encoding: str | None, *, max_inflate: int = 256 * 1024
+        self,
+        rewriter: HtmlRewriter | BodyFilter,
+        content_encoding: str | None,
+        *,
+        max_inflate: int = 256 * 1024,
     ) -> None:
         self.rewriter = rewriter
         self.coding = (content_encoding or "identity").strip().lower()
@@ -1068,8 +1086,7 @@ class EncodedHtmlRewriter:
     def _pass(self, why: str) -> None:
         self.passthrough = True
         msg = f"{why}: body passed through untouched, without the banner"
-        self.rewriter.warnings.append(msg)
-        log.warning("cookiegate rewriter: %s", msg)
+        _warn_once(self.rewriter, msg)
 
     def feed(self, chunk: bytes) -> bytes:
         """Take the next encoded chunk; return encoded bytes that may be sent now."""
@@ -1088,6 +1105,10 @@ class EncodedHtmlRewriter:
                 while data:
                     piece = self._dec.decompress(data, self._max)
                     data = self._dec.unconsumed_tail
+                    if not data and self._dec.eof and self._dec.unused_data:
+                        # a gzip body may hold several members (RFC 1952): go on
+                        data = self._dec.unused_data
+                        self._dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
                     out.append(self._compress(self.rewriter.feed(piece)))
         except (zlib.error, OSError, ValueError) as exc:
             out = [self._fail(exc, chunk)]  # the input is corrupt: forward it as is
@@ -1113,6 +1134,5 @@ class EncodedHtmlRewriter:
     def _fail(self, exc: Exception, chunk: bytes) -> bytes:
         self._failed = True
         msg = f"the {self.coding} body does not decode ({exc}); rest passed through"
-        self.rewriter.warnings.append(msg)
-        log.warning("cookiegate rewriter: %s", msg)
+        _warn_once(self.rewriter, msg)
         return bytes(chunk)

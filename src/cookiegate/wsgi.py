@@ -141,8 +141,19 @@ class CookieGateMiddleware:
                 for k, v in decision.response_headers(raw, code)
             ]
             if exc_info is not None:
-                return start_response(status, filtered, exc_info)
-            return start_response(status, filtered)
+                write = start_response(status, filtered, exc_info)
+            else:
+                write = start_response(status, filtered)
+            if decision.injector is None:
+                return write
+
+            def gated_write(data: bytes) -> object:
+                # the legacy write() goes through the same body edits as the iterable
+                injector = decision.injector
+                out = injector.feed(data) if injector is not None else data
+                return write(out) if out else None
+
+            return gated_write
 
         result = self.app(environ, gated_start_response)
         if not self.gate.may_inject or (started and decision.injector is None):

@@ -237,13 +237,19 @@ def test_compression_inside_cookiegate_gets_the_banner() -> None:
 
 
 def test_compressed_body_is_never_corrupted() -> None:
-    """The other order: cookiegate sees gzip. Without the tracking gate it leaves
-    the body alone; with it (the default) it decodes, rewrites and re-encodes it,
-    so the page still gets its banner. Never a corrupt body either way."""
+    """The other order: cookiegate sees gzip. It decodes, edits and re-encodes the
+    page (banner, tracking gate), so the page still gets its banner; with nothing
+    to insert (``ui=None``, no tracking gate) it leaves the body alone. Never a
+    corrupt body, and the app's validators never describe an edited body."""
     from starlette.middleware.gzip import GZipMiddleware
 
     page = "<html><body>" + "<p>shop</p>" * 200 + "</body></html>"
-    for gate, banner in ((make_gate(block_trackers=False), False), (make_gate(), True)):
+    gates = (
+        (make_gate(block_trackers=False), True),
+        (make_gate(), True),
+        (make_gate(ui=None, block_trackers=False), False),
+    )
+    for gate, banner in gates:
         app = _html_app()
         app.add_middleware(GZipMiddleware, minimum_size=100)
         app.add_middleware(CookieGateMiddleware, gate=gate)
@@ -271,3 +277,33 @@ def test_streamed_html_gets_the_banner_once() -> None:
         body = client.get("/").text
     assert body.count('id="cookiegate-banner"') == 1
     assert body.index('id="cookiegate-banner"') < body.index("</body></html>")
+
+
+def test_body_bypass_extensions_are_withheld_from_the_app() -> None:
+    """A server offering pathsend / zero-copy would let the app send a page the
+    gate never sees: cookiegate hides those extensions (others stay)."""
+    import asyncio
+
+    seen: dict[str, Any] = {}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen["extensions"] = scope.get("extensions")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    mw = CookieGateMiddleware(app, gate=make_gate())
+    ext: dict[str, Any] = {
+        "http.response.pathsend": {},
+        "http.response.zerocopy": {},
+        "http.response.trailers": {},
+    }
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "extensions": ext}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        pass
+
+    asyncio.run(mw(scope, receive, send))
+    assert seen["extensions"] == {"http.response.trailers": {}}

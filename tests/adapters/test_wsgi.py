@@ -165,3 +165,52 @@ def test_passes_wsgiref_validator() -> None:
     assert b"".join(result) == b"ok"
     result.close()  # type: ignore[attr-defined]
     assert not any(k.lower() == "set-cookie" for k, _ in got["headers"])
+
+
+PAGE_HTML = b"<html><body><p>shop</p></body></html>"
+
+
+def test_exc_info_restart_forgets_the_first_responses_edits() -> None:
+    """An app that began an HTML page and then starts over with an error response
+    (exc_info) gets exactly the error body, with its own Content-Length."""
+    got: dict[str, Any] = {}
+
+    def app(env: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", "38")])
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            start_response(
+                "500 Error",
+                [("Content-Type", "text/plain"), ("Content-Length", "5")],
+                sys.exc_info(),
+            )
+        return [b"error"]
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        got["status"], got["headers"] = status, headers
+        return lambda data: None
+
+    out = b"".join(CookieGateMiddleware(app, gate=make_gate())(environ(), start_response))
+    assert out == b"error"
+    assert ("content-length", "5") in [(k.lower(), v) for k, v in got["headers"]]
+
+
+def test_write_goes_through_the_body_edits() -> None:
+    """The legacy write() callable gets the banner inserted like the iterable."""
+    written: list[bytes] = []
+
+    def app(env: dict[str, Any], start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/html")])
+        write(PAGE_HTML[:10])
+        write(PAGE_HTML[10:])
+        return []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        return written.append
+
+    rest = b"".join(CookieGateMiddleware(app, gate=make_gate())(environ(), start_response))
+    body = b"".join(written) + rest
+    assert b'id="cookiegate-banner"' in body
+    assert body.index(b'id="cookiegate-banner"') < body.index(b"</body>")
+    assert body.replace(body[body.index(b"<link") : body.index(b"</body>")], b"") == PAGE_HTML

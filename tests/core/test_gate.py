@@ -101,3 +101,14 @@ def test_reissued_cookie_never_outlives_max_age() -> None:
     value = gate.consent_cookie(state, RequestInfo("GET", "/"))
     max_age = int(value.split("Max-Age=")[1].split(";")[0])
     assert 0 < max_age <= 3600
+
+
+def test_beacon_under_the_gates_prefix_is_a_config_error() -> None:
+    from cookiegate import Policy
+
+    policy = Policy(beacons=[{"path": "/_cookiegate/track", "category": "performance"}])
+    with pytest.raises(ConfigError) as exc:
+        Gate(policy, secret_keys=["k" * 32])
+    assert exc.value.field == "beacons[0].path"
+    with pytest.raises(ConfigError):
+        Gate(Policy(beacons=[{"path": "/*", "category": "performance"}]), secret_keys=["k" * 32])
