@@ -1039,9 +1039,10 @@ class EncodedHtmlRewriter:
     (cookiegate does not depend on it); otherwise, and for any other coding
     (``zstd``, ``compress``, several codings, ...), the body is passed through
     untouched - never corrupted - without the banner, and a warning is logged;
-    :attr:`passthrough` tells the caller. A body that fails to decode is also
-    passed through from that point: what was already sent stays valid, the rest
-    is the original bytes.
+    :attr:`passthrough` tells the caller. A body that fails to decode (the app
+    sent a corrupt stream) is passed through from that point: the client gets
+    the re-encoded start followed by the original remaining bytes, a stream as
+    broken as the app's was, never an exception.
 
     Decompression is bounded: each input chunk is inflated ``max_inflate`` bytes
     at a time, so a compression bomb cannot grow memory.
