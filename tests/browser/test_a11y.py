@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 
-try:
-    from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
-    from playwright.sync_api import Page, expect
-except ImportError:  # pragma: no cover - the fixtures say how to install it
-    pytest.skip(
-        reason="playwright / axe-playwright-python are not installed: pip install -e '.[dev]'",
-        allow_module_level=True,
-    )
+pytest.importorskip(
+    "axe_playwright_python.sync_playwright",
+    reason="install the dev extras: pip install -e '.[dev]'",
+)
+pytest.importorskip("playwright.sync_api", reason="install the dev extras: pip install -e '.[dev]'")
+from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
+from playwright.sync_api import Page, expect
 
 from .conftest import NewContext, screenshot_path, wait_for_cookies
 

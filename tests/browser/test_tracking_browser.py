@@ -20,12 +20,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-try:
-    from playwright.sync_api import BrowserContext, Page, Route, expect
-except ImportError:  # pragma: no cover - the fixtures say how to install it
-    pytest.skip(
-        reason="playwright is not installed: pip install -e '.[dev]'", allow_module_level=True
-    )
+pytest.importorskip("playwright.sync_api", reason="install the dev extras: pip install -e '.[dev]'")
+from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from cookiegate.trackers import default_matcher
 
