@@ -222,10 +222,9 @@ class PendingRecord:
     personal: dict[str, Any] | None = None
     salt: str = field(default_factory=lambda: secrets.token_hex(16))
 
-    def to_json(self) -> dict[str, Any]:
-        """The journal line of this record."""
+    def _chained(self) -> dict[str, Any]:
+        """The fields both the journal line and the hashed body hold."""
         return {
-            "k": "r",
             "record_id": self.record_id,
             "consent_id": self.consent_id,
             "at_ms": self.at_ms,
@@ -237,9 +236,11 @@ class PendingRecord:
             "locale": self.locale,
             "expires_at": self.expires_at,
             "ua_family": self.ua_family,
-            "personal": self.personal,
-            "salt": self.salt,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """The journal line of this record."""
+        return {"k": "r", **self._chained(), "personal": self.personal, "salt": self.salt}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> PendingRecord:
@@ -260,22 +261,9 @@ class PendingRecord:
         )
 
     def body(self, prev_record_id: str | None) -> str:
+        # canonical() sorts keys: the bytes do not depend on the order here
         return canonical(
-            {
-                "record_id": self.record_id,
-                "consent_id": self.consent_id,
-                "prev_record_id": prev_record_id,
-                "at_ms": self.at_ms,
-                "event": self.event,
-                "source": self.source,
-                "categories": self.categories,
-                "policy_version": self.policy_version,
-                "notice_hash": self.notice_hash,
-                "locale": self.locale,
-                "expires_at": self.expires_at,
-                "ua_family": self.ua_family,
-                "schema": SCHEMA_VERSION,
-            }
+            {**self._chained(), "prev_record_id": prev_record_id, "schema": SCHEMA_VERSION}
         )
 
     def personal_json(self) -> str:
