@@ -66,11 +66,12 @@ of ``<script>`` (with the HTML *script data escaped* states, so
 ``<textarea>``, ``<title>``, ``<xmp>``, ``<iframe>``, ``<noembed>``,
 ``<noframes>``, ``<plaintext>``; quoted attribute values (``>`` inside them);
 upper-case tags. ``<noscript>`` content is read as markup (what a browser
-without JavaScript loads). Known simplification: whether a token lies *inside
-an attribute value* of an earlier tag is decided by looking back over the three
-nearest ``<`` (``<div title="</body>">`` and ``<img alt="a > <b>" src=...>`` are
-right; a ``</body>`` after three or more tags written inside one attribute value
-is taken for markup). SVG/MathML foreign content is read as HTML.
+without JavaScript loads). Whether a token lies *inside an attribute value*
+of an earlier tag is decided exactly: the bytes since the last token the
+rewriter read are read as the HTML tokenizer reads them (an ``=`` opens a value
+only after an attribute name; a quote opens nothing in an unquoted value), so
+``<img alt="<a><b><c>" src=...>`` is an image and ``<p title="<b></body>">`` is
+no end of the body, at any depth. SVG/MathML foreign content is read as HTML.
 
 Limits (memory stays constant): a tag is held until its ``>`` arrives, at most
 ``max_tag`` bytes; an inline script is held until its end tag, at most
@@ -97,12 +98,14 @@ token seen before costs no attribute parsing and no look-back:
   match runs only on a miss (a new tag, or a ``>`` inside a quoted value);
 * an inline script's decision, by ``(tag, content)``;
 * the bytes between two tokens, when they put no tag around the second (the
-  look-back over the nearest ``<``, above, is then a dict lookup: that answer
-  depends on those bytes only);
+  exact reading of them, above, is then a dict lookup: that answer depends on
+  those bytes only, as they start in the data state);
+* the bytes from the last token to the end of a chunk: where unfinished markup
+  in them starts (the bytes held for the next chunk);
 * a ``//`` in an ``<img>``/``<a>``/``<area>``: when the nearest ``<`` starts a
-  memoised tag reaching past it (and its name is not ended by a folded byte),
-  only the two ``<`` before it are matched, not the tag itself nor its
-  attributes.
+  memoised tag reaching past it (and its name is not ended by a folded byte)
+  and the bytes before it are memoised as ending in the data state, the tag is
+  not matched again.
 
 Charsets: the rewriter works on bytes and is correct for every ASCII-compatible
 encoding in which the bytes ``<``, ``>``, ``"``, ``'``, ``=``, ``/`` only stand
@@ -169,6 +172,37 @@ _TAG_REST = re.compile(_ATTRS + rb">")
 #: whether the markup at a ``<`` is complete (else more bytes are needed)
 _COMPLETE = re.compile(
     rb"<(?:/?[a-zA-Z]" + _NAME + _ATTRS + rb">|[!?][^>]*+>|/>|/[^a-zA-Z>][^>]*+>|(?=[^a-zA-Z/!?]))"
+)
+#: markup at a ``<``, read exactly as the HTML tokenizer does from the data state
+#: (a comment ends at ``-->``; other ``<!`` / ``<?`` and ``</`` + non-letter are
+#: bogus comments ending at the first ``>``; a ``<`` before anything else is text)
+_MARKUP = (
+    rb"<(?:/?[a-zA-Z]"
+    + _NAME
+    + _ATTRS
+    + rb">|!--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)|[!?][^>]*+>|/>|/[^a-zA-Z>][^>]*+>"
+    + rb"|(?=[^a-zA-Z/!?]))"
+)
+_MARKUP_AT = re.compile(_MARKUP)
+#: text and complete markup from a position in the data state: where it stops
+#: (with ``endpos``) is the first ``<`` whose markup is unfinished there
+_DATA_RUN = re.compile(rb"(?:[^<]++|" + _MARKUP + rb")*+")
+#: the same for the common case, faster: text, plain tags whose attribute values
+#: are quoted or simple (an ``=`` only right after an attribute name), bogus
+#: comments. It stops (leaving the rest to ``_DATA_RUN``) wherever the HTML
+#: tokenizer could read the bytes another way; what it consumes it reads exactly.
+_FAST_RUN = re.compile(
+    rb"(?:[^<]++"
+    rb"|<(?=[^a-zA-Z/!?])"
+    rb"|</>"
+    rb"|</[^a-zA-Z>][^>]*+>"
+    rb"|<[!?](?!-)[^>]*+>"
+    rb"|</?[a-zA-Z][^\t\n\f\r /<>\"'=]*+"
+    rb"(?:[\t\n\f\r /][^<>\"'=]*+"
+    rb"(?:(?<=[^\t\n\f\r /<>\"'=])="
+    rb"(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r <>\"'=`]++(?=[\t\n\f\r >]))"
+    rb"[^<>\"'=]*+)*+)?>"
+    rb")*+"
 )
 _TAG_NAME = re.compile(rb"<([a-z][^" + _WS + rb"/>]*+)")
 _ATTR_ITER = re.compile(
@@ -254,13 +288,14 @@ _MEMO_MAX = 512
 #: largest tag / inline script with its tag (bytes) memoised: each memo stays
 #: under ~2 MB
 _MEMO_ITEM = 4096
-#: how many ``<`` back a token is checked for being inside an earlier tag
-#: (``_enclosing`` has the loop unrolled)
-_LOOK_BACK = 3
 #: longest run of bytes between two tokens remembered as containing no tag around
 #: the second (the ``plain`` memo, shared by all configurations: at most
 #: _MEMO_MAX entries, ~0.5 MB)
 _PLAIN_ITEM = 1024
+#: the same for the bytes from the last token to the end of a chunk (the
+#: ``tails`` memo: at most _TAIL_MAX entries of _TAIL_ITEM bytes, ~2 MB)
+_TAIL_ITEM = 8192
+_TAIL_MAX = 256
 _DATA, _COMMENT, _RAW, _SCRIPT, _PLAINTEXT, _PASS = range(6)
 
 DEFAULT_PLACEHOLDER_TEXT = (
@@ -336,6 +371,7 @@ class HtmlRewriter:
         "_raw_end",
         "_sniffed",
         "_state",
+        "_tails",
         "blocked",
         "fragment",
         "marker_attrs",
@@ -400,6 +436,12 @@ class HtmlRewriter:
         if plain is None:
             plain = self.trackers.memo["plain"] = {}
         self._plain: dict[bytes, bool] = plain
+        # bytes from the last token to the end of a chunk -> offset of the
+        # unfinished markup in them (-1: none); configuration-independent
+        tails = self.trackers.memo.get("tails")
+        if tails is None:
+            tails = self.trackers.memo["tails"] = {}
+        self._tails: dict[bytes, int] = tails
         self.max_tag = max_tag
         self.max_script = max_script
         self.max_hold = max_hold
@@ -491,6 +533,7 @@ class HtmlRewriter:
         find = buf.find
         memo = self._memo
         plain = self._plain
+        tails = self._tails
         while True:
             if state == _DATA:
                 if s < scan:
@@ -526,14 +569,8 @@ class HtmlRewriter:
                                 or buf[name_m.end()] != fold[name_m.end()]
                             ):
                                 new = _MISSING
-                            elif (q2 := rfind(b"<", safe, q)) != -1 and (
-                                _COMPLETE.match(buf, q2) is None
-                                or (
-                                    (q3 := rfind(b"<", safe, q2)) != -1
-                                    and _COMPLETE.match(buf, q3) is None
-                                )
-                            ):
-                                new = _MISSING  # let _enclosing report it
+                            elif rfind(b"<", safe, q) != -1 and buf[safe:q] not in plain:
+                                new = _MISSING  # let _enclosing say whether q is a tag
                     if new is _MISSING:
                         q, incomplete = _enclosing(buf, safe, t)
                         if incomplete != -1:
@@ -543,8 +580,15 @@ class HtmlRewriter:
                             continue
                         if q == -1:
                             continue
+                        if q - safe <= _PLAIN_ITEM:  # q is in the data state
+                            if len(plain) >= _MEMO_MAX:
+                                plain.clear()
+                            plain[buf[safe:q]] = True
                         name_m = _TAG_NAME.match(fold, q)
                         if name_m is None or name_m.group(1) not in (b"img", b"a", b"area"):
+                            other = _MARKUP_AT.match(buf, q)  # complete: it encloses t
+                            if other is not None:
+                                scan = safe = other.end()
                             continue
                         end_m = _TAG_REST.match(buf, name_m.end())
                         if end_m is None:
@@ -573,7 +617,21 @@ class HtmlRewriter:
                     if not final:
                         # keep a trailing incomplete tag (and any incomplete tag it
                         # may be inside) for the next chunk
-                        start = -1 if rfind(b"<", safe) == -1 else _enclosing(buf, safe, n)[1]
+                        start = -1
+                        if rfind(b"<", safe) != -1:
+                            # where unfinished markup starts (exact, memoised by the
+                            # bytes since the last token: a page served again is cut
+                            # into the same chunks)
+                            region = buf[safe:]
+                            at = tails.get(region)
+                            if at is None:
+                                at = _enclosing(buf, safe, n)[1]
+                                at = at - safe if at != -1 else -1
+                                if len(region) <= _TAIL_ITEM:
+                                    if len(tails) >= _TAIL_MAX:
+                                        tails.clear()
+                                    tails[region] = at
+                            start = safe + at if at != -1 else -1
                         if start != -1:
                             if n - start <= self.max_tag:
                                 hold = start
@@ -927,44 +985,36 @@ def _after_end_tag(buf: bytes, at: int, name_len: int) -> tuple[int, int]:
 
 def _enclosing(
     buf: bytes,
-    emit: int,
+    start: int,
     t: int,
-    match: Callable[[bytes, int], re.Match[bytes] | None] = _COMPLETE.match,
+    fast: Callable[[bytes, int, int], re.Match[bytes] | None] = _FAST_RUN.match,
+    run: Callable[[bytes, int, int], re.Match[bytes] | None] = _DATA_RUN.match,
+    markup: Callable[[bytes, int], re.Match[bytes] | None] = _MARKUP_AT.match,
 ) -> tuple[int, int]:
-    """Which tag contains position ``t``: ``(start, incomplete)``.
+    """Which markup contains position ``t``: ``(start, incomplete)``.
 
-    Looks back over the three nearest ``<`` (so ``<img alt="<b>" src=...>`` is
-    found). ``start`` is the nearest one whose markup extends past ``t`` (-1:
-    none, ``t`` is in text); ``incomplete`` the earliest one whose markup is not
-    finished in ``buf`` (-1: none), from which the caller must hold bytes back.
+    ``start`` must be in the data state (the end of a token the rewriter read,
+    or the start of the buffer, which it only ever cuts there). The bytes from
+    it are read as the HTML tokenizer reads them - text, tags with quoted or
+    unquoted attribute values (``<img alt="<b>" src=...>``), comments, bogus
+    comments - up to ``t``. Returns the start of the tag around ``t`` (-1: none,
+    ``t`` is in text) and the start of markup that is unfinished in ``buf``
+    (-1: none), from which the caller must hold bytes back.
     """
-    # the loop over _LOOK_BACK (3) unrolled
-    found = incomplete = -1
-    q = buf.rfind(b"<", emit, t)
-    if q == -1:
-        return found, incomplete
-    m = match(buf, q)
-    if m is None:
-        incomplete = q
-    elif m.end() > t:
-        found = q
-    q = buf.rfind(b"<", emit, q)
-    if q == -1:
-        return found, incomplete
-    m = match(buf, q)
-    if m is None:
-        incomplete = q
-    elif found == -1 and m.end() > t:
-        found = q
-    q = buf.rfind(b"<", emit, q)
-    if q == -1:
-        return found, incomplete
-    m = match(buf, q)
-    if m is None:
-        incomplete = q
-    elif found == -1 and m.end() > t:
-        found = q
-    return found, incomplete
+    m = fast(buf, start, t)
+    pos = m.end() if m is not None else start
+    while pos < t:
+        m = run(buf, pos, t)
+        if m is not None and m.end() > pos:
+            pos = m.end()
+            continue
+        m = markup(buf, pos)  # the markup at pos does not end before t
+        if m is None:
+            return -1, pos
+        if m.end() > t:
+            return pos, -1
+        pos = m.end()  # "<" at t - 1: text (the look-ahead needed byte t)
+    return -1, -1
 
 
 def _blocked_attrs(category: str, tracker: Tracker | None) -> bytes:

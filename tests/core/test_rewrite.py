@@ -193,6 +193,36 @@ def test_body_end_in_script_comment_and_attribute() -> None:
     assert out == doc.replace(b"</body></html>", FRAG + b"</body></html>")
 
 
+def test_markup_inside_attribute_values_at_any_depth() -> None:
+    """Attribute values are read as the HTML tokenizer reads them, however many
+    tags are written inside one (no look-back limit): a tracker after them is
+    still found, and markup inside a value is never taken for a tag."""
+    pixel = b"https://www.facebook.com/tr?id=1"
+    doc = b'<img alt="<a><b><c><d>" src=' + pixel + b">"
+    out = run([doc], fragment=None)
+    assert b"data-cg-src=" + pixel in out and b' src="' not in out
+    doc = b"<img alt=a<b<c<d src=" + pixel + b">"  # "<" in an unquoted value
+    assert b"data-cg-src=" + pixel in run([doc], fragment=None)
+    inside = (
+        b"<i title=\"<a><b><c><script>fbq('init','1')</script>\">t</i>",
+        b"<div data-x='<a><b><c><d><img src=" + pixel + b">'>z</div>",
+        b'<p title="<a><b><c><d></body>">x</p>',
+    )
+    for doc in inside:
+        assert run([doc], fragment=None) == doc
+    doc = b'<div title="<a><b><c><script>">x</div><p>y</p></body>'
+    assert run([doc]) == doc.replace(b"</body>", FRAG + b"</body>")
+    # an "=" only opens a value after an attribute name: these end at the first ">"
+    fbq = b"<script>fbq('init','1')</script>"
+    for doc in (b'<p ="><' + fbq[1:] + b'">', b'<p=">' + fbq + b'">'):
+        assert b"data-cg-blocked" in run([doc], fragment=None)
+    # after an unquoted value "=" is part of it; the quote opens nothing
+    doc = b'<p a=b=">' + fbq + b'">'
+    assert b"data-cg-blocked" in run([doc], fragment=None)
+    doc = b'<p a = ">' + fbq + b'">'  # spaces around "=": a value
+    assert run([doc], fragment=None) == doc
+
+
 def test_upper_case_and_quoted_gt() -> None:
     doc = (
         b'<IMG ALT="a > b <script>" SRC="https://www.facebook.com/tr?id=1">'
@@ -383,6 +413,26 @@ any_docs = (
     .filter(_not_utf16)
 )
 cut_points = st.lists(st.integers(min_value=0, max_value=10_000), max_size=12)
+#: pieces that put markup inside attribute values (opened and closed by
+#: separate pieces, so any number of tags can land inside one value)
+IN_VALUES = [
+    b'<i title="',
+    b"<b title='",
+    b'">',
+    b"'>",
+    b"<a><b><c>",
+    b"<img alt=x<y src=https://www.facebook.com/tr?id=1>",
+    b"<img src=https://www.facebook.com/tr?id=2>",
+    b"<script>fbq('init','1')</script>",
+    b"<!-- x -->",
+    b'<p a=b="',
+    b'<p ="',
+]
+nested_docs = (
+    st.lists(st.sampled_from(PIECES + TRACKERS + IN_VALUES), max_size=40)
+    .map(b"".join)
+    .filter(_not_utf16)
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -391,6 +441,16 @@ def test_chunking_does_not_change_the_output(
     doc: bytes, points: list[int], blocked: frozenset[str]
 ) -> None:
     assert run(cuts(doc, points), blocked) == run([doc], blocked)
+
+
+@settings(max_examples=400, deadline=None)
+@given(nested_docs, cut_points, st.sampled_from([PERF, ALL]))
+def test_chunking_with_markup_inside_attribute_values(
+    doc: bytes, points: list[int], blocked: frozenset[str]
+) -> None:
+    whole = run([doc], blocked)
+    assert run(cuts(doc, points), blocked) == whole
+    assert run([doc[i : i + 1] for i in range(len(doc))], blocked) == whole
 
 
 @settings(max_examples=300, deadline=None)
