@@ -288,14 +288,34 @@ _MEMO_MAX = 512
 #: largest tag / inline script with its tag (bytes) memoised: each memo stays
 #: under ~2 MB
 _MEMO_ITEM = 4096
-#: longest run of bytes between two tokens remembered as containing no tag around
-#: the second (the ``plain`` memo, shared by all configurations: at most
-#: _MEMO_MAX entries, ~0.5 MB)
-_PLAIN_ITEM = 1024
-#: the same for the bytes from the last token to the end of a chunk (the
-#: ``tails`` memo: at most _TAIL_MAX entries of _TAIL_ITEM bytes, ~2 MB)
-_TAIL_ITEM = 8192
-_TAIL_MAX = 256
+#: the ``plain`` and ``tails`` memos (shared by all configurations) remember runs
+#: of bytes up to _REGION_ITEM long, at most _REGION_BUDGET bytes of keys each
+#: (then the memo starts again)
+_REGION_ITEM = 64 * 1024
+_REGION_BUDGET = 2 * 1024 * 1024
+
+
+class _RegionMemo(dict[bytes, int]):
+    """Runs of bytes that start in the data state -> where unfinished markup in
+    them starts (-1: none, the run ends in the data state). Bounded by the
+    bytes it holds."""
+
+    __slots__ = ("size",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.size = 0
+
+    def put(self, region: bytes, value: int) -> None:
+        if len(region) > _REGION_ITEM:
+            return
+        if self.size + len(region) > _REGION_BUDGET:
+            self.clear()
+            self.size = 0
+        self[region] = value
+        self.size += len(region)
+
+
 _DATA, _COMMENT, _RAW, _SCRIPT, _PLAINTEXT, _PASS = range(6)
 
 DEFAULT_PLACEHOLDER_TEXT = (
@@ -434,14 +454,16 @@ class HtmlRewriter:
         # (configuration-independent)
         plain = self.trackers.memo.get("plain")
         if plain is None:
-            plain = self.trackers.memo["plain"] = {}
-        self._plain: dict[bytes, bool] = plain
+            plain = self.trackers.memo["plain"] = _RegionMemo()
+        assert isinstance(plain, _RegionMemo)
+        self._plain: _RegionMemo = plain
         # bytes from the last token to the end of a chunk -> offset of the
         # unfinished markup in them (-1: none); configuration-independent
         tails = self.trackers.memo.get("tails")
         if tails is None:
-            tails = self.trackers.memo["tails"] = {}
-        self._tails: dict[bytes, int] = tails
+            tails = self.trackers.memo["tails"] = _RegionMemo()
+        assert isinstance(tails, _RegionMemo)
+        self._tails: _RegionMemo = tails
         self.max_tag = max_tag
         self.max_script = max_script
         self.max_hold = max_hold
@@ -580,10 +602,7 @@ class HtmlRewriter:
                             continue
                         if q == -1:
                             continue
-                        if q - safe <= _PLAIN_ITEM:  # q is in the data state
-                            if len(plain) >= _MEMO_MAX:
-                                plain.clear()
-                            plain[buf[safe:q]] = True
+                        plain.put(buf[safe:q], -1)  # q is in the data state
                         name_m = _TAG_NAME.match(fold, q)
                         if name_m is None or name_m.group(1) not in (b"img", b"a", b"area"):
                             other = _MARKUP_AT.match(buf, q)  # complete: it encloses t
@@ -627,10 +646,7 @@ class HtmlRewriter:
                             if at is None:
                                 at = _enclosing(buf, safe, n)[1]
                                 at = at - safe if at != -1 else -1
-                                if len(region) <= _TAIL_ITEM:
-                                    if len(tails) >= _TAIL_MAX:
-                                        tails.clear()
-                                    tails[region] = at
+                                tails.put(region, at)
                             start = safe + at if at != -1 else -1
                         if start != -1:
                             if n - start <= self.max_tag:
@@ -662,10 +678,7 @@ class HtmlRewriter:
                     if q != -1:
                         scan = p + 1
                         continue
-                    if p - safe <= _PLAIN_ITEM:
-                        if len(plain) >= _MEMO_MAX:
-                            plain.clear()
-                        plain[between] = True
+                    plain.put(between, -1)
                 c = fold[p + 1]
                 if c == 33:  # "<!--"
                     if p + 6 > n and not final:
