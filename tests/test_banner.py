@@ -47,6 +47,26 @@ def test_no_injection_into_non_html_compressed_or_head(
     assert BANNER.encode() not in head.body
 
 
+def test_head_gets_the_headers_of_get(client_for: Callable[[Gate], Client]) -> None:
+    """A HEAD answer carries the headers the GET would (RFC 9110 9.3.2): the
+    length of the page with the banner or settings control in it (or none when
+    it is rewritten), no validators of the app's unedited page, Vary; and no
+    fragment, as there is no body."""
+    gate = make_gate()
+    client = client_for(gate)
+    accepted = [("cookie", f"cookiegate={gate.make_token(['performance'])}")]
+    for path in ("/page?etag=1", "/tracked", "/page-gz"):
+        for cookie in ([], accepted):
+            get = client("GET", path, cookie)
+            head = client("HEAD", path, cookie)
+            assert sorted(head.headers) == sorted(get.headers), (path, cookie)
+            assert BANNER.encode() not in head.body
+            assert SETTINGS.encode() not in head.body
+    get = client("GET", "/page", accepted)
+    assert int(get.header("content-length") or 0) == len(get.body)  # a pure insertion
+    assert client("HEAD", "/page", accepted).header("content-length") == str(len(get.body))
+
+
 def test_banner_speaks_the_visitors_language(client_for: Callable[[Gate], Client]) -> None:
     client = client_for(make_gate())
     ko = client("GET", "/page", [("accept-language", "ko-KR,ko;q=0.9,en;q=0.5")]).body.decode()

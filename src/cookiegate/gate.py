@@ -205,15 +205,17 @@ class Decision(RequestConsent):
         re-issued consent cookies, and add ``Vary`` when the response depends on
         consent. Header names may come in any letter case.
 
-        When the gate has a UI and this is an uncompressed HTML page, sets
-        :attr:`injector`: the adapter must then pass every body chunk through it
-        (``Content-Length`` is dropped, the length changes)."""
+        When the gate has a UI and this is an HTML page, sets :attr:`injector`:
+        the adapter must then pass every body chunk through it (``Content-Length``
+        grows by the inserted bytes, or is dropped when the body is rewritten or
+        re-encoded; ``ETag`` / ``Last-Modified`` are dropped). A HEAD response
+        gets the same headers, and no injector."""
         gate = self.gate
         state = self._state
         self.injector = None  # a WSGI app may start over (exc_info): decide anew
         check = not state.complete
         page_work = gate._page_work
-        html = gate.may_inject and status == 200 and self.info.method != "HEAD"
+        html = gate.may_inject and status == 200
         # a GPC-derived refusal applied to a page is recorded once per session
         gpc_record = (
             state.method == "gpc" and gate.records is not None and status == 200
@@ -281,7 +283,10 @@ class Decision(RequestConsent):
                     injector = EncodedHtmlRewriter(injector, coding)
                     added = None
                 if injector is not None:
-                    self.injector = injector
+                    # HEAD: the headers the GET would get (same length, no
+                    # validators), without a body to edit
+                    if self.info.method != "HEAD":
+                        self.injector = injector
                     depends = True
                     out, vary_at = _edited_body_headers(out, added)
         if gpc_record and is_page:
