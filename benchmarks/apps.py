@@ -180,6 +180,63 @@ class NoopHeaderMiddleware:
         await self.app(scope, receive, send_wrapper)
 
 
+class FloorGateMiddleware:
+    """The least a consent gate must do for a visitor who accepted everything,
+    and nothing more: find ``Cookie`` and ``Sec-GPC`` in the request, look the
+    verified consent up in a dict (filled through ``gate.begin`` on a miss), put
+    a per-request object in the scope, and on the way out find ``Set-Cookie`` /
+    ``Content-Type`` and append ``Vary``. No own routes, beacons, stripping, HTML,
+    CSP or expiry handling. Measuring it (``run.py --noop``) shows how close any
+    Python implementation of the feature can come to the bare app."""
+
+    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+        self.app = app
+        self.gate = gate
+        self.plans: dict[tuple[bytes | None, str, bytes | None], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cookie = gpc = None
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                cookie = value if cookie is None else cookie + b"; " + value
+            elif name == b"sec-gpc":
+                gpc = value
+        key = (cookie, scope["scheme"], gpc)
+        state = self.plans.get(key)
+        if state is None:
+            from cookiegate.asgi import _request_info
+
+            state = self.plans[key] = self.gate.begin(_request_info(scope, False))._state
+        scope["cookiegate.floor"] = [state, False]
+        vary = self.gate.vary_value
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                depends = html = False
+                out = []
+                for item in message["headers"]:
+                    if item[0] == b"set-cookie":
+                        depends = True
+                    elif item[0] == b"content-type":
+                        html = b"htm" in item[1]
+                    out.append(item)
+                if depends or html:
+                    out.append((b"vary", vary))
+                message["headers"] = out
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def floor_app() -> Starlette:
+    return Starlette(
+        routes=[Route("/", home)], middleware=[Middleware(FloorGateMiddleware, gate=GATE)]
+    )
+
+
 def noop_app() -> Starlette:
     return Starlette(routes=[Route("/", home)], middleware=[Middleware(NoopHeaderMiddleware)])
 
@@ -189,6 +246,7 @@ bare = bare_app()
 gated = cookiegate_app()
 with_session = session_app()
 noop = noop_app()
+floor = floor_app()
 
 
 def request_cookie(granted: list[str] | None) -> str:

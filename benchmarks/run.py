@@ -125,7 +125,14 @@ def make_configs(noop: bool = False, groups: Sequence[str] = ("cookies", "page")
     accept = apps.request_cookie(every)
     refuse = apps.request_cookie([])
     undecided = apps.request_cookie(None)
-    extra = [Config("noop", "no-op middleware", "noop", accept)] if noop else []
+    extra = (
+        [
+            Config("noop", "no-op middleware", "noop", accept),
+            Config("floor", "floor gate (see apps.py)", "floor", accept),
+        ]
+        if noop
+        else []
+    )
     out: list[Config] = []
     if "cookies" in groups:
         out += [
@@ -320,12 +327,12 @@ def check_response(cfg: Config, port: int) -> dict[str, Any]:
     kept = sorted(v.split("=", 1)[0] for v in cookies if not _is_deletion(v))
     deleted = sorted(v.split("=", 1)[0] for v in cookies if _is_deletion(v))
     vary = ", ".join(v for k, v in headers if k == "vary").lower()
-    if cfg.key in ("bare", "cg_accept", "session", "noop"):
+    if cfg.key in ("bare", "cg_accept", "session", "noop", "floor"):
         if kept != ["_ga", "ab_variant", "session"] or deleted:
             problems.append(f"expected session, _ga, ab_variant; got {cookies}")
     elif cfg.key == "cg_refuse" and (kept != ["session"] or deleted != ["_ga"]):
         problems.append(f"expected session + an expiry of _ga; got {cookies}")
-    if cfg.key in ("cg_accept", "cg_refuse", "noop") and "cookie" not in vary:
+    if cfg.key in ("cg_accept", "cg_refuse", "noop", "floor") and "cookie" not in vary:
         problems.append(f"expected Vary: Cookie, got {vary!r}")
     if cfg.key == "session":
         fresh = next((v for v in cookies if v.startswith("session=")), "")
@@ -789,8 +796,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--noop",
         action="store_true",
-        help="also measure a no-op header-editing ASGI middleware: the floor any "
-        "implementation pays",
+        help="also measure a no-op header-editing ASGI middleware (the floor any "
+        "implementation pays) and apps.FloorGateMiddleware (the least a gate must do)",
     )
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
