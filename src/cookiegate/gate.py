@@ -1583,12 +1583,26 @@ def _edited_body_headers(
     accepted visitor's page). ``Content-Length`` becomes the app's plus ``added``
     for a pure insertion into a body with one valid length, else it goes (the
     server then frames the body itself)."""
-    lengths = [v for k, v in headers if k.lower() == b"content-length"]
-    length = _content_length(lengths[0]) if len(lengths) == 1 else None
-    out = [item for item in headers if item[0].lower() not in _VALIDATORS]
-    if added is not None and length is not None:
-        out.append((b"content-length", str(length + added).encode()))
-    vary_at = next((i for i, item in enumerate(out) if item[0].lower() == b"vary"), -1)
+    out: list[tuple[bytes, bytes]] = []
+    vary_at = -1
+    lengths = 0
+    length_value = b""
+    for item in headers:  # one pass: this runs on every page
+        name = item[0]
+        if not name.islower():
+            name = name.lower()
+        if name in _VALIDATORS:
+            if name == b"content-length":
+                lengths += 1
+                length_value = item[1]
+            continue
+        if name == b"vary" and vary_at < 0:
+            vary_at = len(out)
+        out.append(item)
+    if added is not None and lengths == 1:
+        length = _content_length(length_value)
+        if length is not None:
+            out.append((b"content-length", str(length + added).encode()))
     return out, vary_at
 
 

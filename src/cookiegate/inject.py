@@ -99,6 +99,8 @@ def _last_body_end(data: bytes, start: int) -> int:
             found = p
             break
         end = p + 5  # "</bodyguard": keep looking before it
+    if found >= 0 and b"</body" not in data[found + 6 :].lower():
+        return found  # no other letter case after it (the usual page)
     last = None
     for last in _BODY_END_AT_EOF.finditer(data, found + 1 if found >= 0 else start):  # noqa: B007
         pass
