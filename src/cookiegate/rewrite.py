@@ -291,8 +291,8 @@ _MEMO_ITEM = 4096
 #: the ``plain`` and ``tails`` memos (shared by all configurations) remember runs
 #: of bytes up to _REGION_ITEM long, at most _REGION_BUDGET bytes of keys each
 #: (then the memo starts again)
-_REGION_ITEM = 64 * 1024
-_REGION_BUDGET = 2 * 1024 * 1024
+_REGION_ITEM = 32 * 1024
+_REGION_BUDGET = 1024 * 1024
 
 
 class _RegionMemo(dict[bytes, int]):
