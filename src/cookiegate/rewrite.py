@@ -453,16 +453,14 @@ class HtmlRewriter:
         # bytes found between two tokens with no tag enclosing the second
         # (configuration-independent)
         plain = self.trackers.memo.get("plain")
-        if plain is None:
+        if not isinstance(plain, _RegionMemo):
             plain = self.trackers.memo["plain"] = _RegionMemo()
-        assert isinstance(plain, _RegionMemo)
         self._plain: _RegionMemo = plain
         # bytes from the last token to the end of a chunk -> offset of the
         # unfinished markup in them (-1: none); configuration-independent
         tails = self.trackers.memo.get("tails")
-        if tails is None:
+        if not isinstance(tails, _RegionMemo):
             tails = self.trackers.memo["tails"] = _RegionMemo()
-        assert isinstance(tails, _RegionMemo)
         self._tails: _RegionMemo = tails
         self.max_tag = max_tag
         self.max_script = max_script
