@@ -180,7 +180,7 @@ _MARKUP = (
     rb"<(?:/?[a-zA-Z]"
     + _NAME
     + _ATTRS
-    + rb">|!--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)|[!?][^>]*+>|/>|/[^a-zA-Z>][^>]*+>"
+    + rb">|!--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)|(?:!(?!--)|\?)[^>]*+>|/>|/[^a-zA-Z>][^>]*+>"
     + rb"|(?=[^a-zA-Z/!?]))"
 )
 _MARKUP_AT = re.compile(_MARKUP)
@@ -597,12 +597,21 @@ class HtmlRewriter:
                             if not final and n - incomplete <= self.max_tag:
                                 hold = incomplete
                                 break
+                            # longer than max_tag (or unfinished at the end): that
+                            # "<" is read as text from here on (linear, not re-read)
+                            safe = incomplete + 1
                             continue
                         if q == -1:
+                            safe = t + 2  # the "//" is text: the data state after it
                             continue
                         plain.put(buf[safe:q], -1)  # q is in the data state
                         name_m = _TAG_NAME.match(fold, q)
-                        if name_m is None or name_m.group(1) not in (b"img", b"a", b"area"):
+                        if (
+                            name_m is None
+                            or name_m.group(1) not in (b"img", b"a", b"area")
+                            # "<img\" / "<img&" / "<img;": another tag name to a browser
+                            or buf[name_m.end()] != fold[name_m.end()]
+                        ):
                             other = _MARKUP_AT.match(buf, q)  # complete: it encloses t
                             if other is not None:
                                 scan = safe = other.end()
@@ -665,13 +674,22 @@ class HtmlRewriter:
                 # (not when no "<" lies between the last token and this one, nor
                 # when the bytes since it were seen before with no tag around p:
                 # that answer depends on those bytes only)
-                if rfind(b"<", safe, p) != -1 and (between := buf[safe:p]) not in plain:
+                if (
+                    rfind(b"<", safe, p) != -1
+                    # a browser running scripts reads <noscript> as raw text: its
+                    # end tag counts even inside what looks like an attribute value
+                    and not (self._noscript and fold.startswith(b"</noscript", p))
+                    and (between := buf[safe:p]) not in plain
+                ):
                     q, incomplete = _enclosing(buf, safe, p)
                     if incomplete != -1:
                         if not final and n - incomplete <= self.max_tag:
                             hold = incomplete
                             break
-                        scan = p + 1  # inside an unfinished tag
+                        # inside a tag longer than max_tag (or unfinished at the
+                        # end): its "<" is read as text from here on
+                        safe = incomplete + 1
+                        scan = p + 1
                         continue
                     if q != -1:
                         scan = p + 1
@@ -688,8 +706,10 @@ class HtmlRewriter:
                         scan = p + 4  # its end is not in the buffer
                         state = _COMMENT
                     continue
-                if c == 47 and buf[p + 1] != 47:
-                    scan = p + 1  # "<\body": the fold made it look like "</body"
+                if (c == 47 and buf[p + 1] != 47) or buf[tok_end - 1] != fold[tok_end - 1]:
+                    # "<\body" or "<script\" / "<iframe&" ...: the fold made it look
+                    # like a token; to a browser it is another tag (read as such later)
+                    scan = p + 1
                     continue
                 kind = fold[p + 1 : tok_end - 1]
                 if c == 47 or kind == b"noscript":  # </body, </noscript, <noscript

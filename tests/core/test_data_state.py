@@ -205,6 +205,13 @@ def test_known_cases_agree() -> None:
         "<!DOCTYPE html a='>'>",
         "a<b<c d=e<f>g",
         "</>x</3 '>",
+        "<!--a>",
+        "<!-- >",
+        '<!--">',
+        "<!--/>",
+        "<!--<>",
+        "<!--?>",
+        "<!-- a > b -->x",
     ):
         assert rewriter_data_positions(doc) == reference_data_positions(doc), doc
 
@@ -212,4 +219,14 @@ def test_known_cases_agree() -> None:
 @settings(max_examples=3000, deadline=None)
 @given(st.text(alphabet="<>/!?-=\"' \t\n\r\f`abAZ", max_size=48))
 def test_every_position_agrees_with_the_tokenizer(doc: str) -> None:
+    assert rewriter_data_positions(doc) == reference_data_positions(doc)
+
+
+#: pieces that make comments, bogus comments and values open and close often
+PIECES = ["<", ">", "<!--", "-->", "--!>", "<!", "<?", "</", "=", '"', "'", " ", "a", "/", "-", "!"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=24).map("".join))
+def test_pieces_agree_with_the_tokenizer(doc: str) -> None:
     assert rewriter_data_positions(doc) == reference_data_positions(doc)

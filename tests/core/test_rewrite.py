@@ -223,6 +223,59 @@ def test_markup_inside_attribute_values_at_any_depth() -> None:
     assert run([doc], fragment=None) == doc
 
 
+def test_tag_names_ended_by_backslash_ampersand_or_semicolon() -> None:
+    """The lower-cased copy reads ``\\``, ``&`` and ``;`` as ``/``; a browser reads
+    them as part of the tag name (``<img\\=...`` is no image, ``<script\\`` no
+    script): the real markup after such a tag is still examined."""
+    fbq = b"<script>fbq('init','1')</script>"
+    pixel = b"<img src=https://www.facebook.com/tr?id=1>"
+    for doc in (
+        b'<body><img\\="//x>" ' + fbq + b"</body>",
+        b'<img&="//x>" ' + fbq,
+        b"<a;='//x>' " + pixel,
+        b"<script\\ x>" + pixel,
+        b"<iframe& x>" + pixel,
+    ):
+        assert b"data-cg-blocked" in run([doc], fragment=None), doc
+
+
+def test_noscript_end_tag_inside_a_value_ends_it() -> None:
+    """With scripts on, a browser reads <noscript> as raw text: its end tag counts
+    even where, read as markup, it would be inside an attribute value."""
+    doc = (
+        b'<body><noscript><p title="</noscript>'
+        b'<img src=https://www.facebook.com/tr?id=1>"></noscript></body>'
+    )
+    assert b"data-cg-src=https://www.facebook.com/tr" in run([doc], fragment=None)
+
+
+def test_reading_between_tokens_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every byte is read a bounded number of times, whatever the page: no run is
+    re-read from the same start for each later ``//`` or token (one chunk)."""
+    import cookiegate.rewrite as rw
+
+    read = [0]
+    real = rw._enclosing
+
+    def counting(buf: bytes, start: int, t: int) -> tuple[int, int]:
+        read[0] += t - start
+        return real(buf, start, t)
+
+    monkeypatch.setattr(rw, "_enclosing", counting)
+    pages = (
+        b'<span class="c">// increment the counter</span>\n<span class="k">i</span>++;\n' * 400,
+        b"<p>see https://example.com/page for more</p>\n" * 400,
+        b"<div title='oops>" + b'<p>text</p><link rel="stylesheet" href="/a.css">' * 1500,
+    )
+    for doc in pages:
+        read[0] = 0
+        run([doc], fragment=None, max_tag=1024)
+        assert read[0] <= 3 * len(doc), (doc[:40], read[0], len(doc))
+        read[0] = 0
+        run([doc], fragment=None)
+        assert read[0] <= 3 * len(doc), (doc[:40], read[0], len(doc))
+
+
 def test_upper_case_and_quoted_gt() -> None:
     doc = (
         b'<IMG ALT="a > b <script>" SRC="https://www.facebook.com/tr?id=1">'
