@@ -296,5 +296,9 @@ def raw_noop() -> ASGIApp:
     return NoopHeaderMiddleware(raw_app)
 
 
+def raw_floor() -> ASGIApp:
+    return FloorGateMiddleware(raw_app, GATE)
+
+
 def raw_session() -> ASGIApp:
     return SessionMiddleware(raw_app, secret_key=SESSION_SECRET)

@@ -112,6 +112,7 @@ def make_cases(n: int) -> list[Case]:
         ("cg_accept", "cookiegate, accepted", apps.cookiegate_app(), [accept], "bare"),
         ("cg_refuse", "cookiegate, refused", apps.cookiegate_app(), [refuse], "bare"),
         ("noop", "no-op header middleware", apps.noop_app(), [accept], "bare"),
+        ("floor", "floor gate (apps.FloorGateMiddleware)", apps.floor_app(), [accept], "bare"),
         ("session_write", "SessionMiddleware, write", apps.session_app(), [accept], "bare"),
         (
             "session_read",
@@ -127,6 +128,7 @@ def make_cases(n: int) -> list[Case]:
         ("raw_cg_refuse", "+ cookiegate, refused", apps.raw_cookiegate(), [refuse], "raw"),
         ("raw_cg_miss", "+ cookiegate, accepted, cache miss", apps.raw_cookiegate(), fresh, "raw"),
         ("raw_noop", "+ no-op header middleware", apps.raw_noop(), [accept], "raw"),
+        ("raw_floor", "+ floor gate (apps.FloorGateMiddleware)", apps.raw_floor(), [accept], "raw"),
         ("raw_session", "+ SessionMiddleware, write", apps.raw_session(), [accept], "raw"),
     ]
     gated = apps.cookiegate_app()

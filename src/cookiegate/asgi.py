@@ -71,6 +71,24 @@ def _request_info(scope: Scope, own: bool) -> RequestInfo:
     return info
 
 
+def _quick_info(source: tuple[Any, ...]) -> RequestInfo:
+    """The RequestInfo of a quick decision, from the scope values it kept
+    (not the scope itself: the scope holds the decision, and a reference cycle per
+    request would leave every request's objects to the garbage collector)."""
+    headers, method, path, scheme, query, server = source
+    return _request_info(
+        {
+            "headers": headers,
+            "method": method,
+            "path": path,
+            "scheme": scheme,
+            "query_string": query,
+            "server": server,
+        },
+        False,
+    )
+
+
 def _with_cookie(scope: Scope, cookie: str) -> Scope:
     headers = [(k, v) for k, v in scope["headers"] if k != b"cookie"]
     if cookie:
@@ -129,33 +147,50 @@ class CookieGateMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Any) -> None:
         kind = scope["type"]
-        if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)  # lifespan and anything else
+        if kind != "http":
+            if kind == "websocket":
+                await self._websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)  # lifespan and anything else
             return
-        info = _request_info(scope, self.gate.may_be_own(scope.get("path", "/")))
-        info.websocket = kind == "websocket"
-        decision = self.gate.begin(info)
-        if kind == "http" and (decision.response or decision.needs_body or decision.deferred):
-            await self._own(decision, receive, send)
-            return
-        if decision.cookie_header is not None:
-            scope = _with_cookie(scope, decision.cookie_header)
+        # The common request (a known visitor on an ordinary page) is decided from
+        # the raw Cookie / Sec-GPC bytes alone (Gate.quick); its RequestInfo is
+        # built only if something later needs it (an HTML page, a Set-Cookie to check).
+        cookie = gpc = None
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                cookie = value if cookie is None else cookie + b"; " + value
+            elif name == b"sec-gpc":
+                gpc = value if gpc is None else gpc + b"\n" + value
+        gate = self.gate
+        scheme = scope.get("scheme", "http")
+        path = scope.get("path", "/")
+        key = (cookie, scheme, gpc)
+        state = gate.quick(key, path)
+        if state is not None:
+            # the scope values, not the scope: the scope will hold the decision, and
+            # a reference cycle per request would leave each to the garbage collector
+            source = (
+                scope["headers"],
+                scope.get("method", "GET"),
+                path,
+                scheme,
+                scope.get("query_string", b""),
+                scope.get("server"),
+            )
+            decision = Decision(gate, None, state, source, _quick_info)
+        else:
+            decision = gate.begin(_request_info(scope, gate.may_be_own(path)), key)
+            if decision.response or decision.needs_body or decision.deferred:
+                await self._own(decision, receive, send)
+                return
+            if decision.cookie_header is not None:
+                scope = _with_cookie(scope, decision.cookie_header)
         ext = scope.get("extensions")
-        if ext and not _BYPASS.isdisjoint(ext) and self.gate.may_inject:
+        if ext and not _BYPASS.isdisjoint(ext) and gate.may_inject:
             # a body sent by path or zero-copy would skip the body edits
             scope = {**scope, "extensions": {k: v for k, v in ext.items() if k not in _BYPASS}}
         scope[SCOPE_KEY] = decision
-        if kind == "websocket":
-
-            async def ws_send(message: Message) -> None:
-                # Set-Cookie of websocket.accept and of a denial response
-                if message["type"] in _WS_HEADERS and message.get("headers"):
-                    headers = decision.response_headers(message["headers"])
-                    message = {**message, "headers": headers}
-                await send(message)
-
-            await self.app(scope, receive, ws_send)
-            return
 
         async def send_wrapper(message: Message) -> None:
             kind = message["type"]
@@ -171,6 +206,23 @@ class CookieGateMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        info = _request_info(scope, False)
+        info.websocket = True
+        decision = self.gate.begin(info)
+        if decision.cookie_header is not None:
+            scope = _with_cookie(scope, decision.cookie_header)
+        scope[SCOPE_KEY] = decision
+
+        async def ws_send(message: Message) -> None:
+            # Set-Cookie of websocket.accept and of a denial response
+            if message["type"] in _WS_HEADERS and message.get("headers"):
+                headers = decision.response_headers(message["headers"])
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, ws_send)
 
     async def _own(self, decision: Decision, receive: Receive, send: Send) -> None:
         head = decision.info.method == "HEAD"

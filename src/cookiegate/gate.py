@@ -56,6 +56,31 @@ MAX_SKEW = 300
 _SECURE_SCHEMES = frozenset(("https", "wss"))
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SENTINEL: Any = object()
+#: lower-case response header names that need nothing from a visitor who granted
+#: everything (so no ``islower`` call is spent on them)
+_PLAIN_HEADERS = frozenset(
+    (
+        b"content-length",
+        b"date",
+        b"server",
+        b"cache-control",
+        b"expires",
+        b"etag",
+        b"last-modified",
+        b"location",
+        b"content-encoding",
+        b"content-language",
+        b"content-disposition",
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"access-control-allow-origin",
+        b"x-content-type-options",
+        b"x-frame-options",
+        b"strict-transport-security",
+        b"referrer-policy",
+    )
+)
 #: ``json.dumps(doc, separators=(",", ":"))`` without building an encoder per call
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 #: request headers read for cookiegate's own endpoints only -> RequestInfo field
@@ -157,25 +182,39 @@ class Decision(RequestConsent):
     """
 
     __slots__ = (
+        "_info",
+        "_reader",
+        "_source",
         "blocking",
         "cookie_header",
         "deferred",
         "expire",
         "gate",
         "gpc_recorded",
-        "info",
         "injector",
         "needs_body",
         "removed",
         "response",
     )
 
-    def __init__(self, gate: Gate, info: RequestInfo, state: ConsentState) -> None:
+    def __init__(
+        self,
+        gate: Gate,
+        info: RequestInfo | None,
+        state: ConsentState,
+        source: Any = None,
+        reader: Callable[[Any], RequestInfo] | None = None,
+    ) -> None:
         self._state = state
         self.queried = False
         self.locale = None
         self.gate = gate
-        self.info = info
+        #: the request; ``None`` until :attr:`info` reads it from ``source``
+        self._info = info
+        #: an adapter's raw request (ASGI scope) and the function turning it into
+        #: a :class:`RequestInfo`, for a decision made by :meth:`Gate.quick`
+        self._source = source
+        self._reader = reader
         #: a complete response to send instead of calling the app
         self.response: PlainResponse | None = None
         #: the adapter must read the request body and call :meth:`Gate.respond`
@@ -197,6 +236,47 @@ class Decision(RequestConsent):
         #: in a worker thread)
         self.blocking = False
 
+    def _complete_headers(
+        self, headers: Sequence[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]] | None:
+        """:meth:`response_headers` for a visitor who granted everything, on a
+        response that is not HTML and has no CSP: every header passes, ``Vary``
+        is added when the response sets cookies (or the app read the consent).
+        ``None``: anything else (HTML, a CSP, a header name not in lower case)
+        takes the general path, which gives the same answer for this case."""
+        depends = self.queried or bool(self.removed)
+        vary = False
+        for name, value in headers:
+            if name == b"set-cookie":
+                depends = True
+            elif name == b"content-type":
+                if b"htm" in value.lower():
+                    return None
+            elif name == b"vary":
+                vary = True
+            elif name not in _PLAIN_HEADERS and (
+                name == b"content-security-policy" or not name.islower()
+            ):
+                return None
+        out = list(headers)
+        if depends:
+            if not vary:
+                out.append((b"vary", self.gate.vary_value))
+            else:  # the last Vary (as the general path does)
+                at = max(i for i, item in enumerate(out) if item[0] == b"vary")
+                out[at] = (out[at][0], self.gate.merge_vary(out[at][1]))
+        return out
+
+    @property
+    def info(self) -> RequestInfo:
+        """The request's plain values (built on first use for a quick decision)."""
+        info = self._info
+        if info is None:
+            if self._reader is None:
+                raise RuntimeError("a Decision needs a RequestInfo or a reader")
+            info = self._info = self._reader(self._source)
+        return info
+
     def response_headers(
         self, headers: Sequence[tuple[bytes, bytes]], status: int = 200
     ) -> list[tuple[bytes, bytes]]:
@@ -213,6 +293,10 @@ class Decision(RequestConsent):
         gate = self.gate
         state = self._state
         self.injector = None  # a WSGI app may start over (exc_info): decide anew
+        if state.complete and not self.expire and not state.needs_reissue:
+            quick = self._complete_headers(headers)
+            if quick is not None:
+                return quick
         check = not state.complete
         page_work = gate._page_work
         html = gate.may_inject and status == 200
@@ -444,6 +528,14 @@ class Gate:
             )
         )
         self._has_beacons = bool(policy.beacons)
+        #: paths :meth:`quick` leaves to :meth:`begin`: cookiegate's endpoints and
+        #: anything that may be a beacon (a superset: ``begin`` is always right)
+        self._not_quick = (
+            prefix,
+            *((self._gpc_path,) if self._gpc_path else ()),
+            *self._beacon_exact,
+            *(p for p, _ in self._beacon_prefixes),
+        )
         for i, beacon in enumerate(policy.beacons):
             if beacon.path.startswith(prefix) or prefix.startswith(beacon.path.rstrip("*")):
                 raise ConfigError(
@@ -487,6 +579,10 @@ class Gate:
         self._plan_cached = lru_cache(maxsize=token_cache_size)(
             lambda cookie, secure, gpc: self._plan(cookie, secure, gpc, "", "/")
         )
+        #: (raw Cookie, scheme, raw Sec-GPC) -> state, for requests that pass in
+        #: unchanged (see :meth:`quick`); bounded like the token cache
+        self._quick: dict[tuple[bytes | None, str, bytes | None], ConsentState] = {}
+        self._quick_size = token_cache_size
         self.vary_value = b"Cookie, Sec-GPC" if self.gpc else b"Cookie"
         self._n_optional = len(policy.optional)
         self._unknown_seen: set[str] = set()
@@ -780,8 +876,37 @@ class Gate:
 
     # -- the request ------------------------------------------------------
 
-    def begin(self, info: RequestInfo) -> Decision:
-        """Decide what happens to one request. Never raises on request input."""
+    def quick(self, key: tuple[bytes | None, str, bytes | None], path: str) -> ConsentState | None:
+        """The consent state of an HTTP request that needs nothing from the gate
+        on its way in, or ``None`` (then call :meth:`begin`).
+
+        ``key`` is ``(Cookie, scheme, Sec-GPC)`` as raw bytes, several headers
+        joined (Cookie with ``b"; "``, Sec-GPC with ``b"\\n"``). A key is known
+        here once :meth:`begin` was given it (``quick_key``) for a request whose
+        Cookie header passed unchanged; ``path`` must not be one of cookiegate's
+        endpoints or a beacon route, and the consent must not have expired since.
+        The answer is the one :meth:`begin` would give: its decision would carry
+        no response, no Cookie edit and no expiry."""
+        state = self._quick.get(key)
+        if state is None or path.startswith(self._not_quick):
+            return None
+        if self._has_beacons and "//" in path:
+            return None  # may be a beacon once slashes are merged
+        expires = state.expires_at
+        if expires is not None and expires <= time.time():
+            return None
+        return state
+
+    def begin(
+        self,
+        info: RequestInfo,
+        quick_key: tuple[bytes | None, str, bytes | None] | None = None,
+    ) -> Decision:
+        """Decide what happens to one request. Never raises on request input.
+
+        ``quick_key``: the request's key for :meth:`quick` (HTTP requests only);
+        when its Cookie header passes unchanged, later requests with the same key
+        are answered by :meth:`quick`."""
         cookie = info.cookie or None
         sec_gpc = info.sec_gpc
         gpc = sec_gpc is not None and self.gpc and gpc_enabled(sec_gpc)
@@ -808,6 +933,13 @@ class Gate:
             decision.cookie_header = plan[1]
             decision.removed = plan[2]
             decision.expire = plan[3]
+        elif quick_key is not None and self._location_free and not plan[3]:
+            cached = cookie is None or len(cookie) <= CACHEABLE_COOKIE
+            if cached and not info.websocket:
+                quick = self._quick
+                if len(quick) >= self._quick_size:
+                    quick.clear()  # bounded: many visitors cannot grow memory
+                quick[quick_key] = plan[0]
         return decision
 
     def beacon_category(self, path: str) -> str | None:
