@@ -36,7 +36,7 @@ from .csp import CspBuilder, CspConfig, allows_inline_script, new_nonce
 from .errors import BadRequest, ConfigError, TokenError
 from .inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
 from .policy import MAX_COOKIE_AGE, NECESSARY, CookieRule, Policy
-from .rewrite import EncodedHtmlRewriter, HtmlRewriter
+from .rewrite import EncodedHtmlRewriter, HtmlRewriter, RewriterProfile
 from .signals import gpc_enabled, is_bot
 from .token import ConsentCodec, FlashCodec
 from .trackers import TrackerMatcher, load_trackers
@@ -183,6 +183,7 @@ class Decision(RequestConsent):
 
     __slots__ = (
         "_info",
+        "_negotiated",
         "_reader",
         "_source",
         "blocking",
@@ -215,6 +216,8 @@ class Decision(RequestConsent):
         #: a :class:`RequestInfo`, for a decision made by :meth:`Gate.quick`
         self._source = source
         self._reader = reader
+        #: (the app's locale, the banner's locale negotiated for it), see Gate._locale
+        self._negotiated: tuple[str | None, str] | None = None
         #: a complete response to send instead of calling the app
         self.response: PlainResponse | None = None
         #: the adapter must read the request body and call :meth:`Gate.respond`
@@ -402,6 +405,9 @@ def safe_next(value: str | None) -> str | None:
         return None
     return value
 
+
+#: per page path (pages repeat; a path is at most 2 KiB to qualify anyway)
+_safe_next_cached = lru_cache(maxsize=1024)(safe_next)
 
 _SLASHES = re.compile(r"/{2,}")
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]|\\")
@@ -640,7 +646,8 @@ class Gate:
             raise ConfigError("trackers", "given, but block_trackers is False")
         self._unblock_tag: str | None = None
         self._fragment_bytes: dict[tuple[Any, ...], bytes] = {}
-        self._rewriter_options: dict[tuple[Any, ...], tuple[frozenset[str], dict[str, Any]]] = {}
+        #: (granted, locale) -> the tracking gate's prepared configuration
+        self._rewriter_options: dict[tuple[Any, ...], RewriterProfile] = {}
         if self.trackers is not None and self.ui is not None:
             url = self.ui.asset_url("cookiegate-unblock.js")
             self._unblock_tag = (
@@ -1219,7 +1226,7 @@ class Gate:
         locale = self._locale(decision)
         pinned = decision.locale is not None and locale == ui.negotiate(None, decision.locale)
         theme = self._theme(info)
-        next_path = safe_next(info.path + ("?" + info.query if info.query else "")) or "/"
+        next_path = _safe_next_cached(info.path + ("?" + info.query if info.query else "")) or "/"
         changed = state.reason == "stale"
         key = None
         if nonce is None:
@@ -1263,7 +1270,12 @@ class Gate:
         ui = self.ui
         if ui is None:
             return "en"
-        return ui.negotiate(self._accept_language(decision.info), decision.locale)
+        done = decision._negotiated
+        if done is not None and done[0] == decision.locale:
+            return done[1]  # the banner and the tracking gate ask for it in turn
+        locale = ui.negotiate(self._accept_language(decision.info), decision.locale)
+        decision._negotiated = (decision.locale, locale)
+        return locale
 
     def rewriter(
         self, decision: Decision, fragment: bytes | None, content_type: str
@@ -1278,7 +1290,7 @@ class Gate:
         granted = state.granted
         locale = self._locale(decision) if self.ui is not None else None
         found = self._rewriter_options.get((granted, locale))
-        if found is None:
+        if found is None or not found.current():
             blocked = frozenset(c for c in self.policy.optional if c not in granted)
             options: dict[str, Any] = {}
             if self.ui is not None and locale is not None:
@@ -1291,10 +1303,10 @@ class Gate:
                 }
             if len(self._rewriter_options) >= 256:
                 self._rewriter_options.clear()
-            found = self._rewriter_options[(granted, locale)] = (blocked, options)
-        blocked, options = found
+            profile = RewriterProfile(blocked, trackers=trackers, **options)
+            found = self._rewriter_options[(granted, locale)] = profile
         return HtmlRewriter(
-            blocked, fragment, trackers=trackers, charset=_declared_charset(content_type), **options
+            found.blocked, fragment, charset=_declared_charset(content_type), profile=found
         )
 
     def _accept_language(self, info: RequestInfo) -> str | None:
@@ -1746,6 +1758,7 @@ def _content_length(value: bytes) -> int | None:
     return int(value)
 
 
+@lru_cache(maxsize=256)
 def _declared_charset(content_type: str | None) -> str | None:
     """The ``charset`` parameter of a Content-Type as written, or ``None``."""
     for param in (content_type or "").split(";")[1:]:

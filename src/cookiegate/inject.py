@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -107,6 +108,7 @@ def _last_body_end(data: bytes, start: int) -> int:
     return last.start() if last is not None else found
 
 
+@lru_cache(maxsize=256)  # a site sends a handful of Content-Types
 def is_injectable(content_type: str | None, content_encoding: str | None) -> bool:
     """Whether a response body is uncompressed HTML we can insert into."""
     if not content_type:

@@ -360,6 +360,99 @@ class _Attrs:
             first[name] = html.unescape(raw) if "&" in raw else raw
 
 
+class RewriterProfile:
+    """What :class:`HtmlRewriter` derives from its configuration (the categories
+    to block, markers, placeholder wording), prepared once and shared by every
+    body rewritten with it: ``HtmlRewriter(blocked, fragment, profile=p)``. Its
+    arguments are those of :class:`HtmlRewriter`; with a profile, the rewriter
+    ignores its own. A profile made before :meth:`TrackerMatcher.clear_caches`
+    is rebuilt (``current()`` is false)."""
+
+    __slots__ = (
+        "_args",
+        "blocked",
+        "generation",
+        "marker_attrs",
+        "memo",
+        "placeholder",
+        "plain",
+        "tails",
+        "trackers",
+    )
+
+    def __init__(
+        self,
+        blocked: frozenset[str],
+        *,
+        trackers: TrackerMatcher | None = None,
+        marker_attrs: tuple[str, ...] = ("data-category", "data-cookiecategory"),
+        placeholder_text: str = DEFAULT_PLACEHOLDER_TEXT,
+        placeholder_button: str = DEFAULT_PLACEHOLDER_BUTTON,
+        category_labels: dict[str, str] | None = None,
+    ) -> None:
+        self._args: dict[str, Any] = {
+            "blocked": blocked,
+            "trackers": trackers,
+            "marker_attrs": marker_attrs,
+            "placeholder_text": placeholder_text,
+            "placeholder_button": placeholder_button,
+            "category_labels": category_labels,
+        }
+        self.blocked = frozenset(blocked)
+        self.trackers = trackers if trackers is not None else default_matcher()
+        self.generation = self.trackers.generation
+        self.marker_attrs = tuple([a.lower() for a in marker_attrs])
+        labels = dict(category_labels or {})
+        text_tpl, button = placeholder_text, placeholder_button
+
+        def placeholder(category: str, tracker: Tracker | None) -> bytes:
+            vendor = tracker.vendor if tracker is not None else "another site"
+            text = text_tpl.format(vendor=vendor, category=labels.get(category, category))
+            tid = f' data-cg-tracker="{tracker.id}"' if tracker is not None else ""
+            return (
+                f'<span class="cg-placeholder" data-cg-placeholder="{category}"{tid}>'
+                f'<span class="cg-placeholder-text">{html.escape(text)}</span> '
+                f'<button type="button" class="cg-placeholder-button" data-cg-load="{category}">'
+                f"{html.escape(button)}</button></span>"
+            ).encode("ascii", "xmlcharrefreplace")
+
+        self.placeholder: Callable[[str, Tracker | None], bytes] = placeholder
+        # decisions depend only on the tag text and this configuration: memoise
+        # them across bodies (pages repeat their tags)
+        key = (
+            self.blocked,
+            self.marker_attrs,
+            text_tpl,
+            button,
+            tuple(sorted(labels.items())) if labels else (),
+        )
+        memos = self.trackers.memo
+        memo = memos.get(key)
+        if memo is None:
+            memo = memos[key] = {}
+        self.memo: dict[Any, Any] = memo
+        # bytes found between two tokens with no tag enclosing the second
+        # (configuration-independent)
+        plain = memos.get("plain")
+        if not isinstance(plain, _RegionMemo):
+            plain = memos["plain"] = _RegionMemo()
+        self.plain: _RegionMemo = plain
+        # bytes from the last token to the end of a chunk -> offset of the
+        # unfinished markup in them (-1: none); configuration-independent
+        tails = memos.get("tails")
+        if not isinstance(tails, _RegionMemo):
+            tails = memos["tails"] = _RegionMemo()
+        self.tails: _RegionMemo = tails
+
+    def current(self) -> bool:
+        """Whether the matcher's memos are still the ones this profile holds."""
+        return self.generation == self.trackers.generation
+
+    def renewed(self) -> RewriterProfile:
+        """The same configuration, with the matcher's current memos."""
+        return RewriterProfile(**self._args)
+
+
 class HtmlRewriter:
     """Neutralise trackers of the ``blocked`` categories in a streamed HTML body
     and insert ``fragment``.
@@ -417,51 +510,28 @@ class HtmlRewriter:
         max_tag: int = 64 * 1024,
         max_script: int = 64 * 1024,
         max_hold: int = 64 * 1024,
+        profile: RewriterProfile | None = None,
     ) -> None:
-        self.blocked = frozenset(blocked)
+        if profile is not None:
+            if not profile.current():
+                profile = profile.renewed()
+        else:
+            profile = RewriterProfile(
+                blocked,
+                trackers=trackers,
+                marker_attrs=marker_attrs,
+                placeholder_text=placeholder_text,
+                placeholder_button=placeholder_button,
+                category_labels=category_labels,
+            )
+        self.blocked = profile.blocked
         self.fragment = fragment
-        self.trackers = trackers if trackers is not None else default_matcher()
-        self.marker_attrs = tuple([a.lower() for a in marker_attrs])
-        labels = dict(category_labels or {})
-        text_tpl, button = placeholder_text, placeholder_button
-
-        def placeholder(category: str, tracker: Tracker | None) -> bytes:
-            vendor = tracker.vendor if tracker is not None else "another site"
-            text = text_tpl.format(vendor=vendor, category=labels.get(category, category))
-            tid = f' data-cg-tracker="{tracker.id}"' if tracker is not None else ""
-            return (
-                f'<span class="cg-placeholder" data-cg-placeholder="{category}"{tid}>'
-                f'<span class="cg-placeholder-text">{html.escape(text)}</span> '
-                f'<button type="button" class="cg-placeholder-button" data-cg-load="{category}">'
-                f"{html.escape(button)}</button></span>"
-            ).encode("ascii", "xmlcharrefreplace")
-
-        self.placeholder: Callable[[str, Tracker | None], bytes] = placeholder
-        # decisions depend only on the tag text and this configuration: memoise
-        # them across bodies (pages repeat their tags)
-        key = (
-            self.blocked,
-            self.marker_attrs,
-            text_tpl,
-            button,
-            tuple(sorted(labels.items())) if labels else (),
-        )
-        memo = self.trackers.memo.get(key)
-        if memo is None:
-            memo = self.trackers.memo[key] = {}
-        self._memo: dict[Any, Any] = memo
-        # bytes found between two tokens with no tag enclosing the second
-        # (configuration-independent)
-        plain = self.trackers.memo.get("plain")
-        if not isinstance(plain, _RegionMemo):
-            plain = self.trackers.memo["plain"] = _RegionMemo()
-        self._plain: _RegionMemo = plain
-        # bytes from the last token to the end of a chunk -> offset of the
-        # unfinished markup in them (-1: none); configuration-independent
-        tails = self.trackers.memo.get("tails")
-        if not isinstance(tails, _RegionMemo):
-            tails = self.trackers.memo["tails"] = _RegionMemo()
-        self._tails: _RegionMemo = tails
+        self.trackers = profile.trackers
+        self.marker_attrs = profile.marker_attrs
+        self.placeholder: Callable[[str, Tracker | None], bytes] = profile.placeholder
+        self._memo: dict[Any, Any] = profile.memo
+        self._plain: _RegionMemo = profile.plain
+        self._tails: _RegionMemo = profile.tails
         self.max_tag = max_tag
         self.max_script = max_script
         self.max_hold = max_hold

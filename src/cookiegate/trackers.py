@@ -235,6 +235,7 @@ class TrackerMatcher:
         "_sig",
         "_sig_ids",
         "category_map",
+        "generation",
         "memo",
         "trackers",
     )
@@ -256,6 +257,8 @@ class TrackerMatcher:
         #: per-configuration memo of the rewriters using this matcher (decisions
         #: per tag text; each dict is bounded by its user)
         self.memo: dict[object, dict[Any, Any]] = {}
+        #: incremented by :meth:`clear_caches`
+        self.generation = 0
         self._beacons: dict[str, list[tuple[str, Tracker]]] = {}
         self._paths: list[tuple[str, Tracker]] = []
         alternatives: list[bytes] = []
@@ -286,6 +289,7 @@ class TrackerMatcher:
         """Forget cached URL answers and the rewriters' memoised decisions."""
         self._cache.clear()
         self.memo.clear()
+        self.generation += 1  # rewriter profiles holding the old memos rebuild
 
     def category(self, tracker: Tracker) -> str:
         """The site category ``tracker`` belongs to."""

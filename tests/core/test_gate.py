@@ -112,3 +112,16 @@ def test_beacon_under_the_gates_prefix_is_a_config_error() -> None:
     assert exc.value.field == "beacons[0].path"
     with pytest.raises(ConfigError):
         Gate(Policy(beacons=[{"path": "/*", "category": "performance"}]), secret_keys=["k" * 32])
+
+
+def test_negotiated_locale_follows_a_later_use_locale() -> None:
+    """The banner and the tracking gate share one negotiation per response; a
+    site that picks the language afterwards still gets its choice."""
+    gate = make_gate()
+    info = RequestInfo("GET", "/", host="shop.test", accept_language="de-DE,de;q=0.9")
+    decision = gate.begin(info)
+    assert gate._locale(decision) == "de"
+    decision.use_locale("ko")
+    assert gate._locale(decision) == "ko"
+    decision.use_locale(None)
+    assert gate._locale(decision) == "de"

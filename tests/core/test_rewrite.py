@@ -775,3 +775,52 @@ def test_multi_member_gzip_keeps_every_member() -> None:
         r = EncodedHtmlRewriter(HtmlRewriter(PERF, FRAG), "gzip")
         out = gzip.decompress(r.feed(body[:cut]) + r.feed(body[cut:]) + r.close())
         assert out == first + second.replace(b"</body>", FRAG + b"</body>")
+
+
+# -- prepared configuration (RewriterProfile) ---------------------------------
+
+_PROFILE_PAGE = (
+    b"<html><head><script async src='https://www.googletagmanager.com/gtag/js?id=G-1'></script>"
+    b"<script>window.dataLayer=window.dataLayer||[];function gtag(){dataLayer.push(arguments)}"
+    b"gtag('config','G-1');</script></head><body>"
+    b"<iframe src='https://www.youtube.com/embed/x'></iframe>"
+    b"<img src='https://www.facebook.com/tr?id=1&ev=PageView'></body></html>"
+)
+
+
+def test_a_profile_gives_what_the_arguments_give() -> None:
+    from cookiegate.rewrite import RewriterProfile
+
+    options = {
+        "placeholder_text": "Blocked: {vendor} ({category})",
+        "placeholder_button": "Load",
+        "category_labels": {"performance": "Statistics", "marketing": "Ads"},
+        "marker_attrs": ("data-category", "data-consent"),
+    }
+    blocked = frozenset({"performance", "marketing"})
+    matcher = TrackerMatcher()
+    direct = HtmlRewriter(blocked, b"<p>banner</p>", trackers=matcher, **options)  # type: ignore[arg-type]
+    expected = direct.feed(_PROFILE_PAGE) + direct.close()
+    assert b"Blocked: YouTube" in expected and b"data-cg-blocked" in expected
+    profile = RewriterProfile(blocked, trackers=matcher, **options)  # type: ignore[arg-type]
+    for _ in range(3):  # the same profile, body after body
+        rw = HtmlRewriter(blocked, b"<p>banner</p>", profile=profile)
+        assert rw.feed(_PROFILE_PAGE) + rw.close() == expected
+        assert rw._memo is profile.memo
+
+
+def test_a_profile_from_before_clear_caches_is_renewed() -> None:
+    from cookiegate.rewrite import RewriterProfile
+
+    matcher = TrackerMatcher()
+    blocked = frozenset({"performance", "marketing"})
+    profile = RewriterProfile(blocked, trackers=matcher, placeholder_button="Load")
+    first = HtmlRewriter(blocked, None, profile=profile)
+    out = first.feed(_PROFILE_PAGE) + first.close()
+    assert profile.memo  # decisions were memoised
+    matcher.clear_caches()
+    assert not profile.current()
+    again = HtmlRewriter(blocked, None, profile=profile)
+    assert again._memo is not profile.memo  # the matcher's new memo, not the dropped one
+    assert again.feed(_PROFILE_PAGE) + again.close() == out
+    assert b"Load</button>" in out
