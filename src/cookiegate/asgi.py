@@ -166,8 +166,8 @@ class CookieGateMiddleware:
         scheme = scope.get("scheme", "http")
         path = scope.get("path", "/")
         key = (cookie, scheme, gpc)
-        state = gate.quick(key, path)
-        if state is not None:
+        plan = gate.quick(key, path)
+        if plan is not None:
             # the scope values, not the scope: the scope will hold the decision, and
             # a reference cycle per request would leave each to the garbage collector
             source = (
@@ -178,7 +178,10 @@ class CookieGateMiddleware:
                 scope.get("query_string", b""),
                 scope.get("server"),
             )
-            decision = Decision(gate, None, state, source, _quick_info)
+            decision = Decision(gate, None, plan[0], source, _quick_info)
+            if plan[1] is not None:  # cookies withheld from the app (and expired)
+                decision.cookie_header, decision.removed, decision.expire = plan[1:]
+                scope = _with_cookie(scope, plan[1])
         else:
             decision = gate.begin(_request_info(scope, gate.may_be_own(path)), key)
             if decision.response or decision.needs_body or decision.deferred:

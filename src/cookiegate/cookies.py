@@ -83,20 +83,27 @@ class SetCookie:
         return False
 
 
+#: a valid ``Max-Age`` attribute (after a ``;``, as ``bytes.strip`` and
+#: ``isdigit`` read it): optional minus sign, ASCII digits
+_MAX_AGE = re.compile(rb";\s*max-age\s*=\s*(-?\d+)\s*(?=;|\Z)")
+
+
 def is_deletion_header(raw: bytes, now: float | None = None) -> bool:
     """Whether a raw ``Set-Cookie`` value deletes its cookie: ``Max-Age <= 0``
     (the last valid Max-Age wins over Expires) or an ``Expires`` in the past.
     Never raises; cheaper than :func:`parse_set_cookie` (hot path)."""
-    attrs = raw.lower().split(b";")[1:]
-    if not attrs:
+    low = raw.lower()
+    semi = low.find(b";")
+    if semi < 0:
         return False
-    for part in reversed(attrs):
-        key, _, value = part.partition(b"=")
-        if key.strip() == b"max-age":
-            value = value.strip()
-            digits = value[1:] if value[:1] == b"-" else value
-            if digits.isdigit():
-                return value[:1] == b"-" or int(digits) == 0
+    if b"max-age" in low:
+        found = _MAX_AGE.findall(low, semi)  # every valid one; the last wins
+        if found:
+            value = found[-1]
+            return value[:1] == b"-" or int(value) == 0
+    if b"expires" not in low:
+        return False
+    attrs = low[semi + 1 :].split(b";")
     for part in reversed(attrs):
         key, _, value = part.partition(b"=")
         if key.strip() == b"expires":

@@ -56,6 +56,9 @@ MAX_SKEW = 300
 _SECURE_SCHEMES = frozenset(("https", "wss"))
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SENTINEL: Any = object()
+#: a request's consent state, the Cookie header to give the app (``None``:
+#: unchanged), the cookie names withheld, the Set-Cookie values expiring them
+Plan = tuple[ConsentState, str | None, tuple[str, ...], tuple[bytes, ...]]
 #: lower-case response header names that need nothing from a visitor who granted
 #: everything (so no ``islower`` call is spent on them)
 _PLAIN_HEADERS = frozenset(
@@ -322,7 +325,7 @@ class Decision(RequestConsent):
             if name == b"set-cookie":
                 # A response that sets cookies is per-visitor: it always varies.
                 depends = True
-                if check and not gate.set_cookie_allowed(state, item[1], self.info):
+                if check and not gate.set_cookie_allowed(state, item[1], self):
                     continue
             elif name == b"vary":
                 vary_at = len(out)
@@ -587,7 +590,7 @@ class Gate:
         )
         #: (raw Cookie, scheme, raw Sec-GPC) -> state, for requests that pass in
         #: unchanged (see :meth:`quick`); bounded like the token cache
-        self._quick: dict[tuple[bytes | None, str, bytes | None], ConsentState] = {}
+        self._quick: dict[tuple[bytes | None, str, bytes | None], Plan] = {}
         self._quick_size = token_cache_size
         self.vary_value = b"Cookie, Sec-GPC" if self.gpc else b"Cookie"
         self._n_optional = len(policy.optional)
@@ -812,8 +815,12 @@ class Gate:
             category = unknown
         return category in state.granted
 
-    def set_cookie_allowed(self, state: ConsentState, raw: bytes, info: RequestInfo) -> bool:
-        """Whether a ``Set-Cookie`` value (raw bytes) may reach the browser."""
+    def set_cookie_allowed(
+        self, state: ConsentState, raw: bytes, info: RequestInfo | Decision
+    ) -> bool:
+        """Whether a ``Set-Cookie`` value (raw bytes) may reach the browser.
+        ``info``: the request (or its decision: its request is read only when the
+        cookie's name is seen for the first time)."""
         eq = raw.find(b"=")
         semi = raw.find(b";")
         key = raw[:eq].strip() if eq >= 0 and (semi < 0 or eq < semi) else b""
@@ -828,7 +835,9 @@ class Gate:
             self.note_unknown(key.decode("latin-1"), None)
         return False
 
-    def _classify_set_cookie(self, key: bytes, raw: bytes, info: RequestInfo) -> str | None:
+    def _classify_set_cookie(
+        self, key: bytes, raw: bytes, request: RequestInfo | Decision
+    ) -> str | None:
         name = key.decode("latin-1")
         if name in self._own_cookies:
             category: str | None = NECESSARY
@@ -837,6 +846,7 @@ class Gate:
             cands = policy.candidates(name)
             if cands and (cands[0].domain is not None or cands[0].path is not None):
                 # depends on the cookie's Domain/Path: classify this header, do not cache
+                info = request.info if isinstance(request, Decision) else request
                 sc = parse_set_cookie(raw.decode("latin-1"))
                 return policy.category_of(
                     name, sc.domain or _host_only(info.host), sc.path or info.path
@@ -883,26 +893,27 @@ class Gate:
 
     # -- the request ------------------------------------------------------
 
-    def quick(self, key: tuple[bytes | None, str, bytes | None], path: str) -> ConsentState | None:
-        """The consent state of an HTTP request that needs nothing from the gate
-        on its way in, or ``None`` (then call :meth:`begin`).
+    def quick(self, key: tuple[bytes | None, str, bytes | None], path: str) -> Plan | None:
+        """What :meth:`begin` would decide for an HTTP request to an app page,
+        known from an earlier request with the same raw headers, or ``None``
+        (then call :meth:`begin`).
 
         ``key`` is ``(Cookie, scheme, Sec-GPC)`` as raw bytes, several headers
         joined (Cookie with ``b"; "``, Sec-GPC with ``b"\\n"``). A key is known
-        here once :meth:`begin` was given it (``quick_key``) for a request whose
-        Cookie header passed unchanged; ``path`` must not be one of cookiegate's
-        endpoints or a beacon route, and the consent must not have expired since.
-        The answer is the one :meth:`begin` would give: its decision would carry
-        no response, no Cookie edit and no expiry."""
-        state = self._quick.get(key)
-        if state is None or path.startswith(self._not_quick):
+        here once :meth:`begin` was given it (``quick_key``); ``path`` must not be
+        one of cookiegate's endpoints or a beacon route, and the consent must not
+        have expired since. The answer is a :data:`Plan`: the consent state, the
+        Cookie header to give the app (``None``: unchanged), the names withheld
+        and the Set-Cookie values expiring them."""
+        plan = self._quick.get(key)
+        if plan is None or path.startswith(self._not_quick):
             return None
         if self._has_beacons and "//" in path:
             return None  # may be a beacon once slashes are merged
-        expires = state.expires_at
+        expires = plan[0].expires_at
         if expires is not None and expires <= time.time():
             return None
-        return state
+        return plan
 
     def begin(
         self,
@@ -912,8 +923,8 @@ class Gate:
         """Decide what happens to one request. Never raises on request input.
 
         ``quick_key``: the request's key for :meth:`quick` (HTTP requests only);
-        when its Cookie header passes unchanged, later requests with the same key
-        are answered by :meth:`quick`."""
+        later requests with the same key to an app page are answered by
+        :meth:`quick` (when the decision depends on the Cookie header alone)."""
         cookie = info.cookie or None
         sec_gpc = info.sec_gpc
         gpc = sec_gpc is not None and self.gpc and gpc_enabled(sec_gpc)
@@ -940,13 +951,12 @@ class Gate:
             decision.cookie_header = plan[1]
             decision.removed = plan[2]
             decision.expire = plan[3]
-        elif quick_key is not None and self._location_free and not plan[3]:
-            cached = cookie is None or len(cookie) <= CACHEABLE_COOKIE
-            if cached and not info.websocket:
-                quick = self._quick
-                if len(quick) >= self._quick_size:
-                    quick.clear()  # bounded: many visitors cannot grow memory
-                quick[quick_key] = plan[0]
+        cacheable = cookie is None or len(cookie) <= CACHEABLE_COOKIE
+        if quick_key is not None and self._location_free and cacheable and not info.websocket:
+            quick = self._quick
+            if len(quick) >= self._quick_size:
+                quick.clear()  # bounded: many visitors cannot grow memory
+            quick[quick_key] = plan
         return decision
 
     def beacon_category(self, path: str) -> str | None:

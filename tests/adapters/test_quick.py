@@ -39,20 +39,23 @@ def _begin(gate: Gate, key: tuple[Any, str, Any], path: str = "/") -> Decision:
     return gate.begin(RequestInfo("GET", path, cookie=cookie, host="shop.test"), key)
 
 
-def test_quick_knows_only_requests_begin_saw_pass_unchanged() -> None:
+def test_quick_knows_what_begin_decided() -> None:
     gate = _gate()
     accepted = _key(gate, ["performance"], "_ga=1; session=s")
     refused_clean = _key(gate, [], "session=s")
     refused_ga = _key(gate, [], "_ga=1; session=s")
     assert gate.quick(accepted, "/") is None  # never seen
-    for key in (accepted, refused_clean, refused_ga):
-        _begin(gate, key)
-    state = gate.quick(accepted, "/")
-    assert state is not None and state.complete
-    refused = gate.quick(refused_clean, "/")
-    assert refused is not None and refused.decided and not refused.granted
-    # _ga must be withheld from the app and expired: never quick
-    assert gate.quick(refused_ga, "/") is None
+    decisions = {key: _begin(gate, key) for key in (accepted, refused_clean, refused_ga)}
+    plan = gate.quick(accepted, "/")
+    assert plan is not None and plan[0].complete and plan[1:] == (None, (), ())
+    plan = gate.quick(refused_clean, "/")
+    assert plan is not None and plan[0].decided and not plan[0].granted and plan[1] is None
+    # _ga is withheld from the app and expired, as begin decided
+    plan = gate.quick(refused_ga, "/")
+    slow = decisions[refused_ga]
+    assert plan is not None and plan[1] == slow.cookie_header
+    assert plan[1] is not None and plan[1].endswith("; session=s") and "_ga" not in plan[1]
+    assert plan[2] == slow.removed == ("_ga",) and plan[3] == slow.expire and plan[3]
 
 
 @pytest.mark.parametrize(
@@ -64,6 +67,7 @@ def test_quick_never_answers_own_endpoints_or_beacons(path: str) -> None:
     _begin(gate, key)
     assert gate.quick(key, "/") is not None
     assert gate.quick(key, path) is None
+    assert gate.quick(key, "//" + path.lstrip("/")) is None
     assert _begin(gate, key, path).response is not None  # begin answers them
 
 
@@ -77,6 +81,8 @@ def test_quick_rechecks_the_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(time, "time", lambda: later)
     assert gate.quick(key, "/") is None
     assert _begin(gate, key).state.reason == "expired"
+    plan = gate.quick(key, "/")  # expired for good: now known as such
+    assert plan is not None and plan[0].reason == "expired"
 
 
 def test_quick_cache_is_bounded() -> None:
@@ -96,11 +102,16 @@ def test_domain_rules_turn_the_quick_path_off() -> None:
     assert gate.quick(key, "/") is None
 
 
+cookies: list[list[bytes]] = []
+
+
 def _asgi(gate: Gate) -> tuple[Any, list[Any]]:
     seen: list[Any] = []
+    cookies.clear()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         seen.append(scope["cookiegate"])
+        cookies.append([v for k, v in scope["headers"] if k == b"cookie"])
         await send(
             {
                 "type": "http.response.start",
@@ -140,10 +151,13 @@ def _call(mw: Any, cookie: bytes, path: str = "/") -> list[dict[str, Any]]:
     return sent
 
 
-def test_asgi_second_request_is_quick_and_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("granted", [["performance"], []])
+def test_asgi_second_request_is_quick_and_the_same(
+    granted: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     gate = _gate()
     mw, seen = _asgi(gate)
-    cookie = _key(gate, ["performance"], "_ga=1")[0]
+    cookie = _key(gate, granted, "_ga=1; session=s")[0]
     first = _call(mw, cookie)
     calls: list[Any] = []
     original = gate.begin
@@ -156,9 +170,19 @@ def test_asgi_second_request_is_quick_and_the_same(monkeypatch: pytest.MonkeyPat
     second = _call(mw, cookie)
     assert calls == []  # answered by Gate.quick
     assert second == first
-    assert seen[1].allows("performance") and seen[1].info.host == "shop.test"
-    headers = dict(second[0]["headers"])
-    assert headers[b"vary"] == b"Cookie, Sec-GPC"
+    assert cookies[1] == cookies[0]
+    assert seen[1].info.host == "shop.test"
+    headers = second[0]["headers"]
+    assert dict(headers)[b"vary"] == b"Cookie, Sec-GPC"
+    set_cookies = [v for k, v in headers if k == b"set-cookie"]
+    if granted:
+        assert seen[1].allows("performance") and cookies[1] == [cookie]
+        assert b"_ga=GA1.1; Path=/" in set_cookies
+    else:
+        assert not seen[1].allows("performance")
+        assert b"_ga" not in cookies[1][0] and cookies[1][0].endswith(b"; session=s")
+        assert b"_ga=GA1.1; Path=/" not in set_cookies  # stripped
+        assert any(v.startswith(b"_ga=;") and b"Max-Age=0" in v for v in set_cookies)
 
 
 def test_asgi_quick_requests_leave_no_reference_cycles() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import calendar
+import time
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cookiegate.cookies import (
@@ -133,3 +134,61 @@ def test_expire_cookie_prefixes() -> None:
     host = expire_cookie("__Host-x", path="/a", domain="example.com")
     assert "Secure" in host and "Domain" not in host and "Path=/;" in host + ";"
     assert "Secure" in expire_cookie("__Secure-x")
+
+
+def _deletion_reference(raw: bytes) -> bool:
+    """The plain reading of :func:`is_deletion_header`: split on ``;``, the last
+    valid Max-Age wins, else the last valid Expires."""
+    attrs = raw.lower().split(b";")[1:]
+    for part in reversed(attrs):
+        key, _, value = part.partition(b"=")
+        if key.strip() == b"max-age":
+            value = value.strip()
+            digits = value[1:] if value[:1] == b"-" else value
+            if digits.isdigit():
+                return value[:1] == b"-" or int(digits) == 0
+    for part in reversed(attrs):
+        key, _, value = part.partition(b"=")
+        if key.strip() == b"expires":
+            ts = parse_cookie_date(value.strip().decode("latin-1"))
+            if ts is not None:
+                return ts <= time.time()
+    return False
+
+
+_WS = st.sampled_from([b"", b" ", b"\t", b"\x0b", b"  ", b"\n"])
+_ATTR = st.tuples(
+    _WS,
+    st.sampled_from([b"max-age", b"Max-Age", b"MAX-AGE", b"expires", b"Expires", b"path", b"x"]),
+    _WS,
+    st.sampled_from([b"=", b"", b"=="]),
+    _WS,
+    st.sampled_from(
+        [
+            b"0",
+            b"-1",
+            b"00",
+            b"7",
+            b"63072000",
+            b"-0",
+            b"--5",
+            b"0x",
+            b"-3y",
+            b"5x",
+            b"x5",
+            b"1 2",
+            b"",
+            b"Thu, 01 Jan 1970 00:00:00 GMT",
+            b"Wed, 21 Oct 2037 07:28:00 GMT",
+            b"\xff",
+        ]
+    ),
+    _WS,
+).map(b"".join)
+_ATTR_BYTES = st.lists(_ATTR, max_size=5).map(lambda attrs: b";".join([b"a=1", *attrs]))
+
+
+@settings(max_examples=500)
+@given(st.one_of(_ATTR_BYTES, st.binary(max_size=60)))
+def test_deletion_check_matches_the_plain_reading(raw: bytes) -> None:
+    assert is_deletion_header(raw) is _deletion_reference(raw)
