@@ -171,7 +171,7 @@ class CookieGateMiddleware:
             # the scope values, not the scope: the scope will hold the decision, and
             # a reference cycle per request would leave each to the garbage collector
             source = (
-                scope["headers"],
+                tuple(scope["headers"]),  # as they came, whatever the app does to the list
                 scope.get("method", "GET"),
                 path,
                 scheme,

@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -51,6 +51,8 @@ SIX_MONTHS = 182 * 24 * 3600
 MAX_EXPIRE = 50
 #: Cookie headers up to this size have their verification and filtering cached.
 CACHEABLE_COOKIE = 2048
+#: Sec-GPC values (all headers joined) up to this size are part of a quick key.
+_QUICK_GPC = 16
 #: Clock skew tolerated for a decision time in the future (seconds).
 MAX_SKEW = 300
 _SECURE_SCHEMES = frozenset(("https", "wss"))
@@ -284,7 +286,7 @@ class Decision(RequestConsent):
         return info
 
     def response_headers(
-        self, headers: Sequence[tuple[bytes, bytes]], status: int = 200
+        self, headers: Iterable[tuple[bytes, bytes]], status: int = 200
     ) -> list[tuple[bytes, bytes]]:
         """Filter the app's response headers: drop Set-Cookie headers of
         non-consented categories (deletions always pass), append expiry and
@@ -300,6 +302,8 @@ class Decision(RequestConsent):
         state = self._state
         self.injector = None  # a WSGI app may start over (exc_info): decide anew
         if state.complete and not self.expire and not state.needs_reissue:
+            if not isinstance(headers, (list, tuple)):
+                headers = list(headers)  # any iterable (ASGI): read twice below
             quick = self._complete_headers(headers)
             if quick is not None:
                 return quick
@@ -951,7 +955,9 @@ class Gate:
             decision.cookie_header = plan[1]
             decision.removed = plan[2]
             decision.expire = plan[3]
-        cacheable = cookie is None or len(cookie) <= CACHEABLE_COOKIE
+        cacheable = (cookie is None or len(cookie) <= CACHEABLE_COOKIE) and (
+            quick_key is None or quick_key[2] is None or len(quick_key[2]) <= _QUICK_GPC
+        )
         if quick_key is not None and self._location_free and cacheable and not info.websocket:
             quick = self._quick
             if len(quick) >= self._quick_size:
@@ -1236,7 +1242,8 @@ class Gate:
         locale = self._locale(decision)
         pinned = decision.locale is not None and locale == ui.negotiate(None, decision.locale)
         theme = self._theme(info)
-        next_path = _safe_next_cached(info.path + ("?" + info.query if info.query else "")) or "/"
+        target = info.path + ("?" + info.query if info.query else "")
+        next_path = (_safe_next_cached(target) if len(target) <= 2048 else None) or "/"
         changed = state.reason == "stale"
         key = None
         if nonce is None:
@@ -1300,7 +1307,7 @@ class Gate:
         granted = state.granted
         locale = self._locale(decision) if self.ui is not None else None
         found = self._rewriter_options.get((granted, locale))
-        if found is None or not found.current():
+        if found is None or not found.current() or found.trackers is not trackers:
             blocked = frozenset(c for c in self.policy.optional if c not in granted)
             options: dict[str, Any] = {}
             if self.ui is not None and locale is not None:

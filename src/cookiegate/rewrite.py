@@ -396,7 +396,7 @@ class RewriterProfile:
             "marker_attrs": marker_attrs,
             "placeholder_text": placeholder_text,
             "placeholder_button": placeholder_button,
-            "category_labels": category_labels,
+            "category_labels": dict(category_labels) if category_labels else None,
         }
         self.blocked = frozenset(blocked)
         self.trackers = trackers if trackers is not None else default_matcher()
@@ -470,6 +470,9 @@ class HtmlRewriter:
     :param max_tag: most bytes held for one incomplete tag.
     :param max_script: most bytes of an inline script held to recognise it.
     :param max_hold: most output bytes held after a ``</body>`` candidate.
+    :param profile: a :class:`RewriterProfile` prepared once for many bodies; it
+        then decides ``blocked``, ``trackers``, ``marker_attrs`` and the placeholder
+        wording, and those arguments are ignored.
     """
 
     __slots__ = (

@@ -256,3 +256,56 @@ class _General(Decision):
 
 _GATE = _gate()
 _ACCEPTED = _GATE.make_token(["performance"])
+
+
+def test_complete_shortcut_reads_one_shot_header_iterables() -> None:
+    """ASGI allows any iterable of headers: a generator must not be used up by
+    the shortcut's look before the copy."""
+    state = _GATE.state_for(_ACCEPTED)
+    decision = Decision(_GATE, RequestInfo("GET", "/", host="shop.test"), state)
+    headers = [(b"content-type", b"text/plain"), (b"x-a", b"1"), (b"set-cookie", b"_ga=1")]
+    out = decision.response_headers((h for h in headers), 200)
+    assert out == [*headers, (b"vary", b"Cookie, Sec-GPC")]
+
+
+def test_long_sec_gpc_values_are_not_quick_keys() -> None:
+    gate = _gate()
+    cookie = _key(gate, ["performance"])[0]
+    short = (cookie, "http", b"1")
+    long = (cookie, "http", b"1" + b" " * 5000)
+    for key in (short, long):
+        gate.begin(RequestInfo("GET", "/", cookie=cookie.decode(), sec_gpc=[key[2].decode()]), key)
+    assert gate.quick(short, "/") is not None
+    assert gate.quick(long, "/") is None and long not in gate._quick
+
+
+def test_asgi_quick_info_is_the_request_as_it_came() -> None:
+    """An inner app editing the scope's header list in place does not change what
+    the gate read for the decision's request."""
+    gate = _gate()
+    seen_info: list[RequestInfo] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope["headers"][:] = [(b"host", b"evil.example"), (b"cookie", b"x=1")]
+        seen_info.append(scope["cookiegate"].info)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    mw = CookieGateMiddleware(app, gate=gate)
+    cookie = _key(gate, ["performance"])[0]
+    _call(mw, cookie)
+    _call(mw, cookie)  # quick
+    assert [i.host for i in seen_info] == ["shop.test", "shop.test"]
+    assert all(i.cookie == cookie.decode() for i in seen_info)
+
+
+def test_rewriter_profiles_follow_a_replaced_tracker_catalogue() -> None:
+    from cookiegate.trackers import TrackerMatcher
+
+    gate = _gate()
+    decision = gate.begin(RequestInfo("GET", "/", host="shop.test"))
+    first = gate.rewriter(decision, None, "text/html")
+    assert first is not None
+    gate.trackers = TrackerMatcher()
+    second = gate.rewriter(decision, None, "text/html")
+    assert second is not None and second.trackers is gate.trackers
