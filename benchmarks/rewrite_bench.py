@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pages
 
 from cookiegate.inject import HtmlInjector
-from cookiegate.rewrite import HtmlRewriter
+from cookiegate.rewrite import HtmlRewriter, RewriterProfile
 from cookiegate.trackers import default_matcher
 
 BANNER = b'<div id="cookiegate" data-cg-state="null">banner</div>'
@@ -46,15 +46,20 @@ TARGET_MBPS = 300.0
 TARGET_PEAK_MB = 5.0
 
 
+#: the configuration prepared once, as the Gate does per (granted, locale)
+PROFILE = RewriterProfile(REFUSED)
+
+
 def rewriter() -> HtmlRewriter:
-    return HtmlRewriter(REFUSED, BANNER)
+    return HtmlRewriter(REFUSED, BANNER, profile=PROFILE)
 
 
 def cold_rewriter() -> HtmlRewriter:
     """As :func:`rewriter`, with the memoised decisions and URL cache forgotten
-    first: every page then costs what a never-seen page costs."""
+    first: every page then costs what a never-seen page costs (the profile is
+    then rebuilt too)."""
     default_matcher().clear_caches()
-    return HtmlRewriter(REFUSED, BANNER)
+    return HtmlRewriter(REFUSED, BANNER, profile=PROFILE)
 
 
 def injector() -> HtmlInjector:
