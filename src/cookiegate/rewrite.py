@@ -978,7 +978,7 @@ class HtmlRewriter:
         self._buf = buf[hold:]
         self._state = state
         if self._after is not None and sink is self._after:
-            self._after_len = sum(len(b) for b in self._after)
+            self._after_len = sum(map(len, self._after))
             if self._after_len > self.max_hold:
                 self._warn("more than max_hold bytes after </body>: banner moved on")
                 out.extend(self._after)

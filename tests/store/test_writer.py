@@ -202,6 +202,10 @@ def test_fault_sqlite_locked(sqlite_db: DB) -> None:
             while locked.is_set():
                 state["outage_seen"] |= rec.writer.outage
                 time.sleep(0.01)
+            deadline = time.monotonic() + 10  # until the writer met the lock, at most 10 s
+            while not state["outage_seen"] and time.monotonic() < deadline:
+                state["outage_seen"] |= rec.writer.outage
+                time.sleep(0.01)
             time.sleep(0.3)
             state["outage_seen"] |= rec.writer.outage
             conn.rollback()
@@ -240,6 +244,12 @@ def test_fault_postgres_outage(pg_db: DB) -> None:
                 time.sleep(0.001)
             proxy.cut()
             while down.is_set():
+                seen["outage"] |= rec.writer.outage
+                time.sleep(0.01)
+            # stay down until the writer has met the cut (a loaded machine may
+            # not have tried to write during the window), at most 10 s
+            deadline = time.monotonic() + 10
+            while not seen["outage"] and time.monotonic() < deadline:
                 seen["outage"] |= rec.writer.outage
                 time.sleep(0.01)
             time.sleep(0.3)
