@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cookiegate import ConsentChange, Gate
 
@@ -865,6 +867,66 @@ def test_gate_warm(row: Row) -> None:
     second = client(row.method, row.path, headers, row.body, scheme=row.scheme)
     _check(row, second, gate)
     assert _comparable(second) == _comparable(first)
+
+
+_TOKEN_KINDS = ["accepted", "refused", "oldkey", "stale", "expired", "tampered", None]
+_EXTRA_COOKIES = ["", "_ga=GA1.1.1", "session=s1", "_ga=1; session=s1; ab_variant=B", "mystery=1"]
+_VISITORS = st.tuples(
+    st.sampled_from(_TOKEN_KINDS),
+    st.sampled_from(_EXTRA_COOKIES),
+    st.sampled_from([None, "1", "0", "1, 1"]),
+    st.sampled_from(["http", "https"]),
+)
+_VISITS = st.tuples(
+    st.integers(0, 2),
+    st.sampled_from(
+        [
+            "/",
+            "/page",
+            "/plain",
+            "/delete",
+            "/unknown",
+            "/?ask=1",
+            "/track",
+            "/track/",
+            "//track",
+            "/gtm/x",
+            "/_cookiegate/consent",
+            "/.well-known/gpc.json",
+        ]
+    ),
+    st.sampled_from(["GET", "HEAD"]),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    visitors=st.lists(_VISITORS, min_size=3, max_size=3),
+    visits=st.lists(_VISITS, min_size=1, max_size=12),
+)
+def test_quick_path_answers_as_begin_would(
+    visitors: list[tuple[Any, ...]], visits: list[tuple[int, str, str]]
+) -> None:
+    """Any sequence of visits by a few visitors, through a gate that remembers
+    plans (Gate.quick), gets what a gate that never does gets: the same
+    responses, the same cookies for the app."""
+    policy = make_policy(**BEACONS)
+    warm_gate = make_gate(policy, secret_keys=[KEY_OLD, KEY], gpc_json=True)
+    cold_gate = make_gate(policy, secret_keys=[KEY_OLD, KEY], gpc_json=True)
+    cold_gate.quick = lambda key, path: None  # type: ignore[method-assign]
+    toks = tokens(warm_gate)
+    warm, cold = make_asgi(warm_gate), make_asgi(cold_gate)
+    for who, path, method in visits:
+        kind, extra, gpc, scheme = visitors[who]
+        name = "__Host-cookiegate" if scheme == "https" else "cookiegate"
+        parts = [f"{name}={toks[kind]}"] if kind else []
+        parts += [extra] if extra else []
+        headers = [("cookie", "; ".join(parts))] if parts else []
+        headers += [("sec-gpc", gpc)] if gpc is not None else []
+        a = warm(method, path, headers, scheme=scheme)
+        b = cold(method, path, headers, scheme=scheme)
+        assert _comparable(a) == _comparable(b), (visitors[who], path, method)
+        assert a.app_state == b.app_state
 
 
 def _comparable(res: Result) -> tuple[Any, ...]:
