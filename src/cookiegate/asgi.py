@@ -38,10 +38,26 @@ def _request_info(scope: Scope, own: bool) -> RequestInfo:
     """The plain request values the gate needs. ``own``: the path may be one of
     cookiegate's endpoints, which also need Origin, Sec-Fetch-Site, Content-Type
     and Accept (only then are they collected: this runs on every request)."""
+    info = _info_of(
+        scope["headers"],
+        scope.get("method", "GET"),
+        scope.get("path", "/"),
+        scope.get("scheme", "http"),
+        scope.get("query_string", b""),
+        scope.get("server"),
+    )
+    if own:
+        info.client = scope["client"][0] if scope.get("client") else None
+        info.read_own_headers()
+    return info
+
+
+def _info_of(
+    headers: Any, method: str, path: str, scheme: str, query: bytes, server: Any
+) -> RequestInfo:
     cookie = None
     host = ""
     gpc: list[str] | None = None
-    headers = scope["headers"]
     for name, value in headers:
         if name == b"cookie":
             # several Cookie headers (HTTP/2) are joined, as RFC 9113 says
@@ -51,23 +67,12 @@ def _request_info(scope: Scope, own: bool) -> RequestInfo:
             host = value.decode("latin-1")
         elif name == b"sec-gpc":
             (gpc := gpc or []).append(value.decode("latin-1"))
-    if not host and scope.get("server"):
-        server_host, port = scope["server"][0], scope["server"][1]
-        default = 443 if scope.get("scheme") in ("https", "wss") else 80
+    if not host and server:
+        server_host, port = server[0], server[1]
+        default = 443 if scheme in ("https", "wss") else 80
         host = f"{server_host}:{port}" if port and port != default else str(server_host)
-    info = RequestInfo(
-        scope.get("method", "GET"),
-        scope.get("path", "/"),
-        scope.get("scheme", "http"),
-        host,
-        scope.get("query_string", b"").decode("latin-1"),
-        cookie,
-        gpc,
-    )
+    info = RequestInfo(method, path, scheme, host, query.decode("latin-1"), cookie, gpc)
     info.raw_headers = headers
-    if own:
-        info.client = scope["client"][0] if scope.get("client") else None
-        info.read_own_headers()
     return info
 
 
@@ -75,18 +80,7 @@ def _quick_info(source: tuple[Any, ...]) -> RequestInfo:
     """The RequestInfo of a quick decision, from the scope values it kept
     (not the scope itself: the scope holds the decision, and a reference cycle per
     request would leave every request's objects to the garbage collector)."""
-    headers, method, path, scheme, query, server = source
-    return _request_info(
-        {
-            "headers": headers,
-            "method": method,
-            "path": path,
-            "scheme": scheme,
-            "query_string": query,
-            "server": server,
-        },
-        False,
-    )
+    return _info_of(*source)
 
 
 def _with_cookie(scope: Scope, cookie: str) -> Scope:
@@ -168,9 +162,7 @@ class CookieGateMiddleware:
         key = (cookie, scheme, gpc)
         plan = gate.quick(key, path)
         if plan is not None:
-            # the scope values, not the scope: the scope will hold the decision, and
-            # a reference cycle per request would leave each to the garbage collector
-            source = (
+            source = (  # what _quick_info needs, not the scope (see there)
                 tuple(scope["headers"]),  # as they came, whatever the app does to the list
                 scope.get("method", "GET"),
                 path,

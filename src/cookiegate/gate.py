@@ -217,8 +217,8 @@ class Decision(RequestConsent):
         self.gate = gate
         #: the request; ``None`` until :attr:`info` reads it from ``source``
         self._info = info
-        #: an adapter's raw request (ASGI scope) and the function turning it into
-        #: a :class:`RequestInfo`, for a decision made by :meth:`Gate.quick`
+        #: what an adapter kept of the request and the function turning it into a
+        #: :class:`RequestInfo`, for a decision made from :meth:`Gate.quick`
         self._source = source
         self._reader = reader
         #: (the app's locale, the banner's locale negotiated for it), see Gate._locale
@@ -413,7 +413,8 @@ def safe_next(value: str | None) -> str | None:
     return value
 
 
-#: per page path (pages repeat; a path is at most 2 KiB to qualify anyway)
+#: per page path (pages repeat); called only for paths up to 2 KiB, the most
+#: :func:`safe_next` accepts, so the cache holds at most ~2 MiB
 _safe_next_cached = lru_cache(maxsize=1024)(safe_next)
 
 _SLASHES = re.compile(r"/{2,}")
@@ -592,8 +593,8 @@ class Gate:
         self._plan_cached = lru_cache(maxsize=token_cache_size)(
             lambda cookie, secure, gpc: self._plan(cookie, secure, gpc, "", "/")
         )
-        #: (raw Cookie, scheme, raw Sec-GPC) -> state, for requests that pass in
-        #: unchanged (see :meth:`quick`); bounded like the token cache
+        #: (raw Cookie, scheme, raw Sec-GPC) -> the plan begin made for them (see
+        #: :meth:`quick`); bounded like the token cache
         self._quick: dict[tuple[bytes | None, str, bytes | None], Plan] = {}
         self._quick_size = token_cache_size
         self.vary_value = b"Cookie, Sec-GPC" if self.gpc else b"Cookie"
@@ -933,7 +934,9 @@ class Gate:
         sec_gpc = info.sec_gpc
         gpc = sec_gpc is not None and self.gpc and gpc_enabled(sec_gpc)
         secure = info.scheme in _SECURE_SCHEMES if self.secure is None else self.secure
-        if self._location_free and (cookie is None or len(cookie) <= CACHEABLE_COOKIE):
+        # with no Domain/Path-constrained rule the plan depends on the header alone
+        cacheable = self._location_free and (cookie is None or len(cookie) <= CACHEABLE_COOKIE)
+        if cacheable:
             plan = self._plan_cached(cookie, secure, gpc)
             expires = plan[0].expires_at
             if expires is not None and expires <= time.time():
@@ -955,10 +958,12 @@ class Gate:
             decision.cookie_header = plan[1]
             decision.removed = plan[2]
             decision.expire = plan[3]
-        cacheable = (cookie is None or len(cookie) <= CACHEABLE_COOKIE) and (
-            quick_key is None or quick_key[2] is None or len(quick_key[2]) <= _QUICK_GPC
-        )
-        if quick_key is not None and self._location_free and cacheable and not info.websocket:
+        if (
+            cacheable
+            and quick_key is not None
+            and (quick_key[2] is None or len(quick_key[2]) <= _QUICK_GPC)
+            and not info.websocket
+        ):
             quick = self._quick
             if len(quick) >= self._quick_size:
                 quick.clear()  # bounded: many visitors cannot grow memory

@@ -390,19 +390,19 @@ class RewriterProfile:
         placeholder_button: str = DEFAULT_PLACEHOLDER_BUTTON,
         category_labels: dict[str, str] | None = None,
     ) -> None:
+        labels = dict(category_labels or {})  # a copy: later edits by the caller do not count
         self._args: dict[str, Any] = {
             "blocked": blocked,
             "trackers": trackers,
             "marker_attrs": marker_attrs,
             "placeholder_text": placeholder_text,
             "placeholder_button": placeholder_button,
-            "category_labels": dict(category_labels) if category_labels else None,
+            "category_labels": labels,
         }
         self.blocked = frozenset(blocked)
         self.trackers = trackers if trackers is not None else default_matcher()
         self.generation = self.trackers.generation
         self.marker_attrs = tuple([a.lower() for a in marker_attrs])
-        labels = dict(category_labels or {})
         text_tpl, button = placeholder_text, placeholder_button
 
         def placeholder(category: str, tracker: Tracker | None) -> bytes:
