@@ -185,14 +185,19 @@ class FloorGateMiddleware:
     and nothing more: find ``Cookie`` and ``Sec-GPC`` in the request, look the
     verified consent up in a dict (filled through ``gate.begin`` on a miss), put
     a per-request object in the scope, and on the way out find ``Set-Cookie`` /
-    ``Content-Type`` and append ``Vary``. No own routes, beacons, stripping, HTML,
-    CSP or expiry handling. Measuring it (``run.py --noop``) shows how close any
-    Python implementation of the feature can come to the bare app."""
+    ``Content-Type`` and append ``Vary``. On an HTML page it also does the least
+    the persistent "Cookie settings" control (issue 3) costs: the control's bytes,
+    made once per visitor and path, go before the body's last ``</body>`` (one
+    ``rfind``, one copy of the page) and ``Content-Length`` grows by their length.
+    No own routes, beacons, stripping, rewriting, CSP or expiry handling; a page
+    must come in one body message (as Starlette's ``Response`` sends it). Measuring
+    it (``run.py --noop``) shows how close any Python implementation of the
+    feature can come to the bare app."""
 
     def __init__(self, app: ASGIApp, gate: Gate) -> None:
         self.app = app
         self.gate = gate
-        self.plans: dict[tuple[bytes | None, str, bytes | None], Any] = {}
+        self.plans: dict[tuple[bytes | None, str, bytes | None, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -204,28 +209,48 @@ class FloorGateMiddleware:
                 cookie = value if cookie is None else cookie + b"; " + value
             elif name == b"sec-gpc":
                 gpc = value
-        key = (cookie, scope["scheme"], gpc)
-        state = self.plans.get(key)
-        if state is None:
+        key = (cookie, scope["scheme"], gpc, scope["path"])
+        plan = self.plans.get(key)
+        if plan is None:
             from cookiegate.asgi import _request_info
 
-            state = self.plans[key] = self.gate.begin(_request_info(scope, False))._state
-        scope["cookiegate.floor"] = [state, False]
+            decision = self.gate.begin(_request_info(scope, False))
+            fragment = self.gate.page_fragment(decision, "text/html; charset=utf-8") or b""
+            plan = self.plans[key] = (decision._state, fragment)
+        scope["cookiegate.floor"] = [plan[0], False]
         vary = self.gate.vary_value
+        insert = b""
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal insert
             if message["type"] == "http.response.start":
                 depends = html = False
-                out = []
+                length_at = -1
+                out: list[tuple[bytes, bytes]] = []
                 for item in message["headers"]:
-                    if item[0] == b"set-cookie":
+                    name = item[0]
+                    if name == b"set-cookie":
                         depends = True
-                    elif item[0] == b"content-type":
+                    elif name == b"content-type":
                         html = b"htm" in item[1]
+                    elif name == b"content-length":
+                        length_at = len(out)
                     out.append(item)
+                if html:
+                    insert = plan[1]
+                    if length_at >= 0:
+                        added = int(out[length_at][1]) + len(insert)
+                        out[length_at] = (b"content-length", str(added).encode())
                 if depends or html:
                     out.append((b"vary", vary))
                 message["headers"] = out
+            elif insert and message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                at = body.rfind(b"</body")
+                if at < 0:
+                    at = len(body)
+                view = memoryview(body)
+                message["body"] = b"".join((view[:at], insert, view[at:]))
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
@@ -233,7 +258,8 @@ class FloorGateMiddleware:
 
 def floor_app() -> Starlette:
     return Starlette(
-        routes=[Route("/", home)], middleware=[Middleware(FloorGateMiddleware, gate=GATE)]
+        routes=[Route("/", home), Route("/page", page)],
+        middleware=[Middleware(FloorGateMiddleware, gate=GATE)],
     )
 
 

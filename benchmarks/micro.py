@@ -135,6 +135,13 @@ def make_cases(n: int) -> list[Case]:
     undecided = apps.request_cookie(None)
     page: list[Row] = [
         ("page_bare", "page: bare Starlette", apps.bare_app(), [accept], None),
+        (
+            "page_floor",
+            "page: floor gate + settings control",
+            apps.floor_app(),
+            [accept],
+            "page_bare",
+        ),
         ("page_accept", "page: cookiegate, accepted", gated, [accept], "page_bare"),
         ("page_undecided", "page: cookiegate, undecided", gated, [undecided], "page_bare"),
     ]

@@ -145,6 +145,20 @@ def make_configs(noop: bool = False, groups: Sequence[str] = ("cookies", "page")
     if "page" in groups:
         out += [
             Config("page_bare", "page: bare", "bare", accept, "/page", "page"),
+            *(
+                [
+                    Config(
+                        "page_floor",
+                        "page: floor gate (see apps.py)",
+                        "floor",
+                        accept,
+                        "/page",
+                        "page",
+                    )
+                ]
+                if noop
+                else []
+            ),
             Config("page_accept", "page: cookiegate, accepted", "gated", accept, "/page", "page"),
             Config(
                 "page_undecided", "page: cookiegate, undecided", "gated", undecided, "/page", "page"
@@ -293,7 +307,9 @@ def check_page(cfg: Config, status: int, headers: list[tuple[str, str]], body: b
     settings = b'id="cookiegate-settings"' in body and b'data-cg-mode="settings"' in body
     if cfg.key == "page_bare" and body != apps.PAGE:
         problems.append(f"body is not pages.shop_page() ({len(body)} bytes)")
-    if cfg.key == "page_accept":
+    if cfg.key in ("page_accept", "page_floor"):
+        if len(body) <= len(apps.PAGE) or not body.endswith(b"</body>\n</html>\n"):
+            problems.append(f"expected the page with a control inserted ({len(body)} bytes)")
         if not settings or banner:
             problems.append("expected the settings control and no banner")
         if GA_TAG not in body or blocked:
