@@ -194,10 +194,10 @@ class CookieGateMiddleware:
                     message.get("headers", ()), message.get("status", 200)
                 )
             elif kind == "http.response.body" and decision.injector is not None:
-                body = decision.injector.feed(message.get("body", b""))
-                if not message.get("more_body", False):
-                    body += decision.injector.close()
-                message["body"] = body
+                if message.get("more_body", False):
+                    message["body"] = decision.injector.feed(message.get("body", b""))
+                else:
+                    message["body"] = decision.injector.finish(message.get("body", b""))
             await send(message)
 
         await self.app(scope, receive, send_wrapper)

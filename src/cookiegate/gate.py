@@ -245,27 +245,34 @@ class Decision(RequestConsent):
         self.blocking = False
 
     def _complete_headers(
-        self, headers: Sequence[tuple[bytes, bytes]]
+        self, headers: Sequence[tuple[bytes, bytes]], status: int
     ) -> list[tuple[bytes, bytes]] | None:
-        """:meth:`response_headers` for a visitor who granted everything, on a
-        response that is not HTML and has no CSP: every header passes, ``Vary``
-        is added when the response sets cookies (or the app read the consent).
-        ``None``: anything else (HTML, a CSP, a header name not in lower case)
-        takes the general path, which gives the same answer for this case."""
+        """:meth:`response_headers` for a visitor who granted everything: every
+        header passes, ``Vary`` is added when the response depends on consent
+        (it sets cookies, the app read the consent, or it is a page that gets the
+        settings control), and an uncompressed HTML page gets the settings control
+        (:attr:`injector`, ``Content-Length`` grown by it, no validators).
+        ``None``: anything else (a CSP, a compressed or non-200 page, Consent
+        Mode, a header name not in lower case...) takes the general path, which
+        gives the same answer for the cases answered here."""
         depends = self.queried or bool(self.removed)
-        vary = False
+        vary = coded = False
+        ctype: bytes | None = None
         for name, value in headers:
             if name == b"set-cookie":
                 depends = True
             elif name == b"content-type":
-                if b"htm" in value.lower():
-                    return None
+                ctype = value  # the last one counts, as in the general path
             elif name == b"vary":
                 vary = True
+            elif name == b"content-encoding":
+                coded = True
             elif name not in _PLAIN_HEADERS and (
                 name == b"content-security-policy" or not name.islower()
             ):
                 return None
+        if ctype is not None and b"htm" in ctype.lower():
+            return self._complete_page_headers(headers, ctype, status, coded)
         out = list(headers)
         if depends:
             if not vary:
@@ -273,6 +280,54 @@ class Decision(RequestConsent):
             else:  # the last Vary (as the general path does)
                 at = max(i for i, item in enumerate(out) if item[0] == b"vary")
                 out[at] = (out[at][0], self.gate.merge_vary(out[at][1]))
+        return out
+
+    def _complete_page_headers(
+        self, headers: Sequence[tuple[bytes, bytes]], ctype: bytes, status: int, coded: bool
+    ) -> list[tuple[bytes, bytes]] | None:
+        """:meth:`_complete_headers` for an HTML response: the settings control
+        goes into an uncompressed 200 page (a pure insertion: ``Content-Length``
+        stays exact). ``None`` for every other case (general path)."""
+        gate = self.gate
+        if (
+            status != 200
+            or coded
+            or gate._page_work
+            or not gate.may_inject
+            or (self._state.method == "gpc" and gate.records is not None)
+        ):
+            return None
+        text_type = ctype.decode("latin-1")
+        if not is_injectable(text_type, None):
+            return None
+        fragment = gate.page_fragment(self, text_type, None)
+        if fragment is None:
+            return None
+        # as _edited_body_headers: no validators, the length grows by the fragment
+        out: list[tuple[bytes, bytes]] = []
+        vary_at = -1
+        lengths = 0
+        length_value = b""
+        for item in headers:
+            name = item[0]
+            if name in _VALIDATORS:
+                if name == b"content-length":
+                    lengths += 1
+                    length_value = item[1]
+                continue
+            if name == b"vary" and vary_at < 0:
+                vary_at = len(out)
+            out.append(item)
+        if lengths == 1:
+            length = _content_length(length_value)
+            if length is not None:
+                out.append((b"content-length", str(length + len(fragment)).encode()))
+        if self.info.method != "HEAD":  # HEAD: the headers of GET, no body to edit
+            self.injector = HtmlInjector(fragment)
+        if vary_at < 0:
+            out.append((b"vary", gate.vary_value))
+        else:
+            out[vary_at] = (out[vary_at][0], gate.merge_vary(out[vary_at][1]))
         return out
 
     @property
@@ -304,7 +359,7 @@ class Decision(RequestConsent):
         if state.complete and not self.expire and not state.needs_reissue:
             if not isinstance(headers, (list, tuple)):
                 headers = list(headers)  # any iterable (ASGI): read twice below
-            quick = self._complete_headers(headers)
+            quick = self._complete_headers(headers, status)
             if quick is not None:
                 return quick
         check = not state.complete

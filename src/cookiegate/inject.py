@@ -24,6 +24,10 @@ class BodyFilter(Protocol):
 
     def close(self) -> bytes: ...
 
+    def finish(self, chunk: bytes) -> bytes:
+        """The last chunk: ``feed(chunk) + close()`` (a body sent in one piece)."""
+        ...
+
 
 #: ``</body`` followed by a character that ends the tag name, or the end
 _BODY_END_AT_EOF = re.compile(rb"</body(?=[\t\n\f\r />]|$)", re.IGNORECASE)
@@ -79,6 +83,18 @@ class HtmlInjector:
         if at < 0:
             return data + self.fragment
         view = memoryview(data)  # one copy of the page, not three
+        return b"".join((view[:at], self.fragment, view[at:]))
+
+    def finish(self, chunk: bytes) -> bytes:
+        """``feed(chunk) + close()``; for a body in one piece (most pages) without
+        holding it back first."""
+        if self._done or self._held:
+            return self.feed(chunk) + self.close()
+        self._done = True
+        at = _last_body_end(chunk, max(0, len(chunk) - self.max_hold))
+        if at < 0:
+            return chunk + self.fragment
+        view = memoryview(chunk)
         return b"".join((view[:at], self.fragment, view[at:]))
 
 
@@ -194,6 +210,9 @@ class HeadInserter:
         self._done = True
         return buf + self.fragment if inserted is None else inserted
 
+    def finish(self, chunk: bytes) -> bytes:
+        return self.feed(chunk) + self.close()
+
     def _insert(self, buf: bytes) -> bytes | None:
         """``buf`` with the fragment at its place, or ``None`` if none is found."""
         m = _HEAD_START.search(buf)
@@ -220,3 +239,6 @@ class Chain:
     def close(self) -> bytes:
         second = self.second
         return second.feed(self.first.close()) + second.close()
+
+    def finish(self, chunk: bytes) -> bytes:
+        return self.second.finish(self.first.finish(chunk))

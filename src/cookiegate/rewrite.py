@@ -587,6 +587,10 @@ class HtmlRewriter:
                 self._after = None
         return b"".join(parts)
 
+    def finish(self, chunk: bytes) -> bytes:
+        """The last chunk: ``feed(chunk) + close()``."""
+        return self.feed(chunk) + self.close()
+
     # -- internals ----------------------------------------------------------
 
     def _remember(self, key: object, value: object, size: int) -> None:
@@ -1276,6 +1280,10 @@ class EncodedHtmlRewriter:
         if self._dec is None:
             return self.rewriter.close()
         return self._compress(self.rewriter.close(), final=True)
+
+    def finish(self, chunk: bytes) -> bytes:
+        """The last chunk: ``feed(chunk) + close()``."""
+        return self.feed(chunk) + self.close()
 
     def _compress(self, data: bytes, *, final: bool = False) -> bytes:
         if self._brotli is not None:

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cookiegate import Gate, RequestInfo
@@ -205,52 +205,83 @@ def test_asgi_quick_requests_leave_no_reference_cycles() -> None:
         gc.enable()
 
 
-_NAMES = st.sampled_from(
-    [
-        b"set-cookie",
-        b"Set-Cookie",
-        b"vary",
-        b"Vary",
-        b"content-type",
-        b"Content-Type",
-        b"content-length",
-        b"content-security-policy",
-        b"content-encoding",
-        b"etag",
-        b"x-custom",
-        b"X-Custom",
-        b"sEt-cOokie",
-    ]
-)
-_VALUES = st.sampled_from(
-    [b"text/plain", b"text/html; charset=utf-8", b"TEXT/HTML", b"Accept-Language", b"a=1; Path=/"]
-)
+#: response header values by the header's (lower-case) name
+_HEADER_VALUES: dict[bytes, list[bytes]] = {
+    b"set-cookie": [b"_ga=1; Path=/", b"session=2"],
+    b"vary": [b"Accept-Language", b"Cookie"],
+    b"content-type": [
+        b"text/plain",
+        b"text/html; charset=utf-8",
+        b"TEXT/HTML",
+        b"text/html; charset=iso-8859-1",
+        b"application/xhtml+xml",
+        b"text/htmlx",
+    ],
+    b"content-length": [b"123", b" 4567 ", b"12x"],
+    b"content-encoding": [b"gzip", b"identity"],
+    b"content-security-policy": [b"default-src 'self'"],
+    b"etag": [b'"abc"'],
+    b"last-modified": [b"Tue, 01 Dec 2026 10:00:00 GMT"],
+    b"x-custom": [b"1"],
+}
 
 
+@st.composite
+def _header(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    name = draw(st.sampled_from(sorted(_HEADER_VALUES)))
+    value = draw(st.sampled_from(_HEADER_VALUES[name]))
+    if draw(st.integers(0, 9)) == 0:  # now and then in another letter case
+        name = draw(st.sampled_from([name.title(), name.upper()]))
+    return name, value
+
+
+_PAGE = (b"content-type", b"text/html; charset=utf-8")
+
+
+@settings(max_examples=400)
+@example([_PAGE, (b"content-length", b"123")], False, 200, "GET", "/")  # the usual page
+@example([(b"vary", b"Accept"), _PAGE, (b"vary", b"Cookie")], True, 200, "GET", "/")
+@example(
+    [(b"etag", b'"1"'), _PAGE, (b"last-modified", b"x"), (b"set-cookie", b"a=1")],
+    0,
+    200,
+    "GET",
+    "/",
+)
+@example([_PAGE, (b"content-length", b"123")], False, 200, "HEAD", "/shop?q=1")
 @given(
-    headers=st.lists(st.tuples(_NAMES, _VALUES), max_size=8),
+    headers=st.lists(_header(), max_size=8),
     queried=st.booleans(),
     status=st.sampled_from([200, 404]),
+    method=st.sampled_from(["GET", "HEAD"]),
+    path=st.sampled_from(["/", "/shop?q=1"]),
 )
 def test_complete_headers_shortcut_equals_the_general_path(
-    headers: list[tuple[bytes, bytes]], queried: bool, status: int
+    headers: list[tuple[bytes, bytes]], queried: bool, status: int, method: str, path: str
 ) -> None:
+    """Same headers, and the same body edit (the settings control of a page)."""
     gate = _GATE
     state = gate.state_for(_ACCEPTED)
     assert state.complete
-    info = RequestInfo("GET", "/", host="shop.test", accept_language="en")
+    page, _, query = path.partition("?")
+    info = RequestInfo(method, page, host="shop.test", query=query, accept_language="en")
     fast = Decision(gate, info, state)
     fast.queried = queried
     general = _General(gate, info, state)
     general.queried = queried
     assert fast.response_headers(headers, status) == general.response_headers(headers, status)
     assert (fast.injector is None) == (general.injector is None)
+    if fast.injector is not None and general.injector is not None:
+        body = b"<html><body><p>shop</p></body></html>"
+        assert fast.injector.feed(body) + fast.injector.close() == (
+            general.injector.feed(body) + general.injector.close()
+        )
 
 
 class _General(Decision):
     """A decision that always takes the general path of ``response_headers``."""
 
-    def _complete_headers(self, headers: Any) -> None:
+    def _complete_headers(self, headers: Any, status: int) -> None:
         return None
 
 

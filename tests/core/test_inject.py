@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cookiegate.inject import Chain, HeadInserter, HtmlInjector, is_injectable
+from cookiegate.inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
 
 FRAG = b"<div id=cg></div>"
 
@@ -137,3 +137,30 @@ def test_chain_head_then_body() -> None:
     doc = b"<html><head><title>t</title></head><body><p>x</p></body></html>"
     out = b"".join(chain.feed(doc[i : i + 7]) for i in range(0, len(doc), 7)) + chain.close()
     assert out == doc.replace(b"<head>", b"<head>" + HEAD).replace(b"</body>", FRAG + b"</body>")
+
+
+def _filters(max_hold: int) -> list[BodyFilter]:
+    return [
+        HtmlInjector(FRAG, max_hold=max_hold),
+        HeadInserter(HEAD),
+        Chain(HeadInserter(HEAD), HtmlInjector(FRAG, max_hold=max_hold)),
+    ]
+
+
+@given(
+    st.lists(
+        st.sampled_from([b"<head>", b"<hea", b"d>", b"<p>", b"</body>", b"</BODY", b"x" * 40, b"<"])
+    ),
+    st.lists(st.integers(min_value=0, max_value=10_000), max_size=4),
+    st.sampled_from([16, 64 * 1024]),
+)
+def test_finish_is_feed_then_close(parts: list[bytes], points: list[int], max_hold: int) -> None:
+    """``finish(last)`` (the adapter's call for a body's last message) gives what
+    ``feed(last) + close()`` gives, after any earlier chunks, and ends the body."""
+    doc = b"".join(parts)
+    chunks = cuts(doc, points)
+    for a, b in zip(_filters(max_hold), _filters(max_hold), strict=True):
+        head_a = b"".join(a.feed(c) for c in chunks[:-1])
+        head_b = b"".join(b.feed(c) for c in chunks[:-1])
+        assert head_a + a.finish(chunks[-1]) == head_b + b.feed(chunks[-1]) + b.close()
+        assert a.close() == b"" and a.feed(b"tail") == b"tail"
