@@ -870,7 +870,14 @@ def test_gate_warm(row: Row) -> None:
 
 
 _TOKEN_KINDS = ["accepted", "refused", "oldkey", "stale", "expired", "tampered", None]
-_EXTRA_COOKIES = ["", "_ga=GA1.1.1", "session=s1", "_ga=1; session=s1; ab_variant=B", "mystery=1"]
+_EXTRA_COOKIES = [
+    "",
+    "_ga=GA1.1.1",
+    "session=s1",
+    "_ga=1; session=s1; ab_variant=B",
+    "mystery=1",
+    "cookiegate_theme=dark",
+]
 _VISITORS = st.tuples(
     st.sampled_from(_TOKEN_KINDS),
     st.sampled_from(_EXTRA_COOKIES),
@@ -883,6 +890,11 @@ _VISITS = st.tuples(
         [
             "/",
             "/page",
+            "/page?lang=de",
+            "/page?etag=1",
+            "/page?twice=1",
+            "/page-gz",
+            "/tracked",
             "/plain",
             "/delete",
             "/unknown",
@@ -896,6 +908,9 @@ _VISITS = st.tuples(
         ]
     ),
     st.sampled_from(["GET", "HEAD"]),
+    # the page's fragment follows these too (language, bots spared)
+    st.sampled_from([None, "de", "fr-CH, fr;q=0.9", "en"]),
+    st.sampled_from([None, "Mozilla/5.0 (compatible; Googlebot/2.1)", "Mozilla/5.0 Firefox/140"]),
 )
 
 
@@ -903,26 +918,34 @@ _VISITS = st.tuples(
 @given(
     visitors=st.lists(_VISITORS, min_size=3, max_size=3),
     visits=st.lists(_VISITS, min_size=1, max_size=12),
+    hide_from_bots=st.booleans(),
 )
 def test_quick_path_answers_as_begin_would(
-    visitors: list[tuple[Any, ...]], visits: list[tuple[int, str, str]]
+    visitors: list[tuple[Any, ...]],
+    visits: list[tuple[int, str, str, str | None, str | None]],
+    hide_from_bots: bool,
 ) -> None:
     """Any sequence of visits by a few visitors, through a gate that remembers
     plans (Gate.quick), gets what a gate that never does gets: the same
-    responses, the same cookies for the app."""
+    responses (pages with the same banner or settings control), the same
+    cookies for the app."""
     policy = make_policy(**BEACONS)
-    warm_gate = make_gate(policy, secret_keys=[KEY_OLD, KEY], gpc_json=True)
-    cold_gate = make_gate(policy, secret_keys=[KEY_OLD, KEY], gpc_json=True)
+    options: dict[str, Any] = {"secret_keys": [KEY_OLD, KEY], "gpc_json": True}
+    options["hide_from_bots"] = hide_from_bots
+    warm_gate = make_gate(policy, **options)
+    cold_gate = make_gate(policy, **options)
     cold_gate.quick = lambda key, path: None  # type: ignore[method-assign]
     toks = tokens(warm_gate)
     warm, cold = make_asgi(warm_gate), make_asgi(cold_gate)
-    for who, path, method in visits:
+    for who, path, method, language, agent in visits:
         kind, extra, gpc, scheme = visitors[who]
         name = "__Host-cookiegate" if scheme == "https" else "cookiegate"
         parts = [f"{name}={toks[kind]}"] if kind else []
         parts += [extra] if extra else []
         headers = [("cookie", "; ".join(parts))] if parts else []
         headers += [("sec-gpc", gpc)] if gpc is not None else []
+        headers += [("accept-language", language)] if language is not None else []
+        headers += [("user-agent", agent)] if agent is not None else []
         a = warm(method, path, headers, scheme=scheme)
         b = cold(method, path, headers, scheme=scheme)
         assert _comparable(a) == _comparable(b), (visitors[who], path, method)

@@ -170,7 +170,7 @@ class CookieGateMiddleware:
                 scope.get("query_string", b""),
                 scope.get("server"),
             )
-            decision = Decision(gate, None, plan[0], source, _quick_info)
+            decision = Decision(gate, None, plan[0], source, _quick_info, key)
             if plan[1] is not None:  # cookies withheld from the app (and expired)
                 decision.cookie_header, decision.removed, decision.expire = plan[1:]
                 scope = _with_cookie(scope, plan[1])

@@ -61,6 +61,11 @@ _SENTINEL: Any = object()
 #: a request's consent state, the Cookie header to give the app (``None``:
 #: unchanged), the cookie names withheld, the Set-Cookie values expiring them
 Plan = tuple[ConsentState, str | None, tuple[str, ...], tuple[bytes, ...]]
+#: what an adapter keeps of a request decided by :meth:`Gate.quick` (its
+#: :class:`RequestInfo` is built from it only when needed): the raw headers
+#: (lower-case names, as they came), method, path, scheme, query string (raw),
+#: server address
+QuickSource = tuple[Sequence[tuple[bytes, bytes]], str, str, str, bytes, Any]
 #: lower-case response header names that need nothing from a visitor who granted
 #: everything (so no ``islower`` call is spent on them)
 _PLAIN_HEADERS = frozenset(
@@ -189,6 +194,7 @@ class Decision(RequestConsent):
     __slots__ = (
         "_info",
         "_negotiated",
+        "_quick_key",
         "_reader",
         "_source",
         "blocking",
@@ -210,6 +216,7 @@ class Decision(RequestConsent):
         state: ConsentState,
         source: Any = None,
         reader: Callable[[Any], RequestInfo] | None = None,
+        quick_key: tuple[bytes | None, str, bytes | None] | None = None,
     ) -> None:
         self._state = state
         self.queried = False
@@ -221,6 +228,9 @@ class Decision(RequestConsent):
         #: :class:`RequestInfo`, for a decision made from :meth:`Gate.quick`
         self._source = source
         self._reader = reader
+        #: the :meth:`Gate.quick` key this decision was made from; then ``source``
+        #: is a :data:`QuickSource`
+        self._quick_key = quick_key
         #: (the app's locale, the banner's locale negotiated for it), see Gate._locale
         self._negotiated: tuple[str | None, str] | None = None
         #: a complete response to send instead of calling the app
@@ -322,7 +332,7 @@ class Decision(RequestConsent):
             length = _content_length(length_value)
             if length is not None:
                 out.append((b"content-length", str(length + len(fragment)).encode()))
-        if self.info.method != "HEAD":  # HEAD: the headers of GET, no body to edit
+        if self._method() != "HEAD":  # HEAD: the headers of GET, no body to edit
             self.injector = HtmlInjector(fragment)
         if vary_at < 0:
             out.append((b"vary", gate.vary_value))
@@ -339,6 +349,13 @@ class Decision(RequestConsent):
                 raise RuntimeError("a Decision needs a RequestInfo or a reader")
             info = self._info = self._reader(self._source)
         return info
+
+    def _method(self) -> str:
+        """The request method, without building :attr:`info` for a quick decision."""
+        if self._info is None and self._quick_key is not None:
+            method: str = self._source[1]
+            return method
+        return self.info.method
 
     def response_headers(
         self, headers: Iterable[tuple[bytes, bytes]], status: int = 200
@@ -709,6 +726,12 @@ class Gate:
             raise ConfigError("trackers", "given, but block_trackers is False")
         self._unblock_tag: str | None = None
         self._fragment_bytes: dict[tuple[Any, ...], bytes] = {}
+        #: page_fragment of quick decisions, by the raw values it depends on
+        self._quick_fragments: dict[tuple[Any, ...], bytes | None] = {}
+        #: the request headers a page's fragment depends on
+        self._fragment_headers = frozenset(
+            (b"accept-language", b"user-agent") if self.hide_from_bots else (b"accept-language",)
+        )
         #: (granted, locale) -> the tracking gate's prepared configuration
         self._rewriter_options: dict[tuple[Any, ...], RewriterProfile] = {}
         if self.trackers is not None and self.ui is not None:
@@ -1292,9 +1315,43 @@ class Gate:
     ) -> bytes | None:
         """The HTML to insert into an app's page: the banner for an undecided
         visitor, the small "Cookie settings" control for one who decided."""
-        ui = self.ui
-        if ui is None:
+        if self.ui is None:
             return None
+        quick_key = decision._quick_key
+        if quick_key is None or nonce is not None:
+            return self._page_fragment(decision, content_type, nonce)
+        # A known visitor (Gate.quick): the fragment by the raw values it depends
+        # on (the Cookie bytes of the key: consent and theme; the app's locale,
+        # Accept-Language, User-Agent for bots, path and query, Content-Type),
+        # without building the request's RequestInfo.
+        # Keys stay small (a quick key's Cookie is <= 2 KiB; path and query and
+        # each header value are bounded here): a few MiB for the whole cache.
+        source: QuickSource = decision._source
+        if len(source[2]) + len(source[4]) > 2048:
+            return self._page_fragment(decision, content_type, None)
+        key: list[Any] = [quick_key, decision._state, decision.locale, content_type]
+        key += source[2], source[4]
+        names = self._fragment_headers
+        for item in source[0]:
+            if item[0] in names:
+                if len(item[1]) > 512:
+                    return self._page_fragment(decision, content_type, None)
+                key.append(item)
+        frozen = tuple(key)
+        done = self._quick_fragments.get(frozen, _SENTINEL)
+        if done is _SENTINEL:
+            done = self._page_fragment(decision, content_type, None)
+            if len(self._quick_fragments) >= 1024:
+                self._quick_fragments.clear()  # bounded
+            self._quick_fragments[frozen] = done
+        fragment: bytes | None = done
+        return fragment
+
+    def _page_fragment(
+        self, decision: Decision, content_type: str | None, nonce: str | None
+    ) -> bytes | None:
+        ui = self.ui
+        assert ui is not None
         info = decision.info
         state = decision._state
         if self.hide_from_bots and is_bot(self._header(info, b"user-agent", "user_agent")):

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from cookiegate import Gate, RequestInfo
+from cookiegate import Gate, RequestInfo, consent_of
 from cookiegate.asgi import CookieGateMiddleware
 from cookiegate.gate import Decision
 
@@ -340,3 +340,86 @@ def test_rewriter_profiles_follow_a_replaced_tracker_catalogue() -> None:
     gate.trackers = TrackerMatcher()
     second = gate.rewriter(decision, None, "text/html")
     assert second is not None and second.trackers is gate.trackers
+
+
+def _page_call(
+    mw: Any, headers: list[tuple[bytes, bytes]], path: str = "/", query: bytes = b""
+) -> bytes:
+    """A GET of an HTML page through ``mw``; the body as the visitor gets it."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "query_string": query,
+        "headers": [(b"host", b"shop.test"), *headers],
+        "server": ("shop.test", 80),
+        "client": ("127.0.0.1", 1),
+    }
+    asyncio.run(mw(scope, receive, send))
+    return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+async def _locale_page(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A page whose app picks the banner's language from a header of its own."""
+    for name, value in scope["headers"]:
+        if name == b"x-site-language":
+            consent_of(scope).use_locale(value.decode())
+    body = b"<html><body><p>shop</p></body></html>"
+    headers = [(b"content-type", b"text/html; charset=utf-8")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.mark.parametrize("granted", [["performance"], None])
+def test_quick_page_fragment_follows_what_it_depends_on(granted: list[str] | None) -> None:
+    """A known visitor's pages, served from the quick path and its fragment cache,
+    carry exactly the banner / settings control a gate without that path renders:
+    per language (Accept-Language, the app's choice), theme cookie, page (the
+    return path), and bots spared."""
+    warm = CookieGateMiddleware(_locale_page, gate=_gate(hide_from_bots=True))
+    cold_gate = _gate(hide_from_bots=True)
+    cold_gate.quick = lambda key, path: None  # type: ignore[method-assign]
+    cold = CookieGateMiddleware(_locale_page, gate=cold_gate)
+    token = _key(warm.gate, granted)[0] or b""
+    themed = token + b"; " + warm.gate.theme_cookie.encode() + b"=dark"
+    variants: list[tuple[list[tuple[bytes, bytes]], str, bytes]] = [
+        ([(b"cookie", token)], "/", b""),
+        ([(b"cookie", token), (b"accept-language", b"de")], "/", b""),
+        ([(b"cookie", token), (b"accept-language", b"fr")], "/", b""),
+        ([(b"cookie", token), (b"x-site-language", b"de")], "/", b""),
+        ([(b"cookie", themed)], "/", b""),
+        ([(b"cookie", token)], "/shop", b"q=1"),
+        ([(b"cookie", token)], "/shop", b""),
+        ([(b"cookie", token)], "/", b"q=1"),
+        (
+            [
+                (b"cookie", token),
+                (b"user-agent", b"Googlebot/2.1 (+http://www.google.com/bot.html)"),
+            ],
+            "/",
+            b"",
+        ),
+    ]
+    browser = (
+        b"user-agent",
+        b"Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
+    )
+    for headers, _, _ in variants:
+        if not any(name == b"user-agent" for name, _ in headers):
+            headers.append(browser)  # no User-Agent: a tool, spared like a bot
+    bodies = set()
+    for _ in range(2):  # the second round is answered from the caches
+        for headers, path, query in variants:
+            got = _page_call(warm, headers, path, query)
+            assert got == _page_call(cold, headers, path, query), (headers, path)
+            bodies.add(got)
+    assert len(bodies) == len(variants)  # each variant has its own fragment
