@@ -727,7 +727,9 @@ class Gate:
         self._unblock_tag: str | None = None
         self._fragment_bytes: dict[tuple[Any, ...], bytes] = {}
         #: page_fragment of quick decisions, by the raw values it depends on
-        self._quick_fragments: dict[tuple[Any, ...], bytes | None] = {}
+        self._quick_fragments: dict[
+            tuple[Any, ...], tuple[bytes | None, tuple[str | None, str] | None]
+        ] = {}
         #: the request headers a page's fragment depends on
         self._fragment_headers = frozenset(
             (b"accept-language", b"user-agent") if self.hide_from_bots else (b"accept-language",)
@@ -1338,14 +1340,17 @@ class Gate:
                     return self._page_fragment(decision, content_type, None)
                 key.append(item)
         frozen = tuple(key)
-        done = self._quick_fragments.get(frozen, _SENTINEL)
-        if done is _SENTINEL:
-            done = self._page_fragment(decision, content_type, None)
+        done = self._quick_fragments.get(frozen)
+        if done is None:
+            fragment = self._page_fragment(decision, content_type, None)
             if len(self._quick_fragments) >= 1024:
                 self._quick_fragments.clear()  # bounded
-            self._quick_fragments[frozen] = done
-        fragment: bytes | None = done
-        return fragment
+            # with the banner's locale: the tracking gate asks for it next (_locale)
+            self._quick_fragments[frozen] = (fragment, decision._negotiated)
+            return fragment
+        if done[1] is not None:
+            decision._negotiated = done[1]
+        return done[0]
 
     def _page_fragment(
         self, decision: Decision, content_type: str | None, nonce: str | None

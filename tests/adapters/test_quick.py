@@ -19,6 +19,7 @@ from cookiegate.asgi import CookieGateMiddleware
 from cookiegate.gate import Decision
 
 from ..conftest import make_gate, make_policy
+from ..harness import TRACKED
 
 BEACONS = [{"path": "/track", "category": "performance"}]
 
@@ -423,3 +424,29 @@ def test_quick_page_fragment_follows_what_it_depends_on(granted: list[str] | Non
             assert got == _page_call(cold, headers, path, query), (headers, path)
             bodies.add(got)
     assert len(bodies) == len(variants)  # each variant has its own fragment
+
+
+async def _tracked_page(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A page with a tracker iframe: its placeholder is in the banner's language."""
+    headers = [(b"content-type", b"text/html; charset=utf-8")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": TRACKED})
+
+
+def test_quick_tracked_page_placeholders_follow_the_language() -> None:
+    """The tracking gate's placeholders take the banner's language, also when the
+    banner comes from the quick path's fragment cache (a visitor's third page)."""
+    warm = CookieGateMiddleware(_tracked_page, gate=_gate())
+    cold_gate = _gate()
+    cold_gate.quick = lambda key, path: None  # type: ignore[method-assign]
+    cold = CookieGateMiddleware(_tracked_page, gate=cold_gate)
+    cookie = b"session=s1"  # undecided: banner + trackers neutralised
+    bodies = {}
+    for language in (b"de", b"fr", b"de", b"en"):
+        for _ in range(3):
+            headers = [(b"cookie", cookie), (b"accept-language", language)]
+            got = _page_call(warm, headers)
+            assert got == _page_call(cold, headers), language
+            assert b"data-cg-blocked" in got
+            bodies[language] = got
+    assert len(set(bodies.values())) == 3
