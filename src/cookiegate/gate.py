@@ -307,9 +307,14 @@ class Decision(RequestConsent):
             or (self._state.method == "gpc" and gate.records is not None)
         ):
             return None
-        text_type = ctype.decode("latin-1")
-        if not is_injectable(text_type, None):
-            return None
+        text_type = gate._page_types.get(ctype)
+        if text_type is None:
+            text_type = ctype.decode("latin-1")
+            if not is_injectable(text_type, None):
+                return None
+            if len(gate._page_types) >= 256:  # a site sends a handful of page types
+                gate._page_types.clear()
+            gate._page_types[ctype] = text_type
         fragment = gate.page_fragment(self, text_type, None)
         if fragment is None:
             return None
@@ -329,11 +334,16 @@ class Decision(RequestConsent):
                 vary_at = len(out)
             out.append(item)
         if lengths == 1:
-            length = _content_length(length_value)
+            length = (
+                int(length_value)
+                if length_value.isdigit() and len(length_value) <= 15
+                else _content_length(length_value)
+            )
             if length is not None:
                 out.append((b"content-length", str(length + len(fragment)).encode()))
-        if self._method() != "HEAD":  # HEAD: the headers of GET, no body to edit
-            self.injector = HtmlInjector(fragment)
+        quick = self._info is None and self._quick_key is not None
+        if (self._source[1] if quick else self.info.method) != "HEAD":
+            self.injector = HtmlInjector(fragment)  # HEAD: GET's headers, no body to edit
         if vary_at < 0:
             out.append((b"vary", gate.vary_value))
         else:
@@ -726,6 +736,8 @@ class Gate:
             raise ConfigError("trackers", "given, but block_trackers is False")
         self._unblock_tag: str | None = None
         self._fragment_bytes: dict[tuple[Any, ...], bytes] = {}
+        #: injectable Content-Type values of pages, decoded (_complete_page_headers)
+        self._page_types: dict[bytes, str] = {}
         #: page_fragment of quick decisions, by the raw values it depends on
         self._quick_fragments: dict[
             tuple[Any, ...], tuple[bytes | None, tuple[str | None, str] | None]

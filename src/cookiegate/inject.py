@@ -47,7 +47,7 @@ class HtmlInjector:
     def __init__(self, fragment: bytes, *, max_hold: int = 64 * 1024) -> None:
         self.fragment = fragment
         self.max_hold = max_hold
-        self._held: deque[bytes] = deque()
+        self._held: deque[bytes] | None = None  # made on the first feed (finish needs none)
         self._held_len = 0
         self._done = False
 
@@ -58,6 +58,8 @@ class HtmlInjector:
         if not chunk:
             return b""
         held = self._held
+        if held is None:
+            held = self._held = deque()
         held.append(chunk)
         size = self._held_len + len(chunk)
         out: list[bytes] = []
@@ -76,8 +78,9 @@ class HtmlInjector:
         if self._done:
             return b""
         self._done = True
-        data = b"".join(self._held)
-        self._held.clear()
+        held = self._held
+        data = b"".join(held) if held else b""
+        self._held = None
         self._held_len = 0
         at = _last_body_end(data, max(0, len(data) - self.max_hold))
         if at < 0:
