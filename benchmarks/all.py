@@ -13,7 +13,7 @@ Each writes its figures and targets to ``benchmarks/results/<name>.json``; this
 driver reads them and prints one summary table of every target (measured,
 target, met / missed), and writes it to ``benchmarks/results/all.json``.
 
-    .venv/bin/python benchmarks/all.py             # the full run (~7.5 min)
+    .venv/bin/python benchmarks/all.py             # the full run (~8 min)
     .venv/bin/python benchmarks/all.py --quick     # smoke test (~1.5 min)
     .venv/bin/python benchmarks/all.py --only run,records
 

@@ -149,7 +149,7 @@ def make_configs(noop: bool = False, groups: Sequence[str] = ("cookies", "page")
                 [
                     Config(
                         "page_floor",
-                        "page: floor gate (see apps.py)",
+                        "page: floor gate",
                         "floor",
                         accept,
                         "/page",

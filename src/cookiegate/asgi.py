@@ -194,10 +194,13 @@ class CookieGateMiddleware:
                     message.get("headers", ()), message.get("status", 200)
                 )
             elif kind == "http.response.body" and decision.injector is not None:
+                body = message.get("body", b"")
+                if type(body) is not bytes:
+                    body = bytes(body)  # a bytearray or memoryview: the filters edit bytes
                 if message.get("more_body", False):
-                    message["body"] = decision.injector.feed(message.get("body", b""))
+                    message["body"] = decision.injector.feed(body)
                 else:
-                    message["body"] = decision.injector.finish(message.get("body", b""))
+                    message["body"] = decision.injector.finish(body)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)

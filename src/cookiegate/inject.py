@@ -94,6 +94,8 @@ class HtmlInjector:
         if self._done or self._held:
             return self.feed(chunk) + self.close()
         self._done = True
+        if type(chunk) is not bytes:
+            chunk = bytes(chunk)  # a bytearray or memoryview body
         at = _last_body_end(chunk, max(0, len(chunk) - self.max_hold))
         if at < 0:
             return chunk + self.fragment

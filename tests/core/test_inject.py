@@ -164,3 +164,10 @@ def test_finish_is_feed_then_close(parts: list[bytes], points: list[int], max_ho
         head_b = b"".join(b.feed(c) for c in chunks[:-1])
         assert head_a + a.finish(chunks[-1]) == head_b + b.feed(chunks[-1]) + b.close()
         assert a.close() == b"" and a.feed(b"tail") == b"tail"
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_finish_takes_any_bytes_like_body(kind: type) -> None:
+    doc = b"<html><body><p>x</p></body></html>"
+    out = HtmlInjector(FRAG).finish(kind(doc))
+    assert bytes(out) == doc.replace(b"</body>", FRAG + b"</body>")
