@@ -92,25 +92,31 @@ def is_deletion_header(raw: bytes, now: float | None = None) -> bool:
     """Whether a raw ``Set-Cookie`` value deletes its cookie: ``Max-Age <= 0``
     (the last valid Max-Age wins over Expires) or an ``Expires`` in the past.
     Never raises; cheaper than :func:`parse_set_cookie` (hot path)."""
+    return deletion_verdict(raw, now)[0]
+
+
+def deletion_verdict(raw: bytes, now: float | None = None) -> tuple[bool, bool]:
+    """:func:`is_deletion_header`, and whether that answer holds at any time
+    (``False`` when it rests on an ``Expires`` date, which the clock may pass)."""
     low = raw.lower()
     semi = low.find(b";")
     if semi < 0:
-        return False
+        return False, True
     if b"max-age" in low:
         found = _MAX_AGE.findall(low, semi)  # every valid one; the last wins
         if found:
             value = found[-1]
-            return value[:1] == b"-" or int(value) == 0
+            return value[:1] == b"-" or int(value) == 0, True
     if b"expires" not in low:
-        return False
+        return False, True
     attrs = low[semi + 1 :].split(b";")
     for part in reversed(attrs):
         key, _, value = part.partition(b"=")
         if key.strip() == b"expires":
             ts = parse_cookie_date(value.strip().decode("latin-1"))
             if ts is not None:
-                return ts <= (time.time() if now is None else now)
-    return False
+                return ts <= (time.time() if now is None else now), False
+    return False, False
 
 
 def parse_set_cookie(header_value: str) -> SetCookie:

@@ -26,6 +26,7 @@ from .consent import METHODS, UNDECIDED, ConsentState, RequestConsent
 from .consent_mode import ConsentMode, ConsentModeConfig
 from .cookies import (
     cookie_values,
+    deletion_verdict,
     expire_cookie,
     is_deletion_header,
     parse_cookie_header,
@@ -666,6 +667,9 @@ class Gate:
             raise ConfigError("token_cache_size", "must be a positive integer")
         self._state_cached = lru_cache(maxsize=token_cache_size)(self._verify)
         self._set_cookie_fast: dict[bytes, str | None] = {}
+        #: Set-Cookie values of blocked cookies: (name, category, is a deletion);
+        #: only name-classified values whose deletion reading needs no clock
+        self._set_cookie_raw: dict[bytes, tuple[bytes, str | None, bool]] = {}
         self._expiry_cached = lru_cache(maxsize=1024)(self._expiry_uncached)
         # With no domain/path-constrained rule, classification depends on the name
         # alone, so whole request-cookie filterings can be cached per header.
@@ -918,15 +922,37 @@ class Gate:
         """Whether a ``Set-Cookie`` value (raw bytes) may reach the browser.
         ``info``: the request (or its decision: its request is read only when the
         cookie's name is seen for the first time)."""
+        known = self._set_cookie_raw.get(raw)
+        if known is not None:  # this exact value was seen: (name, category, deletion)
+            if known[1] == NECESSARY or self.allowed(state, known[1]):
+                return True
+            if known[2]:
+                return True  # deletions always pass
+            if known[1] is None:
+                self.note_unknown(known[0].decode("latin-1"), None)
+            return False
         eq = raw.find(b"=")
         semi = raw.find(b";")
         key = raw[:eq].strip() if eq >= 0 and (semi < 0 or eq < semi) else b""
         category = self._set_cookie_fast.get(key, _SENTINEL)
         if category is _SENTINEL:
             category = self._classify_set_cookie(key, raw, info)
+            if key not in self._set_cookie_fast:
+                return self._verdict(state, key, category, is_deletion_header(raw))
         if category == NECESSARY or self.allowed(state, category):
             return True
-        if is_deletion_header(raw):
+        deletion, timeless = deletion_verdict(raw)
+        if timeless and len(raw) <= 512:
+            # a value a refused visitor's pages send again and again (bounded)
+            if len(self._set_cookie_raw) >= 4096:
+                self._set_cookie_raw.clear()
+            self._set_cookie_raw[raw] = (key, category, deletion)
+        return self._verdict(state, key, category, deletion)
+
+    def _verdict(
+        self, state: ConsentState, key: bytes, category: str | None, deletion: bool
+    ) -> bool:
+        if category == NECESSARY or self.allowed(state, category) or deletion:
             return True  # deletions always pass
         if category is None:
             self.note_unknown(key.decode("latin-1"), None)

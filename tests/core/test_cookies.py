@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from cookiegate.cookies import (
     cookie_values,
+    deletion_verdict,
     expire_cookie,
     is_deletion_header,
     parse_cookie_date,
@@ -192,3 +193,15 @@ _ATTR_BYTES = st.lists(_ATTR, max_size=5).map(lambda attrs: b";".join([b"a=1", *
 @given(st.one_of(_ATTR_BYTES, st.binary(max_size=60)))
 def test_deletion_check_matches_the_plain_reading(raw: bytes) -> None:
     assert is_deletion_header(raw) is _deletion_reference(raw)
+
+
+@settings(max_examples=500)
+@given(st.one_of(_ATTR_BYTES, st.binary(max_size=60)))
+def test_a_timeless_deletion_verdict_holds_at_any_time(raw: bytes) -> None:
+    """``deletion_verdict`` says "timeless" only when the answer is the same for
+    any clock (the gate caches those answers by the raw value)."""
+    deletion, timeless = deletion_verdict(raw)
+    assert deletion is is_deletion_header(raw)
+    if timeless:
+        for now in (0.0, 1e9, 2.2e9, 4e9):
+            assert is_deletion_header(raw, now) is deletion

@@ -125,3 +125,53 @@ def test_negotiated_locale_follows_a_later_use_locale() -> None:
     assert gate._locale(decision) == "ko"
     decision.use_locale(None)
     assert gate._locale(decision) == "de"
+
+
+def _allowed(gate: Gate, granted: list[str], raw: bytes, path: str = "/") -> bool:
+    state = gate.state_for(gate.make_token(granted))
+    return gate.set_cookie_allowed(state, raw, RequestInfo("GET", path, host="shop.test"))
+
+
+def test_blocked_set_cookie_values_remembered_per_value_not_per_visitor() -> None:
+    """A refused visitor's pages send the same Set-Cookie values again and again:
+    the verdict's parts (category, deletion) are kept per raw value, the verdict
+    itself still follows each visitor's consent."""
+    gate = make_gate()
+    ga = b"ab_variant=B; Max-Age=100; Path=/"
+    gone = b"ab_variant=; Max-Age=0; Path=/"
+    for _ in range(2):  # the second round answers from the cache
+        assert not _allowed(gate, [], ga)
+        assert _allowed(gate, ["performance"], ga)
+        assert _allowed(gate, [], gone)  # deletions always pass
+        assert _allowed(gate, [], b"session=s1; Path=/")
+    assert ga in gate._set_cookie_raw and gone in gate._set_cookie_raw
+
+
+def test_expires_based_values_are_read_with_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An Expires date in the future blocks; once the clock passes it the same
+    value deletes the cookie and passes (so it is never remembered)."""
+    gate = make_gate()
+    when = time.time() + 100
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(when))
+    raw = f"ab_variant=B; Expires={date}; Path=/".encode()
+    assert not _allowed(gate, [], raw)
+    assert not _allowed(gate, [], raw)
+    later = when + 60
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert _allowed(gate, [], raw)
+
+
+def test_set_cookie_classified_by_path_is_never_remembered_by_value() -> None:
+    """A rule narrowed to a path classifies the same value differently by where
+    it is set: no value cache may carry one answer to the other."""
+    from cookiegate import CookieRule
+
+    rules = [
+        CookieRule("pref", "strictly_necessary", path="/admin"),
+        CookieRule("pref", "performance"),
+    ]
+    gate = make_gate(make_policy(cookies=rules))
+    raw = b"pref=1; Max-Age=100"
+    for _ in range(2):
+        assert not _allowed(gate, [], raw, "/shop")
+        assert _allowed(gate, [], raw, "/admin")
