@@ -462,7 +462,7 @@ class Decision(RequestConsent):
                 if injector is not None:
                     # HEAD: the headers the GET would get (same length, no
                     # validators), without a body to edit
-                    if self.info.method != "HEAD":
+                    if self._method() != "HEAD":
                         self.injector = injector
                     depends = True
                     out, vary_at = _edited_body_headers(out, added)
