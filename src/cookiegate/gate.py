@@ -947,7 +947,11 @@ class Gate:
             if len(self._set_cookie_raw) >= 4096:
                 self._set_cookie_raw.clear()
             self._set_cookie_raw[raw] = (key, category, deletion)
-        return self._verdict(state, key, category, deletion)
+        if deletion:
+            return True  # deletions always pass
+        if category is None:
+            self.note_unknown(key.decode("latin-1"), None)
+        return False
 
     def _verdict(
         self, state: ConsentState, key: bytes, category: str | None, deletion: bool
