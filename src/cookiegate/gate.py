@@ -67,6 +67,10 @@ Plan = tuple[ConsentState, str | None, tuple[str, ...], tuple[bytes, ...]]
 #: (lower-case names, as they came), method, path, scheme, query string (raw),
 #: server address
 QuickSource = tuple[Sequence[tuple[bytes, bytes]], str, str, str, bytes, Any]
+#: the request headers a page's banner / settings control depends on (the
+#: User-Agent only when bots are spared it)
+_FRAGMENT_HEADERS = frozenset((b"accept-language",))
+_FRAGMENT_HEADERS_BOTS = frozenset((b"accept-language", b"user-agent"))
 #: lower-case response header names that need nothing from a visitor who granted
 #: everything (so no ``islower`` call is spent on them)
 _PLAIN_HEADERS = frozenset(
@@ -746,10 +750,6 @@ class Gate:
         self._quick_fragments: dict[
             tuple[Any, ...], tuple[bytes | None, tuple[str | None, str] | None]
         ] = {}
-        #: the request headers a page's fragment depends on
-        self._fragment_headers = frozenset(
-            (b"accept-language", b"user-agent") if self.hide_from_bots else (b"accept-language",)
-        )
         #: (granted, locale) -> the tracking gate's prepared configuration
         self._rewriter_options: dict[tuple[Any, ...], RewriterProfile] = {}
         if self.trackers is not None and self.ui is not None:
@@ -1375,7 +1375,7 @@ class Gate:
             return self._page_fragment(decision, content_type, None)
         key: list[Any] = [quick_key, decision._state, decision.locale, content_type]
         key += source[2], source[4]
-        names = self._fragment_headers
+        names = _FRAGMENT_HEADERS_BOTS if self.hide_from_bots else _FRAGMENT_HEADERS
         for item in source[0]:
             if item[0] in names:
                 if len(item[1]) > 512:
