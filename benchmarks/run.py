@@ -667,7 +667,7 @@ def render(
             "nothing rewritten) and >= 0.25x for an undecided visitor (banner + HtmlRewriter"
             + (f": {neutralised} elements neutralised" if neutralised is not None else "")
             + f"); verdicts use the {basis} ratios. The page goes out as one body message "
-            "(Starlette Response); behind cookiegate it is chunked (the length changes).",
+            "(Starlette Response); behind cookiegate it keeps an exact Content-Length.",
         ]
     else:
         lines = [

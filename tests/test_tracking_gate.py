@@ -25,7 +25,8 @@ def test_undecided_visitor_gets_trackers_neutralised(client_for: Callable[[Gate]
     assert b'<img src="/img/p.jpg" alt="product">' in body  # first party: untouched
     assert b'id="cookiegate-banner"' in body
     assert b"cookiegate-unblock." in body
-    assert res.header("content-length") is None
+    # the app's length is gone; an exact one for the rewritten page may take its place
+    assert res.header("content-length") in (None, str(len(body)))
 
 
 def test_refused_and_gpc_visitors_too(client_for: Callable[[Gate], Client]) -> None:

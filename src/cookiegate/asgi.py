@@ -83,6 +83,16 @@ def _quick_info(source: tuple[Any, ...]) -> RequestInfo:
     return _info_of(*source)
 
 
+def _unframed(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether response headers leave the body's framing to the server (no
+    Content-Length, no Transfer-Encoding)."""
+    for name, _ in headers:
+        lower = name.lower()
+        if lower == b"content-length" or lower == b"transfer-encoding":
+            return False
+    return True
+
+
 def _with_cookie(scope: Scope, cookie: str) -> Scope:
     headers = [(k, v) for k, v in scope["headers"] if k != b"cookie"]
     if cookie:
@@ -187,12 +197,21 @@ class CookieGateMiddleware:
             scope = {**scope, "extensions": {k: v for k, v in ext.items() if k not in _BYPASS}}
         scope[SCOPE_KEY] = decision
 
+        # The start of a page whose edit changes its length waits for the first
+        # body message: when that is the whole body, the edited length is known
+        # and the page goes out with a Content-Length instead of chunked.
+        pending: list[Message] = []
+
         async def send_wrapper(message: Message) -> None:
             kind = message["type"]
             if kind == "http.response.start":
-                message["headers"] = decision.response_headers(
+                headers = decision.response_headers(
                     message.get("headers", ()), message.get("status", 200)
                 )
+                message["headers"] = headers
+                if decision.injector is not None and _unframed(headers):
+                    pending.append(message)
+                    return
             elif kind == "http.response.body" and decision.injector is not None:
                 body = message.get("body", b"")
                 if type(body) is not bytes:
@@ -200,10 +219,17 @@ class CookieGateMiddleware:
                 if message.get("more_body", False):
                     message["body"] = decision.injector.feed(body)
                 else:
-                    message["body"] = decision.injector.finish(body)
+                    message["body"] = body = decision.injector.finish(body)
+                    if pending:
+                        length = str(len(body)).encode()
+                        pending[0]["headers"].append((b"content-length", length))
+            if pending:
+                await send(pending.pop())
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+        if pending:  # the app sent no body at all: the start still goes
+            await send(pending.pop())
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         info = _request_info(scope, False)

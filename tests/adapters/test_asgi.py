@@ -346,3 +346,59 @@ def test_bytes_like_body_messages_are_edited_like_bytes() -> None:
     for kind in (bytes, bytearray, memoryview):
         for pieces in (1, 3):
             assert body(kind, pieces) == want, (kind, pieces)
+
+
+def _undecided_page(pieces: int, body: bool = True) -> Any:
+    page = (
+        b"<html><head><title>t</title></head><body><p>shop</p>"
+        b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
+        b"</body></html>"
+    )
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/html"), (b"content-length", b"%d" % len(page))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if not body:
+            return
+        size = -(-len(page) // pieces)
+        parts = [page[i : i + size] for i in range(0, len(page), size)]
+        for i, part in enumerate(parts):
+            await send(
+                {"type": "http.response.body", "body": part, "more_body": i < len(parts) - 1}
+            )
+
+    return app
+
+
+_PAGE_SCOPE = {
+    "type": "http",
+    "method": "GET",
+    "path": "/",
+    "headers": [(b"host", b"shop.test"), (b"user-agent", b"Mozilla/5.0 Firefox/140")],
+}
+
+
+def test_rewritten_page_in_one_message_keeps_an_exact_length() -> None:
+    """The start of a rewritten page waits for its first body message; when that
+    is the whole body the page goes out with its exact new length. In several
+    messages it goes out without one (the server frames it), same bytes."""
+    gate = make_gate()
+    sent = run(CookieGateMiddleware(_undecided_page(1), gate=gate), dict(_PAGE_SCOPE), [])
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    one = sent[1]["body"]
+    assert b"data-cg-blocked" in one and b'id="cookiegate-banner"' in one
+    lengths = [v for k, v in sent[0]["headers"] if k == b"content-length"]
+    assert lengths == [str(len(one)).encode()]
+    sent = run(CookieGateMiddleware(_undecided_page(4), gate=gate), dict(_PAGE_SCOPE), [])
+    assert sent[0]["type"] == "http.response.start"
+    assert not any(k == b"content-length" for k, _ in sent[0]["headers"])
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == one
+
+
+def test_held_start_is_sent_when_the_app_sends_no_body() -> None:
+    gate = make_gate()
+    sent = run(
+        CookieGateMiddleware(_undecided_page(1, body=False), gate=gate), dict(_PAGE_SCOPE), []
+    )
+    assert [m["type"] for m in sent] == ["http.response.start"]
+    assert sent[0]["status"] == 200
