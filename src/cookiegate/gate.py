@@ -323,29 +323,7 @@ class Decision(RequestConsent):
         fragment = gate.page_fragment(self, text_type, None)
         if fragment is None:
             return None
-        # as _edited_body_headers: no validators, the length grows by the fragment
-        out: list[tuple[bytes, bytes]] = []
-        vary_at = -1
-        lengths = 0
-        length_value = b""
-        for item in headers:
-            name = item[0]
-            if name in _VALIDATORS:
-                if name == b"content-length":
-                    lengths += 1
-                    length_value = item[1]
-                continue
-            if name == b"vary" and vary_at < 0:
-                vary_at = len(out)
-            out.append(item)
-        if lengths == 1:
-            length = (
-                int(length_value)
-                if length_value.isdigit() and len(length_value) <= 15
-                else _content_length(length_value)
-            )
-            if length is not None:
-                out.append((b"content-length", str(length + len(fragment)).encode()))
+        out, vary_at = _edited_body_headers(headers, len(fragment))
         quick = self._info is None and self._quick_key is not None
         if (self._source[1] if quick else self.info.method) != "HEAD":
             self.injector = HtmlInjector(fragment)  # HEAD: GET's headers, no body to edit
@@ -1398,7 +1376,8 @@ class Gate:
         self, decision: Decision, content_type: str | None, nonce: str | None
     ) -> bytes | None:
         ui = self.ui
-        assert ui is not None
+        if ui is None:
+            return None
         info = decision.info
         state = decision._state
         if self.hide_from_bots and is_bot(self._header(info, b"user-agent", "user_agent")):
@@ -1899,7 +1878,7 @@ _VALIDATORS = frozenset((b"content-length", b"etag", b"last-modified"))
 
 
 def _edited_body_headers(
-    headers: list[tuple[bytes, bytes]], added: int | None
+    headers: Sequence[tuple[bytes, bytes]], added: int | None
 ) -> tuple[list[tuple[bytes, bytes]], int]:
     """The headers of a body cookiegate edits, and where ``Vary`` is in them.
 
@@ -1933,6 +1912,8 @@ def _edited_body_headers(
 
 def _content_length(value: bytes) -> int | None:
     """A Content-Length value as an integer, or ``None`` if it is not one."""
+    if value.isdigit() and len(value) <= 15:
+        return int(value)  # the usual value, as written
     value = value.strip()
     if not value.isdigit() or len(value) > 15:
         return None

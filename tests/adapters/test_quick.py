@@ -130,6 +130,13 @@ def _asgi(gate: Gate) -> tuple[Any, list[Any]]:
 
 
 def _call(mw: Any, cookie: bytes, path: str = "/") -> list[dict[str, Any]]:
+    return _request(mw, [(b"cookie", cookie)], path)
+
+
+def _request(
+    mw: Any, headers: list[tuple[bytes, bytes]], path: str = "/", query: bytes = b""
+) -> list[dict[str, Any]]:
+    """A GET through ``mw`` (Host ``shop.test`` and ``headers``); what it sent."""
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -143,8 +150,8 @@ def _call(mw: Any, cookie: bytes, path: str = "/") -> list[dict[str, Any]]:
         "method": "GET",
         "scheme": "http",
         "path": path,
-        "query_string": b"",
-        "headers": [(b"host", b"shop.test"), (b"cookie", cookie)],
+        "query_string": query,
+        "headers": [(b"host", b"shop.test"), *headers],
         "server": ("shop.test", 80),
         "client": ("127.0.0.1", 1),
     }
@@ -347,25 +354,7 @@ def _page_call(
     mw: Any, headers: list[tuple[bytes, bytes]], path: str = "/", query: bytes = b""
 ) -> bytes:
     """A GET of an HTML page through ``mw``; the body as the visitor gets it."""
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b""}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "query_string": query,
-        "headers": [(b"host", b"shop.test"), *headers],
-        "server": ("shop.test", 80),
-        "client": ("127.0.0.1", 1),
-    }
-    asyncio.run(mw(scope, receive, send))
+    sent = _request(mw, headers, path, query)
     return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
