@@ -28,7 +28,6 @@ from .cookies import (
     cookie_values,
     deletion_verdict,
     expire_cookie,
-    is_deletion_header,
     parse_cookie_header,
     parse_set_cookie,
     serialize_set_cookie,
@@ -913,28 +912,19 @@ class Gate:
         semi = raw.find(b";")
         key = raw[:eq].strip() if eq >= 0 and (semi < 0 or eq < semi) else b""
         category = self._set_cookie_fast.get(key, _SENTINEL)
+        by_name = True  # classified by the name alone (not by Domain/Path rules)
         if category is _SENTINEL:
             category = self._classify_set_cookie(key, raw, info)
-            if key not in self._set_cookie_fast:
-                return self._verdict(state, key, category, is_deletion_header(raw))
+            by_name = key in self._set_cookie_fast
         if category == NECESSARY or self.allowed(state, category):
             return True
         deletion, timeless = deletion_verdict(raw)
-        if timeless and len(raw) <= 512:
+        if by_name and timeless and len(raw) <= 512:
             # a value a refused visitor's pages send again and again (bounded)
             if len(self._set_cookie_raw) >= 4096:
                 self._set_cookie_raw.clear()
             self._set_cookie_raw[raw] = (key, category, deletion)
         if deletion:
-            return True  # deletions always pass
-        if category is None:
-            self.note_unknown(key.decode("latin-1"), None)
-        return False
-
-    def _verdict(
-        self, state: ConsentState, key: bytes, category: str | None, deletion: bool
-    ) -> bool:
-        if category == NECESSARY or self.allowed(state, category) or deletion:
             return True  # deletions always pass
         if category is None:
             self.note_unknown(key.decode("latin-1"), None)
