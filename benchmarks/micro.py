@@ -17,9 +17,10 @@ Two stacks are measured:
 
 A third stack, ``page``, is only run when asked for (``--page``, or its keys in
 ``--only`` / ``--profile``): ``GET /page`` of the same apps (the ~30 KB page of
-``pages.py``), bare, cookiegate for a visitor who granted every category (settings
-control injected) and for an undecided one (banner + tracking rewriter); these
-cost hundreds of µs, so ``--page`` defaults to ``-n 1000``.
+``pages.py``), bare, the floor gate inserting the settings control (``page_floor``),
+cookiegate for a visitor who granted every category (settings control injected)
+and for an undecided one (banner + tracking rewriter); these cost hundreds of µs,
+so ``--page`` defaults to ``-n 1000``.
 
 ``cache miss`` cases send a different consent token on every request, so
 cookiegate's caches (parsed Cookie header, verified token) never hit: the cost
