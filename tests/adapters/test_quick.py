@@ -439,3 +439,21 @@ def test_quick_tracked_page_placeholders_follow_the_language() -> None:
             assert b"data-cg-blocked" in got
             bodies[language] = got
     assert len(set(bodies.values())) == 3
+
+
+def test_page_caches_stay_bounded() -> None:
+    """Visitors sending ever new Accept-Language values, apps setting ever new
+    blocked cookie values: the caches behind the quick path do not grow past their
+    bounds."""
+    gate = _gate()
+    mw = CookieGateMiddleware(_locale_page, gate=gate)
+    token = _key(gate, ["performance"])[0] or b""
+    browser = (b"user-agent", b"Mozilla/5.0 Firefox/140")
+    for i in range(1100):
+        _page_call(mw, [(b"cookie", token), browser, (b"accept-language", b"x-%d" % i)])
+    assert 0 < len(gate._quick_fragments) <= 1024
+    state = gate.state_for(gate.make_token([]))
+    info = RequestInfo("GET", "/", host="shop.test")
+    for i in range(5000):
+        assert not gate.set_cookie_allowed(state, b"ab_variant=%d; Max-Age=60" % i, info)
+    assert 0 < len(gate._set_cookie_raw) <= 4096
