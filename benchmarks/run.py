@@ -317,6 +317,9 @@ def check_page(cfg: Config, status: int, headers: list[tuple[str, str]], body: b
     if cfg.key == "page_undecided":
         if not banner:
             problems.append("expected the banner")
+        length = ", ".join(v for k, v in headers if k == "content-length")
+        if length != str(len(body)):  # rewritten, and still sent with its exact length
+            problems.append(f"expected Content-Length {len(body)}, got {length!r}")
         # the GA loader's tag: neutralised (data-cg-blocked, src renamed data-cg-src)
         at = body.find(GA_SRC)
         start = body.rfind(b"<script", 0, at) if at >= 0 else -1
