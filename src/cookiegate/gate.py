@@ -311,21 +311,15 @@ class Decision(RequestConsent):
             or (self._state.method == "gpc" and gate.records is not None)
         ):
             return None
-        text_type = gate._page_types.get(ctype)
+        text_type = _injectable_type(ctype)
         if text_type is None:
-            text_type = ctype.decode("latin-1")
-            if not is_injectable(text_type, None):
-                return None
-            if len(gate._page_types) >= 256:  # a site sends a handful of page types
-                gate._page_types.clear()
-            gate._page_types[ctype] = text_type
+            return None
         fragment = gate.page_fragment(self, text_type, None)
         if fragment is None:
             return None
         out, vary_at = _edited_body_headers(headers, len(fragment))
-        quick = self._info is None and self._quick_key is not None
-        if (self._source[1] if quick else self.info.method) != "HEAD":
-            self.injector = HtmlInjector(fragment)  # HEAD: GET's headers, no body to edit
+        if self._method() != "HEAD":  # HEAD: GET's headers, no body to edit
+            self.injector = HtmlInjector(fragment)
         if vary_at < 0:
             out.append((b"vary", gate.vary_value))
         else:
@@ -416,10 +410,10 @@ class Decision(RequestConsent):
         elif app_csp:
             out.extend((b"content-security-policy", v) for v in app_csp)
         if html and is_page:
-            text_type = ctype.decode("latin-1")  # type: ignore[union-attr]
+            text_type = _injectable_type(ctype)
             coding = cenc.decode("latin-1").strip().lower() if cenc is not None else ""
             plain = coding in ("", "identity")
-            if is_injectable(text_type, None):
+            if text_type is not None:
                 fragment = gate.page_fragment(self, text_type, nonce)
                 injector: BodyFilter | None = gate.rewriter(self, fragment, text_type)
                 #: bytes a pure insertion adds (then Content-Length stays known)
@@ -721,8 +715,6 @@ class Gate:
             raise ConfigError("trackers", "given, but block_trackers is False")
         self._unblock_tag: str | None = None
         self._fragment_bytes: dict[tuple[Any, ...], bytes] = {}
-        #: injectable Content-Type values of pages, decoded (_complete_page_headers)
-        self._page_types: dict[bytes, str] = {}
         #: page_fragment of quick decisions, by the raw values it depends on
         self._quick_fragments: dict[
             tuple[Any, ...], tuple[bytes | None, tuple[str | None, str] | None]
@@ -901,29 +893,26 @@ class Gate:
         cookie's name is seen for the first time)."""
         known = self._set_cookie_raw.get(raw)
         if known is not None:  # this exact value was seen: (name, category, deletion)
-            if known[1] == NECESSARY or self.allowed(state, known[1]):
+            key, category, deletion = known
+            if category == NECESSARY or self.allowed(state, category):
                 return True
-            if known[2]:
-                return True  # deletions always pass
-            if known[1] is None:
-                self.note_unknown(known[0].decode("latin-1"), None)
-            return False
-        eq = raw.find(b"=")
-        semi = raw.find(b";")
-        key = raw[:eq].strip() if eq >= 0 and (semi < 0 or eq < semi) else b""
-        category = self._set_cookie_fast.get(key, _SENTINEL)
-        by_name = True  # classified by the name alone (not by Domain/Path rules)
-        if category is _SENTINEL:
-            category = self._classify_set_cookie(key, raw, info)
-            by_name = key in self._set_cookie_fast
-        if category == NECESSARY or self.allowed(state, category):
-            return True
-        deletion, timeless = deletion_verdict(raw)
-        if by_name and timeless and len(raw) <= 512:
-            # a value a refused visitor's pages send again and again (bounded)
-            if len(self._set_cookie_raw) >= 4096:
-                self._set_cookie_raw.clear()
-            self._set_cookie_raw[raw] = (key, category, deletion)
+        else:
+            eq = raw.find(b"=")
+            semi = raw.find(b";")
+            key = raw[:eq].strip() if eq >= 0 and (semi < 0 or eq < semi) else b""
+            category = self._set_cookie_fast.get(key, _SENTINEL)
+            by_name = True  # classified by the name alone (not by Domain/Path rules)
+            if category is _SENTINEL:
+                category = self._classify_set_cookie(key, raw, info)
+                by_name = key in self._set_cookie_fast
+            if category == NECESSARY or self.allowed(state, category):
+                return True
+            deletion, timeless = deletion_verdict(raw)
+            if by_name and timeless and len(raw) <= 512:
+                # a value a refused visitor's pages send again and again (bounded)
+                if len(self._set_cookie_raw) >= 4096:
+                    self._set_cookie_raw.clear()
+                self._set_cookie_raw[raw] = (key, category, deletion)
         if deletion:
             return True  # deletions always pass
         if category is None:
@@ -1908,6 +1897,13 @@ def _content_length(value: bytes) -> int | None:
     if not value.isdigit() or len(value) > 15:
         return None
     return int(value)
+
+
+@lru_cache(maxsize=256)  # a site sends a handful of page Content-Types
+def _injectable_type(content_type: bytes) -> str | None:
+    """A response's raw Content-Type, decoded, if it is HTML cookiegate may edit."""
+    text = content_type.decode("latin-1")
+    return text if is_injectable(text, None) else None
 
 
 @lru_cache(maxsize=256)

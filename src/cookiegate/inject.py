@@ -82,11 +82,7 @@ class HtmlInjector:
         data = b"".join(held) if held else b""
         self._held = None
         self._held_len = 0
-        at = _last_body_end(data, max(0, len(data) - self.max_hold))
-        if at < 0:
-            return data + self.fragment
-        view = memoryview(data)  # one copy of the page, not three
-        return b"".join((view[:at], self.fragment, view[at:]))
+        return self._insert(data)
 
     def finish(self, chunk: bytes) -> bytes:
         """``feed(chunk) + close()``; for a body in one piece (most pages) without
@@ -96,10 +92,14 @@ class HtmlInjector:
         self._done = True
         if type(chunk) is not bytes:
             chunk = bytes(chunk)  # a bytearray or memoryview body
-        at = _last_body_end(chunk, max(0, len(chunk) - self.max_hold))
+        return self._insert(chunk)
+
+    def _insert(self, data: bytes) -> bytes:
+        """The end of the body with the fragment before its last ``</body>``."""
+        at = _last_body_end(data, max(0, len(data) - self.max_hold))
         if at < 0:
-            return chunk + self.fragment
-        view = memoryview(chunk)
+            return data + self.fragment
+        view = memoryview(data)  # one copy of the page, not three
         return b"".join((view[:at], self.fragment, view[at:]))
 
 
