@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from . import SCOPE_KEY, consent_of
 from .consent import RequestConsent
-from .gate import Decision, Gate, PlainResponse, RequestInfo
+from .gate import FRAME_HOLD_MAX, Decision, Gate, PlainResponse, RequestInfo
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -199,10 +199,25 @@ class CookieGateMiddleware:
 
         # The start of a page whose edit changes its length waits for the first
         # body message: when that is the whole body, the edited length is known
-        # and the page goes out with a Content-Length instead of chunked.
+        # and the page goes out with a Content-Length instead of chunked. A
+        # rewritten page the app sent in pieces with a declared length (up to
+        # FRAME_LIMIT: Decision.body_length) is held whole for the same reason.
         pending: list[Message] = []
+        held: list[bytes] = []
+        held_size = 0
+
+        async def flush() -> None:
+            """Send the held start and what is held of the body; stream on."""
+            nonlocal held_size
+            await send(pending.pop())
+            if held:
+                body = b"".join(held)
+                held.clear()
+                held_size = 0
+                await send({"type": "http.response.body", "body": body, "more_body": True})
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal held_size
             kind = message["type"]
             if kind == "http.response.start":
                 headers = decision.response_headers(
@@ -217,19 +232,31 @@ class CookieGateMiddleware:
                 if type(body) is not bytes:
                     body = bytes(body)  # a bytearray or memoryview: the filters edit bytes
                 if message.get("more_body", False):
-                    message["body"] = decision.injector.feed(body)
+                    body = decision.injector.feed(body)
+                    if pending and decision.body_length is not None:
+                        held.append(body)
+                        held_size += len(body)
+                        if held_size > FRAME_HOLD_MAX:  # it grew: stream from here
+                            await flush()
+                        return
+                    message["body"] = body
                 else:
-                    message["body"] = body = decision.injector.finish(body)
+                    body = decision.injector.finish(body)
+                    if held:
+                        held.append(body)
+                        body = b"".join(held)
+                        held.clear()
+                    message["body"] = body
                     if pending:
                         length = str(len(body)).encode()
                         pending[0]["headers"].append((b"content-length", length))
             if pending:
-                await send(pending.pop())
+                await flush()
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
-        if pending:  # the app sent no body at all: the start still goes
-            await send(pending.pop())
+        if pending:  # the app sent no (complete) body: the start still goes
+            await flush()
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         info = _request_info(scope, False)

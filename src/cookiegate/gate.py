@@ -49,6 +49,13 @@ log = logging.getLogger("cookiegate")
 SIX_MONTHS = 182 * 24 * 3600
 #: At most this many refused cookies are expired per response (bounded headers).
 MAX_EXPIRE = 50
+#: the largest declared body length of a rewritten (or re-encoded) page that an
+#: adapter holds to send it with its exact Content-Length; a longer page, or
+#: one without a length, streams (chunked, or as the server frames it)
+FRAME_LIMIT = 256 * 1024
+#: while holding such a page, the most edited bytes held (a re-encoded body may
+#: grow); past it, the page streams from there on
+FRAME_HOLD_MAX = 4 * FRAME_LIMIT
 #: Cookie headers up to this size have their verification and filtering cached.
 CACHEABLE_COOKIE = 2048
 #: Sec-GPC values (all headers joined) up to this size are part of a quick key.
@@ -202,6 +209,7 @@ class Decision(RequestConsent):
         "_reader",
         "_source",
         "blocking",
+        "body_length",
         "cookie_header",
         "deferred",
         "expire",
@@ -249,6 +257,11 @@ class Decision(RequestConsent):
         self.expire: tuple[bytes, ...] = ()
         #: set by :meth:`response_headers` when the banner goes into this HTML body
         self.injector: BodyFilter | None = None
+        #: set with :attr:`injector` when the edit changes the body's length in a
+        #: way only the edited body tells (a rewrite, a re-encoding) and the app
+        #: declared a length of at most :data:`FRAME_LIMIT`: the adapter may hold
+        #: the edited body and send it with its exact ``Content-Length``
+        self.body_length: int | None = None
         #: the GPC session flag's Set-Cookie, once the refusal was recorded
         self.gpc_recorded: bytes = b""
         #: a response that needs blocking I/O: the adapter calls it (ASGI: in a
@@ -317,7 +330,7 @@ class Decision(RequestConsent):
         fragment = gate.page_fragment(self, text_type, None)
         if fragment is None:
             return None
-        out, vary_at = _edited_body_headers(headers, len(fragment))
+        out, vary_at, _ = _edited_body_headers(headers, len(fragment))
         if self._method() != "HEAD":  # HEAD: GET's headers, no body to edit
             self.injector = HtmlInjector(fragment)
         if vary_at < 0:
@@ -359,6 +372,7 @@ class Decision(RequestConsent):
         gate = self.gate
         state = self._state
         self.injector = None  # a WSGI app may start over (exc_info): decide anew
+        self.body_length = None
         if state.complete and not self.expire and not state.needs_reissue:
             if not isinstance(headers, (list, tuple)):
                 headers = list(headers)  # any iterable (ASGI): read twice below
@@ -440,7 +454,14 @@ class Decision(RequestConsent):
                     if self._method() != "HEAD":
                         self.injector = injector
                     depends = True
-                    out, vary_at = _edited_body_headers(out, added)
+                    out, vary_at, declared = _edited_body_headers(out, added)
+                    if (
+                        added is None
+                        and declared is not None
+                        and declared <= FRAME_LIMIT
+                        and self.injector is not None
+                    ):
+                        self.body_length = declared
         if gpc_record and is_page:
             depends = True
             if not self.gpc_recorded:  # once, even if a WSGI app starts over
@@ -1858,8 +1879,9 @@ _VALIDATORS = frozenset((b"content-length", b"etag", b"last-modified"))
 
 def _edited_body_headers(
     headers: Sequence[tuple[bytes, bytes]], added: int | None
-) -> tuple[list[tuple[bytes, bytes]], int]:
-    """The headers of a body cookiegate edits, and where ``Vary`` is in them.
+) -> tuple[list[tuple[bytes, bytes]], int, int | None]:
+    """The headers of a body cookiegate edits, where ``Vary`` is in them, and
+    the app's declared length (``None`` unless exactly one valid Content-Length).
 
     ``ETag`` and ``Last-Modified`` go: the app's validators describe the page it
     wrote, not the one this visitor gets (a 304 would hand a refused visitor the
@@ -1882,11 +1904,10 @@ def _edited_body_headers(
         if name == b"vary" and vary_at < 0:
             vary_at = len(out)
         out.append(item)
-    if added is not None and lengths == 1:
-        length = _content_length(length_value)
-        if length is not None:
-            out.append((b"content-length", str(length + added).encode()))
-    return out, vary_at
+    length = _content_length(length_value) if lengths == 1 else None
+    if added is not None and length is not None:
+        out.append((b"content-length", str(length + added).encode()))
+    return out, vary_at, length
 
 
 def _content_length(value: bytes) -> int | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import ENVIRON_KEY, consent_of
 from .consent import RequestConsent
-from .gate import Decision, Gate, PlainResponse, RequestInfo
+from .gate import FRAME_HOLD_MAX, Decision, Gate, PlainResponse, RequestInfo
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 StartResponse = Callable[..., Callable[[bytes], object]]
@@ -125,12 +125,16 @@ class CookieGateMiddleware:
         environ[ENVIRON_KEY] = decision
 
         started = False
+        # A rewritten page with a declared length (Decision.body_length) has its
+        # start held, with the edited body, until the body's exact length is known.
+        hold: list[_Held] = []
 
         def gated_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Callable[[bytes], object]:
             nonlocal started
             started = True
+            hold.clear()  # an app starting over (exc_info) before anything was sent
             raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
             try:
                 code = int(status.split(" ", 1)[0])
@@ -140,18 +144,25 @@ class CookieGateMiddleware:
                 (k.decode("latin-1"), v.decode("latin-1"))
                 for k, v in decision.response_headers(raw, code)
             ]
-            if exc_info is not None:
-                write = start_response(status, filtered, exc_info)
-            else:
-                write = start_response(status, filtered)
             if decision.injector is None:
-                return write
+                if exc_info is not None:
+                    return start_response(status, filtered, exc_info)
+                return start_response(status, filtered)
+            if decision.body_length is not None and _unframed(filtered):
+                held = _Held(start_response, status, filtered, exc_info, hold)
+                hold.append(held)
+                server_write = held.server_write
+            else:
+                write = _start(start_response, status, filtered, exc_info)
+
+                def server_write() -> Callable[[bytes], object]:
+                    return write
 
             def gated_write(data: bytes) -> object:
                 # the legacy write() goes through the same body edits as the iterable
                 injector = decision.injector
                 out = injector.feed(data) if injector is not None else data
-                return write(out) if out else None
+                return server_write()(out) if out else None
 
             return gated_write
 
@@ -160,7 +171,83 @@ class CookieGateMiddleware:
             # Nothing to insert: the app's iterable goes back as is, so the server
             # calls its close() directly.
             return result
-        return _Injecting(result, decision)
+        return _Injecting(result, decision, hold)
+
+
+def _start(
+    start_response: StartResponse,
+    status: str,
+    headers: list[tuple[str, str]],
+    exc_info: ExcInfo | None,
+) -> Callable[[bytes], object]:
+    if exc_info is not None:
+        return start_response(status, headers, exc_info)
+    return start_response(status, headers)
+
+
+def _unframed(headers: list[tuple[str, str]]) -> bool:
+    """Whether response headers leave the body's framing to the server."""
+    for name, _ in headers:
+        lower = name.lower()
+        if lower == "content-length" or lower == "transfer-encoding":
+            return False
+    return True
+
+
+class _Held:
+    """A start_response call held back with the edited body so far."""
+
+    __slots__ = (
+        "body",
+        "exc_info",
+        "headers",
+        "hold",
+        "size",
+        "start_response",
+        "status",
+        "write",
+    )
+
+    def __init__(
+        self,
+        start_response: StartResponse,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: ExcInfo | None,
+        hold: list[_Held],
+    ) -> None:
+        #: the request's list of held starts (this one, until it is released)
+        self.hold = hold
+        self.start_response = start_response
+        self.status = status
+        self.headers = headers
+        self.exc_info = exc_info
+        self.body: list[bytes] = []
+        self.size = 0
+        #: the server's write(), once its start_response was called
+        self.write: Callable[[bytes], object] | None = None
+
+    def release(self, length: int | None) -> Callable[[bytes], object]:
+        """Call the server's start_response, with ``length`` as Content-Length."""
+        headers = self.headers
+        if length is not None:
+            headers = [*headers, ("content-length", str(length))]
+        self.write = _start(self.start_response, self.status, headers, self.exc_info)
+        return self.write
+
+    def server_write(self) -> Callable[[bytes], object]:
+        """The server's write() for the legacy write(), which cannot wait for
+        the whole body: the start goes now, without a length, with the body so far."""
+        write = self.write
+        if write is None:
+            hold = self.hold
+            if hold and hold[0] is self:
+                hold.clear()
+            write = self.release(None)
+            if self.body:
+                write(b"".join(self.body))
+                self.body.clear()
+        return write
 
 
 class _Injecting:
@@ -168,18 +255,40 @@ class _Injecting:
     be an HTML page (start_response may be called during the first iteration);
     ``close()`` is passed on."""
 
-    def __init__(self, result: Iterable[bytes], decision: Decision) -> None:
+    def __init__(self, result: Iterable[bytes], decision: Decision, hold: list[_Held]) -> None:
         self.result = result
         self.decision = decision
+        self.hold = hold
 
     def __iter__(self) -> Iterator[bytes]:
+        hold = self.hold
         for chunk in self.result:
             injector = self.decision.injector
-            yield chunk if injector is None else injector.feed(chunk)
+            if injector is None:
+                yield chunk
+                continue
+            out = injector.feed(chunk)
+            if hold:
+                held = hold[0]
+                held.body.append(out)
+                held.size += len(out)
+                if held.size <= FRAME_HOLD_MAX:
+                    continue
+                hold.clear()  # it grew: stream from here
+                held.release(None)
+                out = b"".join(held.body)
+                held.body.clear()
+            yield out
         injector = self.decision.injector
         if injector is not None:
             tail = injector.close()
-            if tail:
+            if hold:
+                held = hold.pop()
+                held.body.append(tail)
+                body = b"".join(held.body)
+                held.release(len(body))
+                yield body
+            elif tail:
                 yield tail
 
     def close(self) -> None:

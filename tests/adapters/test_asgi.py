@@ -13,16 +13,24 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
+from cookiegate import asgi
 from cookiegate.asgi import CookieGateMiddleware, consent
+from cookiegate.gate import FRAME_LIMIT
 
 from ..conftest import make_gate
 
 
-def run(app: Any, scope: dict[str, Any], incoming: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def run(
+    app: Any, scope: dict[str, Any], incoming: list[dict[str, Any]], *, stay: bool = False
+) -> list[dict[str, Any]]:
+    """Run one request; after ``incoming`` the client disconnects (``stay``: it
+    waits, as a client does while the response comes)."""
     sent: list[dict[str, Any]] = []
     queue = list(incoming)
 
     async def receive() -> dict[str, Any]:
+        if not queue and stay:
+            await asyncio.Event().wait()  # cancelled with the app's listener
         return queue.pop(0) if queue else {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
@@ -348,24 +356,38 @@ def test_bytes_like_body_messages_are_edited_like_bytes() -> None:
             assert body(kind, pieces) == want, (kind, pieces)
 
 
-def _undecided_page(pieces: int, body: bool = True) -> Any:
-    page = (
-        b"<html><head><title>t</title></head><body><p>shop</p>"
-        b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
-        b"</body></html>"
-    )
+_PAGE = (
+    b"<html><head><title>t</title></head><body><p>shop</p>"
+    b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
+    b"</body></html>"
+)
+
+
+def _undecided_page(
+    pieces: int,
+    body: bool = True,
+    *,
+    page: bytes = _PAGE,
+    length: bool = True,
+    finish: bool = True,
+) -> Any:
+    """An app sending ``page`` in ``pieces`` body messages (``finish=False``: the
+    last one never comes), with its Content-Length unless ``length`` is false."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        headers = [(b"content-type", b"text/html"), (b"content-length", b"%d" % len(page))]
+        headers = [(b"content-type", b"text/html")]
+        if length:
+            headers.append((b"content-length", b"%d" % len(page)))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         if not body:
             return
         size = -(-len(page) // pieces)
         parts = [page[i : i + size] for i in range(0, len(page), size)]
+        if not finish:
+            parts.pop()
         for i, part in enumerate(parts):
-            await send(
-                {"type": "http.response.body", "body": part, "more_body": i < len(parts) - 1}
-            )
+            more = i < len(parts) - 1 or not finish
+            await send({"type": "http.response.body", "body": part, "more_body": more})
 
     return app
 
@@ -378,21 +400,76 @@ _PAGE_SCOPE = {
 }
 
 
-def test_rewritten_page_in_one_message_keeps_an_exact_length() -> None:
-    """The start of a rewritten page waits for its first body message; when that
-    is the whole body the page goes out with its exact new length. In several
-    messages it goes out without one (the server frames it), same bytes."""
+def _length_of(start: dict[str, Any]) -> list[bytes]:
+    return [v for k, v in start["headers"] if k == b"content-length"]
+
+
+def test_rewritten_page_keeps_an_exact_length() -> None:
+    """The start of a rewritten page waits for its body: in one message, or in
+    several with a declared length of at most FRAME_LIMIT (held whole), the page
+    goes out in one message with its exact new length."""
     gate = make_gate()
     sent = run(CookieGateMiddleware(_undecided_page(1), gate=gate), dict(_PAGE_SCOPE), [])
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     one = sent[1]["body"]
     assert b"data-cg-blocked" in one and b'id="cookiegate-banner"' in one
-    lengths = [v for k, v in sent[0]["headers"] if k == b"content-length"]
-    assert lengths == [str(len(one)).encode()]
-    sent = run(CookieGateMiddleware(_undecided_page(4), gate=gate), dict(_PAGE_SCOPE), [])
-    assert sent[0]["type"] == "http.response.start"
-    assert not any(k == b"content-length" for k, _ in sent[0]["headers"])
-    assert b"".join(m.get("body", b"") for m in sent[1:]) == one
+    assert _length_of(sent[0]) == [str(len(one)).encode()]
+    for pieces in (2, 4, 40):
+        sent = run(CookieGateMiddleware(_undecided_page(pieces), gate=gate), dict(_PAGE_SCOPE), [])
+        assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+        assert sent[1]["body"] == one and not sent[1].get("more_body", False)
+        assert _length_of(sent[0]) == [str(len(one)).encode()]
+
+
+def test_rewritten_page_without_a_length_streams() -> None:
+    """Without a declared length the app chose streaming: the start goes with
+    the first body message, without a length (the server frames it), same bytes."""
+    gate = make_gate()
+    whole = run(CookieGateMiddleware(_undecided_page(1), gate=gate), dict(_PAGE_SCOPE), [])
+    app = _undecided_page(4, length=False)
+    sent = run(CookieGateMiddleware(app, gate=gate), dict(_PAGE_SCOPE), [])
+    assert sent[0]["type"] == "http.response.start" and _length_of(sent[0]) == []
+    assert len(sent) == 5  # each piece goes on as it comes
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == whole[1]["body"]
+
+
+def test_long_rewritten_page_streams() -> None:
+    """A declared length over FRAME_LIMIT is not held: the page streams (memory
+    stays bounded whatever the app declares), same bytes as in one message."""
+    gate = make_gate()
+    page = _PAGE.replace(b"<p>shop</p>", b"<p>" + b"x" * (FRAME_LIMIT + 1) + b"</p>")
+    whole = run(
+        CookieGateMiddleware(_undecided_page(1, page=page), gate=gate), dict(_PAGE_SCOPE), []
+    )
+    assert _length_of(whole[0]) == [str(len(whole[1]["body"])).encode()]
+    sent = run(
+        CookieGateMiddleware(_undecided_page(8, page=page), gate=gate), dict(_PAGE_SCOPE), []
+    )
+    assert _length_of(sent[0]) == [] and len(sent) == 9
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == whole[1]["body"]
+
+
+def test_held_page_that_grows_past_the_hold_limit_streams(monkeypatch: Any) -> None:
+    """The held edited body is bounded too (a re-encoded body may grow): past
+    FRAME_HOLD_MAX the start and what is held go, and the rest streams."""
+    gate = make_gate()
+    whole = run(CookieGateMiddleware(_undecided_page(1), gate=gate), dict(_PAGE_SCOPE), [])
+    monkeypatch.setattr(asgi, "FRAME_HOLD_MAX", 40)
+    sent = run(CookieGateMiddleware(_undecided_page(8), gate=gate), dict(_PAGE_SCOPE), [])
+    assert sent[0]["type"] == "http.response.start" and _length_of(sent[0]) == []
+    assert len(sent[1]["body"]) > 40 and len(sent) > 3  # pieces held together, then streamed
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == whole[1]["body"]
+
+
+def test_held_page_goes_out_when_the_app_stops_mid_body() -> None:
+    """An app that returns before its last body message: the start and what was
+    held still go (as the app left it, unfinished), nothing is lost."""
+    gate = make_gate()
+    app = _undecided_page(4, finish=False)
+    sent = run(CookieGateMiddleware(app, gate=gate), dict(_PAGE_SCOPE), [])
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert _length_of(sent[0]) == [] and sent[1]["more_body"] is True
+    assert b"<p>shop</p>" in sent[1]["body"]
 
 
 def test_held_start_is_sent_when_the_app_sends_no_body() -> None:
@@ -402,3 +479,22 @@ def test_held_start_is_sent_when_the_app_sends_no_body() -> None:
     )
     assert [m["type"] for m in sent] == ["http.response.start"]
     assert sent[0]["status"] == 200
+
+
+def test_file_response_page_keeps_an_exact_length(tmp_path: Any) -> None:
+    """Starlette's FileResponse sends a 150 KB page in 64 KiB pieces with its
+    Content-Length (and ETag): the rewritten page goes out whole, exact length,
+    no validators."""
+    from starlette.responses import FileResponse
+
+    page = _PAGE.replace(b"<p>shop</p>", b"<p>shop</p>" + b"<p>item</p>\n" * 12_500)
+    path = tmp_path / "index.html"
+    path.write_bytes(page)
+    app = Starlette(routes=[Route("/", lambda request: FileResponse(path))])
+    gated = CookieGateMiddleware(app, gate=make_gate())
+    sent = run(gated, dict(_PAGE_SCOPE), [{"type": "http.request"}], stay=True)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    body = sent[1]["body"]
+    assert b"data-cg-blocked" in body and body.count(b"<p>item</p>") == 12_500
+    assert _length_of(sent[0]) == [str(len(body)).encode()]
+    assert not any(k in (b"etag", b"last-modified") for k, _ in sent[0]["headers"])

@@ -9,6 +9,8 @@ from typing import Any
 
 from flask import Flask, make_response
 
+from cookiegate import wsgi
+from cookiegate.gate import FRAME_LIMIT
 from cookiegate.wsgi import CookieGateMiddleware, consent
 
 from ..conftest import make_gate
@@ -214,3 +216,177 @@ def test_write_goes_through_the_body_edits() -> None:
     assert b'id="cookiegate-banner"' in body
     assert body.index(b'id="cookiegate-banner"') < body.index(b"</body>")
     assert body.replace(body[body.index(b"<link") : body.index(b"</body>")], b"") == PAGE_HTML
+
+
+TRACKED_PAGE = (
+    b"<html><head><title>t</title></head><body><p>shop</p>"
+    b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
+    b"</body></html>"
+)
+
+
+class Server:
+    """A WSGI server's side of one request: what it was told, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Any:
+        self.events.append(("start", (status, headers)))
+        return lambda data: self.events.append(("write", data))
+
+    def run(self, app: Any, env: dict[str, Any] | None = None) -> bytes:
+        result = CookieGateMiddleware(app, gate=make_gate())(env or environ(), self.start_response)
+        try:
+            for chunk in result:
+                self.events.append(("chunk", chunk))
+        finally:
+            getattr(result, "close", lambda: None)()
+        return b"".join(data for kind, data in self.events if kind != "start" and data)
+
+    def lengths(self) -> list[str]:
+        starts = [data[1] for kind, data in self.events if kind == "start"]
+        assert len(starts) == 1
+        return [v for k, v in starts[0] if k.lower() == "content-length"]
+
+
+def tracked_app(pieces: int, *, page: bytes = TRACKED_PAGE, length: bool = True) -> Any:
+    def app(env: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        headers = [("Content-Type", "text/html")]
+        if length:
+            headers.append(("Content-Length", str(len(page))))
+        start_response("200 OK", headers)
+        size = -(-len(page) // pieces)
+        for i in range(0, len(page), size):
+            yield page[i : i + size]
+
+    return app
+
+
+def test_rewritten_page_keeps_an_exact_length() -> None:
+    """A rewritten page with a declared length (up to FRAME_LIMIT), however the
+    app cuts it: the server's start_response waits for the whole edited body,
+    which then goes with its exact Content-Length, as one chunk."""
+    one = Server()
+    whole = one.run(tracked_app(1))
+    assert b"data-cg-blocked" in whole and b'id="cookiegate-banner"' in whole
+    assert one.lengths() == [str(len(whole))]
+    for pieces in (2, 5, 40):
+        server = Server()
+        assert server.run(tracked_app(pieces)) == whole
+        assert server.lengths() == [str(len(whole))]
+        assert [kind for kind, _ in server.events] == ["start", "chunk"]
+
+
+def test_held_page_passes_the_wsgiref_validator() -> None:
+    from wsgiref.util import setup_testing_defaults
+    from wsgiref.validate import validator
+
+    env: dict[str, Any] = {}
+    setup_testing_defaults(env)
+    env["QUERY_STRING"] = ""
+    events: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        events.append(headers)
+        return lambda data: None
+
+    wrapped = validator(CookieGateMiddleware(validator(tracked_app(4)), gate=make_gate()))
+    result = wrapped(env, start_response)
+    body = b"".join(result)
+    result.close()  # type: ignore[attr-defined]
+    assert b"data-cg-blocked" in body
+    assert [v for k, v in events[0] if k == "content-length"] == [str(len(body))]
+
+
+def test_rewritten_page_without_a_length_streams() -> None:
+    """No declared length: the app chose streaming; each piece goes on as it
+    comes, the server frames the body."""
+    whole = Server().run(tracked_app(1))
+    server = Server()
+    assert server.run(tracked_app(4, length=False)) == whole
+    assert server.lengths() == []
+    assert [kind for kind, _ in server.events][:2] == ["start", "chunk"]
+    assert len(server.events) >= 5
+
+
+def test_long_rewritten_page_streams() -> None:
+    """A declared length over FRAME_LIMIT is not held (bounded memory)."""
+    page = TRACKED_PAGE.replace(b"<p>shop</p>", b"<p>" + b"x" * (FRAME_LIMIT + 1) + b"</p>")
+    whole = Server().run(tracked_app(1, page=page))
+    server = Server()
+    assert server.run(tracked_app(8, page=page)) == whole
+    assert server.lengths() == [] and len(server.events) >= 9
+
+
+def test_held_page_that_grows_past_the_hold_limit_streams(monkeypatch: Any) -> None:
+    whole = Server().run(tracked_app(1))
+    monkeypatch.setattr(wsgi, "FRAME_HOLD_MAX", 40)
+    server = Server()
+    assert server.run(tracked_app(8)) == whole
+    assert server.lengths() == []
+    chunks = [data for kind, data in server.events if kind == "chunk"]
+    assert len(chunks[0]) > 40 and len(chunks) > 2  # pieces held together, then streamed
+
+
+def test_write_releases_a_held_start() -> None:
+    """The legacy write() cannot wait for the whole body: the held start goes
+    (without a length) with what was held, then the written data, in order."""
+
+    def app(env: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        write = start_response(
+            "200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(TRACKED_PAGE)))]
+        )
+        yield TRACKED_PAGE[:20]
+        write(TRACKED_PAGE[20:60])
+        yield TRACKED_PAGE[60:]
+
+    whole = Server().run(tracked_app(1))
+    server = Server()
+    assert server.run(app) == whole
+    assert server.lengths() == []
+    assert server.events[0][0] == "start"
+
+
+def test_exc_info_restart_drops_a_held_body() -> None:
+    """An app that starts over (exc_info) after yielding part of a held page:
+    nothing of the page was sent, so the server gets only the error response."""
+
+    def app(env: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response(
+            "200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(TRACKED_PAGE)))]
+        )
+        yield TRACKED_PAGE[:50]
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            start_response(
+                "500 Error",
+                [("Content-Type", "text/plain"), ("Content-Length", "5")],
+                sys.exc_info(),
+            )
+        yield b"error"
+
+    server = Server()
+    assert server.run(app) == b"error"
+    assert server.lengths() == ["5"]
+    assert server.events[0][1][0] == "500 Error"
+
+
+def test_flask_send_file_page_keeps_an_exact_length(tmp_path: Any) -> None:
+    """Flask's send_file streams a 150 KB page in 8 KiB pieces with its
+    Content-Length: the rewritten page goes to the server whole, exact length."""
+    from flask import send_file
+
+    page = TRACKED_PAGE.replace(b"<p>shop</p>", b"<p>shop</p>" + b"<p>item</p>\n" * 12_500)
+    path = tmp_path / "index.html"
+    path.write_bytes(page)
+    flask_app = Flask(__name__)
+    flask_app.add_url_rule("/", "index", lambda: send_file(path))
+    server = Server()
+    body = server.run(flask_app.wsgi_app)
+    assert b"data-cg-blocked" in body and body.count(b"<p>item</p>") == 12_500
+    assert server.lengths() == [str(len(body))]
+    assert [kind for kind, _ in server.events] == ["start", "chunk"]
