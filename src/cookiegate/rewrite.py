@@ -568,7 +568,7 @@ class HtmlRewriter:
                 self._passthrough("the body starts with a UTF-16 byte-order mark")
                 self._buf = b""
                 return buf
-        return self._run(buf, False)
+        return b"".join(self._run(buf, False))
 
     def close(self) -> bytes:
         """End of body: return the rest, with the fragment inserted."""
@@ -578,8 +578,7 @@ class HtmlRewriter:
         if self._state == _PASS:
             rest, self._buf = self._buf, b""
             return rest
-        out = self._run(self._buf, True)
-        parts = [out]
+        parts = self._run(self._buf, True)  # joined once, with what follows
         if self.fragment is not None:
             parts.append(self.fragment)
             if self._after is not None:
@@ -588,8 +587,15 @@ class HtmlRewriter:
         return b"".join(parts)
 
     def finish(self, chunk: bytes) -> bytes:
-        """The last chunk: ``feed(chunk) + close()``."""
-        return self.feed(chunk) + self.close()
+        """The last chunk: ``feed(chunk) + close()``. A body in one piece (most
+        pages) is read in one pass, as the end of the body."""
+        if self._sniffed or self._buf or self._closed or len(chunk) < 2:
+            return self.feed(chunk) + self.close()
+        if chunk[:2] in (b"\xff\xfe", b"\xfe\xff") or self._state == _PASS:
+            return self.feed(chunk) + self.close()
+        self._sniffed = True
+        self._buf = bytes(chunk)
+        return self.close()
 
     # -- internals ----------------------------------------------------------
 
@@ -614,7 +620,7 @@ class HtmlRewriter:
         final: bool,
         struct_search: Callable[[bytes, int], re.Match[bytes] | None] = _STRUCT.search,
         slashes: Callable[[bytes, int], re.Match[bytes] | None] = _SLASHES.search,
-    ) -> bytes:
+    ) -> list[bytes]:
         out: list[bytes] = []
         sink = out if self._after is None else self._after
         n = len(buf)
@@ -987,7 +993,7 @@ class HtmlRewriter:
                 self._warn("more than max_hold bytes after </body>: banner moved on")
                 out.extend(self._after)
                 self._after = None
-        return b"".join(out)
+        return out
 
     def _script_decision(self, attrs: _Attrs) -> tuple[tuple[str, Tracker | None] | None, bool]:
         """``(decision, needs_content)`` for a script start tag."""

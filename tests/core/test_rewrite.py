@@ -506,6 +506,18 @@ def test_chunking_with_markup_inside_attribute_values(
     assert run([doc[i : i + 1] for i in range(len(doc))], blocked) == whole
 
 
+@settings(max_examples=400, deadline=None)
+@given(any_docs | nested_docs | st.binary(max_size=64), st.sampled_from([PERF, frozenset(), ALL]))
+def test_finish_in_one_pass_equals_feed_and_close(doc: bytes, blocked: frozenset[str]) -> None:
+    """finish() reads a body given in one piece in a single pass, as its end; the
+    output is what feed() then close() give (and, by the chunking properties,
+    what any cutting of the body gives)."""
+    assert HtmlRewriter(blocked, FRAG).finish(doc) == run([doc], blocked)
+    second = HtmlRewriter(blocked, FRAG)  # finish after earlier chunks
+    head = second.feed(doc[: len(doc) // 2])
+    assert head + second.finish(doc[len(doc) // 2 :]) == run([doc], blocked)
+
+
 @settings(max_examples=300, deadline=None)
 @given(any_docs, cut_points)
 def test_one_byte_chunks(doc: bytes, points: list[int]) -> None:
