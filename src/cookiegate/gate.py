@@ -367,7 +367,8 @@ class Decision(RequestConsent):
         When the gate has a UI and this is an HTML page, sets :attr:`injector`:
         the adapter must then pass every body chunk through it (``Content-Length``
         grows by the inserted bytes, or is dropped when the body is rewritten or
-        re-encoded; ``ETag`` / ``Last-Modified`` are dropped). A HEAD response
+        re-encoded: then :attr:`body_length` tells the adapter to hold the body
+        for its exact length; ``ETag`` / ``Last-Modified`` are dropped). A HEAD response
         gets the same headers, and no injector."""
         gate = self.gate
         state = self._state
