@@ -872,14 +872,17 @@ class HtmlRewriter:
                             e = m.start()
                         else:
                             e = _script_end(fold, end, n, final, 0)[0]
-                        if e == -1 and final:
-                            e = n
+                        if e == -1 and final and n - end < self.max_script:
+                            e = n  # unfinished at the end of the body: all of it
                         if e == -1:
                             if n - end < self.max_script:
                                 hold = p
                                 break
-                            e = -2  # too long: decide on the first max_script bytes
-                        content = buf[end : e if e >= 0 else end + self.max_script]
+                            e = -2  # too long to hold
+                        # decided on its first max_script bytes, wherever the body
+                        # is cut (a longer script's end may or may not be here yet)
+                        limit = end + self.max_script
+                        content = buf[end : e if 0 <= e <= limit else limit]
                         # the decision for this tag and content, memoised
                         ckey = (b"c", tag, content)
                         found_new = memo.get(ckey, _MISSING)

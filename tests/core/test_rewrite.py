@@ -373,8 +373,12 @@ def test_limits_are_documented_behaviour(caplog: pytest.LogCaptureFixture) -> No
     assert "max_tag" in caplog.text
     # a long inline script is decided on its first max_script bytes
     script = b"<script>" + b"/*" + b"x" * 300 + b"*/ fbq('init', '1')</script>"
-    assert run([script], max_script=100, fragment=None) == script
-    assert b"text/plain" in run([script], max_script=1000, fragment=None)
+    for tail in (b"", b"\n<p>more</p>"):  # its end near the end of the body, or not
+        assert run([script + tail], max_script=100, fragment=None) == script + tail
+        assert b"text/plain" in run([script + tail], max_script=1000, fragment=None)
+        # a signature within the first max_script bytes counts, whatever follows
+        early = b"<script>fbq('init', '1');/*" + b"x" * 300 + b"*/</script>" + tail
+        assert b"text/plain" in run([early], max_script=100, fragment=None)
     # after max_hold bytes past </body>, the banner moves to the end
     doc = b"<body></body>" + b"y" * 500
     assert run(cuts(doc, [20, 200, 400]), max_hold=100) == doc + FRAG
@@ -516,6 +520,25 @@ def test_finish_in_one_pass_equals_feed_and_close(doc: bytes, blocked: frozenset
     second = HtmlRewriter(blocked, FRAG)  # finish after earlier chunks
     head = second.feed(doc[: len(doc) // 2])
     assert head + second.finish(doc[len(doc) // 2 :]) == run([doc], blocked)
+
+
+@settings(max_examples=400, deadline=None)
+@given(nested_docs, cut_points, st.integers(min_value=1, max_value=48))
+def test_long_inline_scripts_are_decided_alike_however_cut(
+    doc: bytes, points: list[int], max_script: int
+) -> None:
+    """An inline script longer than max_script is decided on its first max_script
+    bytes: the same with its end in the buffer or not, at the end of the body
+    or not, through finish() or feed() + close(), however the body is cut."""
+    doc = doc + b"<script>" + b"x" * (max_script // 2) + b"fbq('init','1')</script>"
+    doc = doc + b"<p>after</p>"
+    whole = run([doc], max_script=max_script)
+    assert run(cuts(doc, points), max_script=max_script) == whole
+    assert HtmlRewriter(PERF, FRAG, max_script=max_script).finish(doc) == whole
+    unfinished = doc + b"<script>" + b"y" * max_script + b"fbq('init','1')"
+    whole = run([unfinished], max_script=max_script)
+    assert run(cuts(unfinished, points), max_script=max_script) == whole
+    assert HtmlRewriter(PERF, FRAG, max_script=max_script).finish(unfinished) == whole
 
 
 @settings(max_examples=300, deadline=None)
