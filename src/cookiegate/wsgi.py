@@ -128,13 +128,25 @@ class CookieGateMiddleware:
         # A rewritten page with a declared length (Decision.body_length) has its
         # start held, with the edited body, until the body's exact length is known.
         hold: list[_Held] = []
+        told = False  # whether the server's start_response was called
+
+        def to_server(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Callable[[bytes], object]:
+            nonlocal told
+            told = True
+            return _start(start_response, status, headers, exc_info)
 
         def gated_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Callable[[bytes], object]:
             nonlocal started
+            if hold:
+                # a held start is this middleware's to replace, as a server would
+                if exc_info is None:
+                    raise AssertionError("start_response called again without exc_info")
+                hold.clear()  # nothing of it was sent: the app starts over
             started = True
-            hold.clear()  # an app starting over (exc_info) before anything was sent
             raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
             try:
                 code = int(status.split(" ", 1)[0])
@@ -145,15 +157,17 @@ class CookieGateMiddleware:
                 for k, v in decision.response_headers(raw, code)
             ]
             if decision.injector is None:
-                if exc_info is not None:
-                    return start_response(status, filtered, exc_info)
-                return start_response(status, filtered)
-            if decision.body_length is not None and _unframed(filtered):
-                held = _Held(start_response, status, filtered, exc_info, hold)
+                return to_server(status, filtered, exc_info)
+            if decision.body_length is not None and not told and _unframed(filtered):
+                # nothing reached the server: nothing to replace there, and no
+                # traceback kept with the held start
+                held = _Held(to_server, status, filtered, hold)
                 hold.append(held)
                 server_write = held.server_write
             else:
-                write = _start(start_response, status, filtered, exc_info)
+                # (a restart after a start reached the server: the server judges,
+                # and raises when the headers are out)
+                write = to_server(status, filtered, exc_info)
 
                 def server_write() -> Callable[[bytes], object]:
                     return write
@@ -199,7 +213,6 @@ class _Held:
 
     __slots__ = (
         "body",
-        "exc_info",
         "headers",
         "hold",
         "size",
@@ -213,7 +226,6 @@ class _Held:
         start_response: StartResponse,
         status: str,
         headers: list[tuple[str, str]],
-        exc_info: ExcInfo | None,
         hold: list[_Held],
     ) -> None:
         #: the request's list of held starts (this one, until it is released)
@@ -221,7 +233,6 @@ class _Held:
         self.start_response = start_response
         self.status = status
         self.headers = headers
-        self.exc_info = exc_info
         self.body: list[bytes] = []
         self.size = 0
         #: the server's write(), once its start_response was called
@@ -232,7 +243,7 @@ class _Held:
         headers = self.headers
         if length is not None:
             headers = [*headers, ("content-length", str(length))]
-        self.write = _start(self.start_response, self.status, headers, self.exc_info)
+        self.write = self.start_response(self.status, headers)
         return self.write
 
     def server_write(self) -> Callable[[bytes], object]:
@@ -270,6 +281,8 @@ class _Injecting:
             out = injector.feed(chunk)
             if hold:
                 held = hold[0]
+                if not out:
+                    continue
                 held.body.append(out)
                 held.size += len(out)
                 if held.size <= FRAME_HOLD_MAX:

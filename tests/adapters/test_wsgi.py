@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from flask import Flask, make_response
 
 from cookiegate import wsgi
@@ -390,3 +391,57 @@ def test_flask_send_file_page_keeps_an_exact_length(tmp_path: Any) -> None:
     assert b"data-cg-blocked" in body and body.count(b"<p>item</p>") == 12_500
     assert server.lengths() == [str(len(body))]
     assert [kind for kind, _ in server.events] == ["start", "chunk"]
+
+
+def test_start_response_twice_without_exc_info_is_refused_while_held() -> None:
+    """A held start is the middleware's: a second start_response without
+    exc_info is the error a server reports (PEP 3333), not a silent replacement."""
+
+    def app(env: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        headers = [("Content-Type", "text/html"), ("Content-Length", str(len(TRACKED_PAGE)))]
+        start_response("200 OK", headers)
+        yield TRACKED_PAGE[:30]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"second"
+
+    with pytest.raises(AssertionError, match="without exc_info"):
+        Server().run(app)
+
+
+def test_exc_info_restart_after_the_start_reached_the_server_goes_to_it() -> None:
+    """Once a start went to the server (write() released it), a restart with
+    exc_info is the server's to judge: wsgiref re-raises the app's error, at
+    the call."""
+    from wsgiref.handlers import SimpleHandler
+
+    at_call: list[bool] = []
+
+    def app(env: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        headers = [("Content-Type", "text/html"), ("Content-Length", str(len(TRACKED_PAGE)))]
+        write = start_response("200 OK", headers)
+        write(TRACKED_PAGE[:60])
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            try:
+                start_response("200 OK", headers, sys.exc_info())  # another page
+            except ValueError:
+                at_call.append(True)  # PEP 3333: raised right there
+                raise
+        yield b"never"
+
+    out = io.BytesIO()
+    env = environ()
+    env["SERVER_PROTOCOL"] = "HTTP/1.1"
+    handler = SimpleHandler(io.BytesIO(b""), out, io.StringIO(), env)
+    handler.error_output = io.StringIO()  # type: ignore[assignment]
+    raised: list[BaseException] = []
+
+    def log_exception(exc_info: Any) -> None:
+        raised.append(exc_info[1])
+
+    handler.log_exception = log_exception  # type: ignore[method-assign]
+    handler.run(CookieGateMiddleware(app, gate=make_gate()))
+    assert raised and isinstance(raised[0], ValueError)  # the app's own error
+    assert at_call == [True]
+    assert b"never" not in out.getvalue()
