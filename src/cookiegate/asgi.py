@@ -220,6 +220,8 @@ class CookieGateMiddleware:
             nonlocal held_size
             kind = message["type"]
             if kind == "http.response.start":
+                if pending:  # a second start (an app bug): the server judges it
+                    await flush()
                 headers = decision.response_headers(
                     message.get("headers", ()), message.get("status", 200)
                 )
@@ -234,6 +236,8 @@ class CookieGateMiddleware:
                 if message.get("more_body", False):
                     body = decision.injector.feed(body)
                     if pending and decision.body_length is not None:
+                        if not body:
+                            return
                         held.append(body)
                         held_size += len(body)
                         if held_size > FRAME_HOLD_MAX:  # it grew: stream from here

@@ -498,3 +498,41 @@ def test_file_response_page_keeps_an_exact_length(tmp_path: Any) -> None:
     assert b"data-cg-blocked" in body and body.count(b"<p>item</p>") == 12_500
     assert _length_of(sent[0]) == [str(len(body)).encode()]
     assert not any(k in (b"etag", b"last-modified") for k, _ in sent[0]["headers"])
+
+
+def test_second_start_while_held_reaches_the_server_in_order() -> None:
+    """An app that sends a second start (an ASGI error) while the first is held:
+    the first goes out first, then the second, for the server to refuse."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/html"), (b"content-length", b"%d" % len(_PAGE))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": _PAGE[:40], "more_body": True})
+        again = [(b"content-type", b"text/html"), (b"x-second", b"1")]  # held too
+        await send({"type": "http.response.start", "status": 200, "headers": again})
+        await send({"type": "http.response.body", "body": b"<p>x</p>"})
+
+    sent = run(CookieGateMiddleware(app, gate=make_gate()), dict(_PAGE_SCOPE), [])
+    starts = [i for i, m in enumerate(sent) if m["type"] == "http.response.start"]
+    assert len(starts) == 2 and starts[0] == 0
+    assert not any(k == b"x-second" for k, _ in sent[0]["headers"])
+    assert any(k == b"x-second" for k, _ in sent[starts[1]]["headers"])
+    assert sent[1]["type"] == "http.response.body"  # the first start's held body
+
+
+def test_empty_body_messages_of_a_held_page_change_nothing() -> None:
+    gate = make_gate()
+    whole = run(CookieGateMiddleware(_undecided_page(1), gate=gate), dict(_PAGE_SCOPE), [])
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/html"), (b"content-length", b"%d" % len(_PAGE))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for i in range(0, len(_PAGE), 50):
+            await send({"type": "http.response.body", "body": b"", "more_body": True})
+            await send({"type": "http.response.body", "body": _PAGE[i : i + 50], "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent = run(CookieGateMiddleware(app, gate=gate), dict(_PAGE_SCOPE), [])
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[1]["body"] == whole[1]["body"]
+    assert _length_of(sent[0]) == [str(len(whole[1]["body"])).encode()]
