@@ -1929,7 +1929,6 @@ def _injectable_type(content_type: bytes) -> str | None:
 
 
 @lru_cache(maxsize=256)
-@lru_cache(maxsize=256)  # per page Content-Type (a site sends a handful)
 def _declared_charset(content_type: str | None) -> str | None:
     """The ``charset`` parameter of a Content-Type as written, or ``None``."""
     for param in (content_type or "").split(";")[1:]:
