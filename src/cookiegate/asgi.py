@@ -136,6 +136,25 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 _BYPASS = frozenset(("http.response.pathsend", "http.response.zerocopy"))
 
 
+class _Held:
+    """A response start held back, with the edited body so far."""
+
+    __slots__ = ("body", "size", "start")
+
+    def __init__(self, start: Message) -> None:
+        self.start = start
+        self.body: list[bytes] = []
+        self.size = 0
+
+    async def flush(self, send: Send) -> None:
+        """Send the start and what is held of the body; the rest streams."""
+        await send(self.start)
+        if self.body:
+            body = b"".join(self.body)
+            self.body = []
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
 class CookieGateMiddleware:
     """Pure ASGI middleware enforcing a :class:`~cookiegate.Gate`.
 
@@ -202,32 +221,21 @@ class CookieGateMiddleware:
         # and the page goes out with a Content-Length instead of chunked. A
         # rewritten page the app sent in pieces with a declared length (up to
         # FRAME_LIMIT: Decision.body_length) is held whole for the same reason.
-        pending: list[Message] = []
-        held: list[bytes] = []
-        held_size = 0
-
-        async def flush() -> None:
-            """Send the held start and what is held of the body; stream on."""
-            nonlocal held_size
-            await send(pending.pop())
-            if held:
-                body = b"".join(held)
-                held.clear()
-                held_size = 0
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+        held: _Held | None = None
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal held_size
+            nonlocal held
             kind = message["type"]
             if kind == "http.response.start":
-                if pending:  # a second start (an app bug): the server judges it
-                    await flush()
+                if held is not None:  # a second start (an app bug): the server judges it
+                    await held.flush(send)
+                    held = None
                 headers = decision.response_headers(
                     message.get("headers", ()), message.get("status", 200)
                 )
                 message["headers"] = headers
                 if decision.injector is not None and _unframed(headers):
-                    pending.append(message)
+                    held = _Held(message)
                     return
             elif kind == "http.response.body" and decision.injector is not None:
                 body = message.get("body", b"")
@@ -235,32 +243,33 @@ class CookieGateMiddleware:
                     body = bytes(body)  # a bytearray or memoryview: the filters edit bytes
                 if message.get("more_body", False):
                     body = decision.injector.feed(body)
-                    if pending and decision.body_length is not None:
-                        if not body:
-                            return
-                        held.append(body)
-                        held_size += len(body)
-                        if held_size > FRAME_HOLD_MAX:  # it grew: stream from here
-                            await flush()
+                    if held is not None and decision.body_length is not None:
+                        if body:
+                            held.body.append(body)
+                            held.size += len(body)
+                            if held.size > FRAME_HOLD_MAX:  # it grew: stream from here
+                                await held.flush(send)
+                                held = None
                         return
                     message["body"] = body
                 else:
                     body = decision.injector.finish(body)
-                    if held:
-                        held.append(body)
-                        body = b"".join(held)
-                        held.clear()
-                    message["body"] = body
-                    if pending:
+                    if held is not None:
+                        if held.body:
+                            held.body.append(body)
+                            body = b"".join(held.body)
+                            held.body = []
                         length = str(len(body)).encode()
-                        pending[0]["headers"].append((b"content-length", length))
-            if pending:
-                await flush()
+                        held.start["headers"].append((b"content-length", length))
+                    message["body"] = body
+            if held is not None:
+                await held.flush(send)
+                held = None
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
-        if pending:  # the app sent no (complete) body: the start still goes
-            await flush()
+        if held is not None:  # the app sent no (complete) body: the start still goes
+            await held.flush(send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         info = _request_info(scope, False)
