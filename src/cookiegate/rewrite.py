@@ -589,9 +589,14 @@ class HtmlRewriter:
     def finish(self, chunk: bytes) -> bytes:
         """The last chunk: ``feed(chunk) + close()``. A body in one piece (most
         pages) is read in one pass, as the end of the body."""
-        if self._sniffed or self._buf or self._closed or len(chunk) < 2:
-            return self.feed(chunk) + self.close()
-        if chunk[:2] in (b"\xff\xfe", b"\xfe\xff") or self._state == _PASS:
+        if (
+            self._sniffed  # after a feed
+            or self._buf
+            or self._closed
+            or self._state == _PASS
+            or len(chunk) < 2
+            or chunk[:2] in (b"\xff\xfe", b"\xfe\xff")
+        ):
             return self.feed(chunk) + self.close()
         self._sniffed = True
         self._buf = bytes(chunk)
