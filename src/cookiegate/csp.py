@@ -27,12 +27,12 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
+from .entropy import token_urlsafe
 from .errors import ConfigError
 
 log = logging.getLogger("cookiegate")
@@ -193,7 +193,7 @@ def serialize_csp(policies: Iterable[Mapping[str, Sequence[str]]]) -> str:
 
 def new_nonce() -> str:
     """A fresh CSP nonce (128 bits, URL-safe base64). One per response."""
-    return secrets.token_urlsafe(16)
+    return token_urlsafe(16)
 
 
 # -- source expressions ------------------------------------------------------------

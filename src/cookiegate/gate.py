@@ -13,7 +13,6 @@ import dataclasses
 import json
 import logging
 import re
-import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .consent import METHODS, UNDECIDED, ConsentState, RequestConsent
+from .consent import METHODS, UNDECIDED, ConsentState, RequestConsent, new_consent_id
 from .consent_mode import ConsentMode, ConsentModeConfig
 from .cookies import (
     cookie_values,
@@ -857,7 +856,7 @@ class Gate:
             raise ValueError(f"method must be one of {METHODS}")
         payload = {
             "v": 1,
-            "id": consent_id or secrets.token_urlsafe(12),
+            "id": consent_id or new_consent_id(),
             "g": sorted(c for c in set(categories) if c in self.policy.optional),
             "p": policy_version or self.policy.version,
             "t": int(time.time()) if decided_at is None else decided_at,
@@ -1560,7 +1559,7 @@ class Gate:
             granted=granted,
             complete=len(granted) == self._n_optional,
             policy_version=self.policy.version,
-            consent_id=previous.consent_id or secrets.token_urlsafe(12),
+            consent_id=previous.consent_id or new_consent_id(),
             decided_at=now,
             expires_at=now + self.max_age,
             method=method,
@@ -1692,7 +1691,7 @@ class Gate:
         state = decision._state
         current = replace(
             state,
-            consent_id=state.consent_id or "gpc-" + secrets.token_urlsafe(12),
+            consent_id=state.consent_id or "gpc-" + new_consent_id(),
             granted=frozenset(),
             decided_at=int(time.time()),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import zlib
@@ -82,6 +83,11 @@ class ConsentCodec:
         )
         #: the derived signing key of the newest secret (for :meth:`dumps`)
         self._key = self._newest.make_signer().derive_key()
+        #: HMAC-SHA1 keyed once; :meth:`dumps` copies it. A copy and a short
+        #: ``update`` never release the GIL (``hmac.digest`` does, and a thread
+        #: waiting for the GIL then costs the event loop its turn) and take half
+        #: the time (~0.9 against ~1.7 µs)
+        self._mac = hmac.new(self._key, digestmod=hashlib.sha1)
         self._older = (
             URLSafeSerializer(
                 keys[:-1], salt=salt, serializer=_CompactJSON, signer=_DerivedKeySigner
@@ -104,7 +110,9 @@ class ConsentCodec:
             value = b"." + urlsafe_b64encode(packed).rstrip(b"=")
         else:
             value = urlsafe_b64encode(data).rstrip(b"=")
-        signature = urlsafe_b64encode(hmac.digest(self._key, value, "sha1")).rstrip(b"=")
+        mac = self._mac.copy()
+        mac.update(value)
+        signature = urlsafe_b64encode(mac.digest()).rstrip(b"=")
         return (value + b"." + signature).decode("ascii")
 
     def loads(self, token: str) -> tuple[dict[str, Any], bool]:

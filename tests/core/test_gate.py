@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import string
 import time
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from cookiegate import ConfigError, Gate, RequestInfo
+from cookiegate import ConfigError, Gate, Policy, RequestInfo
 
 from ..conftest import KEY, make_gate, make_policy
 
@@ -175,3 +178,38 @@ def test_set_cookie_classified_by_path_is_never_remembered_by_value() -> None:
     for _ in range(2):
         assert not _allowed(gate, [], raw, "/shop")
         assert _allowed(gate, [], raw, "/admin")
+
+
+# -- consent ids --------------------------------------------------------------
+
+
+@given(st.integers(0, 2**48 - 1), st.integers(0, 2**48 - 1))
+def test_consent_ids_sort_by_their_time(a: int, b: int) -> None:
+    from cookiegate.consent import new_consent_id
+
+    ia, ib = new_consent_id(a), new_consent_id(b)
+    assert len(ia) == len(ib) == 24
+    assert set(ia + ib) <= set(string.ascii_letters + string.digits + "-_")
+    if a != b:
+        assert (ia[:8] < ib[:8]) == (a < b)
+    else:
+        assert ia[:8] == ib[:8] and ia != ib  # the random part differs
+
+
+def test_new_consent_ids_are_random_after_the_time_and_check_their_range() -> None:
+    from cookiegate.consent import new_consent_id
+
+    ids = {new_consent_id(1_796_000_000_000) for _ in range(1000)}
+    assert len(ids) == 1000 and len({i[:8] for i in ids}) == 1
+    with pytest.raises(ValueError):
+        new_consent_id(-1)
+    with pytest.raises(ValueError):
+        new_consent_id(2**48)
+
+
+def test_a_new_decision_gets_a_time_ordered_id_and_keeps_it_on_update() -> None:
+    gate = Gate(Policy(version="1"), secret_keys=["k" * 32])
+    first = gate.state_for(gate.make_token(["performance"]))
+    assert first.consent_id is not None and len(first.consent_id) == 24
+    later = gate.state_for(gate.make_token([], consent_id=first.consent_id))
+    assert later.consent_id == first.consent_id

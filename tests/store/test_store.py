@@ -254,13 +254,25 @@ def test_bad_urls_raise_config_errors(url: str) -> None:
             Store(url)
 
 
-def test_record_ids_are_uuid4() -> None:
+def test_record_ids_are_uuid7_in_time_order() -> None:
+    import time
     import uuid
 
-    from cookiegate.records.model import new_record_id
+    from cookiegate.records.model import new_id_and_salt, new_record_id
 
-    ids = {new_record_id() for _ in range(500)}
-    assert len(ids) == 500
+    before = time.time_ns() // 1_000_000
+    ids = [new_record_id() for _ in range(500)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 500
     for rid in ids:
         parsed = uuid.UUID(rid)
-        assert (str(parsed), parsed.version, parsed.variant) == (rid, 4, uuid.RFC_4122)
+        assert (str(parsed), parsed.version, parsed.variant) == (rid, 7, uuid.RFC_4122)
+        assert before <= parsed.int >> 80 <= after  # the first 48 bits: the time in ms
+    # made later, sorts later (the index on record_id grows at its end)
+    earlier, _ = new_id_and_salt(1_796_000_000_000)
+    later, _ = new_id_and_salt(1_796_000_000_001)
+    assert earlier < later
+    assert uuid.UUID(earlier).int >> 80 == 1_796_000_000_000
+    # the random part differs between ids of the same millisecond
+    same = {new_id_and_salt(1_796_000_000_000)[0] for _ in range(100)}
+    assert len(same) == 100

@@ -267,7 +267,7 @@ class Recorder:
             personal = {"ip_prefix": truncate_ip(ev.client)}
         elif ev.client and self.ip == "hash":
             personal = {"ip_hmac": hash_ip(ev.client, self._ip_key)}
-        record_id, salt = new_id_and_salt()
+        record_id, salt = new_id_and_salt(ev.at_ms)
         return PendingRecord(
             record_id=record_id,
             consent_id=ev.consent_id,

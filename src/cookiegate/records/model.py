@@ -24,13 +24,14 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import os
 import secrets
-import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
+
+from cookiegate.entropy import random_bytes
 
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
@@ -105,55 +106,35 @@ def chain_hash(seq: int, prev_hash: str, personal_digest: str, body: str) -> str
     return sha256_hex(f"{seq}\n{prev_hash}\n{personal_digest}\n{body}")
 
 
-class _Entropy:
-    """``os.urandom`` bytes handed out from a 4 KiB buffer: one system call per
-    ~100 records instead of two per record (on the writer thread every call that
-    releases the GIL can cost a wait to get it back). Thread-safe; emptied in a
-    forked child so that parent and child never share values."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._buf = b""
-        self._at = 0
-        os.register_at_fork(after_in_child=self._reset)
-
-    def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._buf, self._at = b"", 0
-
-    def take(self, n: int) -> bytes:
-        with self._lock:
-            if self._at + n > len(self._buf):
-                self._buf, self._at = os.urandom(max(4096, n)), 0
-            out = self._buf[self._at : self._at + n]
-            self._at += n
-            return out
-
-
-_entropy = _Entropy()
-
-
 def new_salt() -> str:
     """128 random bits, hex (the salt of a record's personal part)."""
-    return _entropy.take(16).hex()
+    return random_bytes(16).hex()
 
 
-def new_id_and_salt() -> tuple[str, str]:
-    """A new record id and salt from one draw of the entropy buffer."""
-    raw = _entropy.take(32)
-    return _uuid4(raw[:16]), raw[16:].hex()
+def new_id_and_salt(at_ms: int | None = None) -> tuple[str, str]:
+    """A new record id (UUIDv7 of ``at_ms``, default now) and salt from one
+    draw of the entropy buffer."""
+    raw = random_bytes(32)
+    ms = time.time_ns() // 1_000_000 if at_ms is None else at_ms
+    return _uuid7(ms, raw[:16]), raw[16:].hex()
 
 
 def new_record_id() -> str:
-    """A random UUID4 string (what ``str(uuid.uuid4())`` gives, without the
-    ``UUID`` object)."""
-    return _uuid4(_entropy.take(16))
+    """A new UUIDv7 string (RFC 9562: the time in ms, then random bits)."""
+    return _uuid7(time.time_ns() // 1_000_000, random_bytes(16))
 
 
-def _uuid4(random16: bytes) -> str:
-    raw = bytearray(random16)
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+def _uuid7(ms: int, random16: bytes) -> str:
+    """UUIDv7 of ``ms`` with 74 random bits from ``random16``.
+
+    Time-ordered on purpose: ids made later sort later, so the ``UNIQUE`` index
+    on ``record_id`` grows at its end. A UUID4 put every record on a random
+    index page (one more dirty page, written to the WAL, per record: about 8 µs
+    per record on SQLite at 80k records, and more as the table grows). The id
+    tells when the record was made, which the record says anyway (``at_ms``)."""
+    raw = bytearray((ms & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + random16[6:])
+    raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
