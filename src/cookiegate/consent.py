@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass
 
@@ -10,6 +11,9 @@ from .entropy import token_urlsafe
 #: 64 URL- and cookie-safe characters in ASCII order, so that the text of a
 #: number written in them sorts like the number
 _SORTABLE = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+_TO_SORTABLE = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", _SORTABLE.encode()
+)
 
 
 def new_consent_id(now_ms: int | None = None) -> str:
@@ -26,7 +30,9 @@ def new_consent_id(now_ms: int | None = None) -> str:
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     if not 0 <= ms < 1 << 48:
         raise ValueError("now_ms must fit in 48 bits")
-    prefix = "".join(_SORTABLE[(ms >> shift) & 63] for shift in range(42, -1, -6))
+    # 6 bytes are 8 base64 digits; each standard digit becomes the sortable one
+    # of the same value
+    prefix = base64.b64encode(ms.to_bytes(6, "big")).translate(_TO_SORTABLE).decode("ascii")
     return prefix + token_urlsafe(12)
 
 

@@ -38,11 +38,17 @@ class _Entropy:
         if n > _BUFFER:
             return os.urandom(n)
         with self._lock:
-            if self._at + n > len(self._buf):
-                self._buf, self._at = os.urandom(_BUFFER), 0
-            out = self._buf[self._at : self._at + n]
-            self._at += n
-            return out
+            at = self._at
+            if at + n <= len(self._buf):
+                self._at = at + n
+                return self._buf[at : at + n]
+        # the refill happens outside the lock: os.urandom releases the GIL, and
+        # another thread must not wait on the lock meanwhile
+        fresh = os.urandom(_BUFFER)
+        with self._lock:
+            # whatever another thread refilled meanwhile is dropped, never reused
+            self._buf, self._at = fresh, n
+        return fresh[:n]
 
 
 _entropy = _Entropy()

@@ -185,10 +185,12 @@ def test_set_cookie_classified_by_path_is_never_remembered_by_value() -> None:
 
 @given(st.integers(0, 2**48 - 1), st.integers(0, 2**48 - 1))
 def test_consent_ids_sort_by_their_time(a: int, b: int) -> None:
-    from cookiegate.consent import new_consent_id
+    from cookiegate.consent import _SORTABLE, new_consent_id
 
     ia, ib = new_consent_id(a), new_consent_id(b)
     assert len(ia) == len(ib) == 24
+    # the prefix: the 48-bit time as 8 digits of 6 bits in the sortable alphabet
+    assert ia[:8] == "".join(_SORTABLE[(a >> shift) & 63] for shift in range(42, -1, -6))
     assert set(ia + ib) <= set(string.ascii_letters + string.digits + "-_")
     if a != b:
         assert (ia[:8] < ib[:8]) == (a < b)
