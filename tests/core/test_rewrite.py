@@ -859,3 +859,11 @@ def test_a_profile_from_before_clear_caches_is_renewed() -> None:
     assert again._memo is not profile.memo  # the matcher's new memo, not the dropped one
     assert again.feed(_PROFILE_PAGE) + again.close() == out
     assert b"Load</button>" in out
+
+
+@given(st.binary(max_size=300) | st.text("aZ/\\&;<>!-: \u00e9\u0130", max_size=300).map(str.encode))
+def test_fold_is_the_fold_table(data: bytes) -> None:
+    from cookiegate.rewrite import _FOLD, _fold
+
+    assert _fold(data) == data.translate(_FOLD)
+    assert _fold(bytes(range(256))) == _FOLD
