@@ -16,23 +16,29 @@ _TO_SORTABLE = bytes.maketrans(
 )
 
 
-def new_consent_id(now_ms: int | None = None) -> str:
-    """A new consent id: the time in ms (48 bits, 8 sortable characters), then
-    96 random bits (URL-safe base64, :mod:`cookiegate.entropy`), 24 characters in all.
+def new_consent_id(now_s: int | None = None) -> str:
+    """A new consent id: the time in whole seconds (48 bits, 8 sortable
+    characters), then 96 random bits (URL-safe base64, :mod:`cookiegate.entropy`),
+    24 characters in all.
 
-    The time prefix makes ids made later sort later, so the records' index on
-    ``consent_id`` grows at its end instead of at random places (a random id
-    dirties one index page per record: ~11 µs more per record on SQLite at 80k
-    records, and more as the table grows). It reveals only when the consent was
-    first given, which the record holds anyway; the token's own decision time
-    is readable in the cookie too. The random part alone is what makes an id
-    unguessable, as before."""
-    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    if not 0 <= ms < 1 << 48:
-        raise ValueError("now_ms must fit in 48 bits")
+    The time prefix makes ids made in a later second sort later, so the records'
+    index on ``consent_id`` grows at its end instead of at random places (a
+    random id dirties one index page per record: ~11 µs more per record on
+    SQLite at 80k records, and more as the table grows). The order is that of
+    the bytes: SQLite's default ``BINARY`` collation, PostgreSQL's ``C`` (a
+    locale or case-insensitive collation keeps the ids correct but loses the
+    locality). What it reveals: the second at which the visitor first decided
+    (an id is kept by every later decision), to whoever reads the id: the
+    records (which hold that time anyway), the HttpOnly cookie, and the page's
+    own scripts through ``GET /_cookiegate/consent``. Seconds, not
+    milliseconds, so it says no more than that. The random part alone is what
+    makes an id unguessable, as before."""
+    s = time.time_ns() // 1_000_000_000 if now_s is None else now_s
+    if not 0 <= s < 1 << 48:
+        raise ValueError("now_s must fit in 48 bits")
     # 6 bytes are 8 base64 digits; each standard digit becomes the sortable one
     # of the same value
-    prefix = base64.b64encode(ms.to_bytes(6, "big")).translate(_TO_SORTABLE).decode("ascii")
+    prefix = base64.b64encode(s.to_bytes(6, "big")).translate(_TO_SORTABLE).decode("ascii")
     return prefix + token_urlsafe(12)
 
 

@@ -7,14 +7,18 @@ one CPU: under uvicorn the 12-byte draw for a new consent id took ~15% of the
 event loop's samples of a consent POST. So bytes are drawn from ``os.urandom``
 4 KiB at a time and handed out once each, in order. They are as unpredictable
 as ``os.urandom``'s (they are its output); no byte is ever handed out twice;
-a forked child starts with an empty buffer, so parent and child never share
-values. What is left in the buffer (at most 4 KiB of values not handed out
-yet) sits in process memory, as any value made in advance would.
+a child made by ``os.fork`` (or anything that runs Python's at-fork hooks,
+as ``multiprocessing`` does) starts with an empty buffer, so parent and child
+never share values; a C extension that calls ``fork()`` itself skips those
+hooks, as it skips every other library's. What is left in the buffer (at
+most 4 KiB of values not handed out yet) sits in process memory, as any value
+made in advance would.
 """
 
 from __future__ import annotations
 
 import base64
+import operator
 import os
 import threading
 
@@ -35,6 +39,9 @@ class _Entropy:
         self._buf, self._at = b"", 0
 
     def take(self, n: int) -> bytes:
+        n = operator.index(n)  # a float or a str is refused before the state moves
+        if n < 0:
+            raise ValueError("negative argument not allowed")
         if n > _BUFFER:
             return os.urandom(n)
         with self._lock:
@@ -57,7 +64,7 @@ _entropy = _Entropy()
 random_bytes = _entropy.take
 
 
-def token_urlsafe(nbytes: int) -> str:
+def token_urlsafe(nbytes: int = 32) -> str:
     """What ``secrets.token_urlsafe(nbytes)`` gives: ``nbytes`` random bytes in
-    URL-safe base64 without padding."""
+    URL-safe base64 without padding (``ValueError`` when negative)."""
     return base64.urlsafe_b64encode(_entropy.take(nbytes)).rstrip(b"=").decode("ascii")

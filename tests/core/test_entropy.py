@@ -56,3 +56,20 @@ def test_a_forked_child_never_gets_the_parents_next_bytes() -> None:
     os.waitpid(pid, 0)
     assert len(child) == 32
     assert child != entropy.random_bytes(32)  # the parent's next bytes differ
+
+
+def test_bad_sizes_are_refused_and_move_nothing() -> None:
+    import pytest
+
+    first = entropy.random_bytes(8)
+    for bad in (-1, -4096):
+        with pytest.raises(ValueError):
+            entropy.random_bytes(bad)
+        with pytest.raises(ValueError):
+            entropy.token_urlsafe(bad)
+    with pytest.raises(TypeError):
+        entropy.random_bytes(1.5)  # type: ignore[arg-type]
+    # the read position did not move back: nothing handed out again
+    drawn = [entropy.random_bytes(8) for _ in range(600)]  # past a refill
+    assert first not in drawn and len(set(drawn)) == 600
+    assert entropy.random_bytes(0) == b"" and len(entropy.token_urlsafe()) == 43

@@ -189,7 +189,7 @@ def test_consent_ids_sort_by_their_time(a: int, b: int) -> None:
 
     ia, ib = new_consent_id(a), new_consent_id(b)
     assert len(ia) == len(ib) == 24
-    # the prefix: the 48-bit time as 8 digits of 6 bits in the sortable alphabet
+    # the prefix: the 48-bit time in seconds as 8 digits of 6 bits in the sortable alphabet
     assert ia[:8] == "".join(_SORTABLE[(a >> shift) & 63] for shift in range(42, -1, -6))
     assert set(ia + ib) <= set(string.ascii_letters + string.digits + "-_")
     if a != b:
@@ -201,8 +201,13 @@ def test_consent_ids_sort_by_their_time(a: int, b: int) -> None:
 def test_new_consent_ids_are_random_after_the_time_and_check_their_range() -> None:
     from cookiegate.consent import new_consent_id
 
-    ids = {new_consent_id(1_796_000_000_000) for _ in range(1000)}
+    ids = {new_consent_id(1_796_000_000) for _ in range(1000)}
     assert len(ids) == 1000 and len({i[:8] for i in ids}) == 1
+    # by default the time is now, in whole seconds (not ms: the id tells no more)
+    before = int(time.time())
+    made = new_consent_id()[:8]
+    after = int(time.time())
+    assert made in {new_consent_id(before)[:8], new_consent_id(after)[:8]}
     with pytest.raises(ValueError):
         new_consent_id(-1)
     with pytest.raises(ValueError):

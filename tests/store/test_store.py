@@ -276,3 +276,7 @@ def test_record_ids_are_uuid7_in_time_order() -> None:
     # the random part differs between ids of the same millisecond
     same = {new_id_and_salt(1_796_000_000_000)[0] for _ in range(100)}
     assert len(same) == 100
+    # a time that does not fit in 48 bits is refused, not wrapped
+    for bad in (-1, 1 << 48):
+        with pytest.raises(ValueError):
+            new_id_and_salt(bad)

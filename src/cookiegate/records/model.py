@@ -132,7 +132,9 @@ def _uuid7(ms: int, random16: bytes) -> str:
     index page (one more dirty page, written to the WAL, per record: about 8 µs
     per record on SQLite at 80k records, and more as the table grows). The id
     tells when the record was made, which the record says anyway (``at_ms``)."""
-    raw = bytearray((ms & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + random16[6:])
+    if not 0 <= ms < 1 << 48:
+        raise ValueError("a UUIDv7 time must fit in 48 bits")
+    raw = bytearray(ms.to_bytes(6, "big") + random16[6:])
     raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
     h = raw.hex()
