@@ -481,9 +481,10 @@ class Decision(RequestConsent):
         return out
 
 
-def safe_next(value: str | None) -> str | None:
-    """A same-origin path to redirect to, or ``None`` if ``value`` is not one."""
-    if not value or len(value) > 2048 or not value.startswith("/") or value.startswith("//"):
+def safe_next(value: object) -> str | None:
+    """A same-origin path to redirect to, or ``None`` if ``value`` is not one
+    (anything but a string, e.g. a JSON number or list, is not one)."""
+    if not isinstance(value, str) or not value or len(value) > 2048 or not value.startswith("/") or value.startswith("//"):
         return None
     # printable ASCII only: no CR/LF, no backslash (browsers read it as '/'), and
     # nothing a Location header cannot carry (non-ASCII must arrive percent-encoded)
@@ -1659,8 +1660,11 @@ class Gate:
         if self.ui is not None:
             locale: str | None = self.ui.negotiate(accept, override)
         else:
-            locale = override or (accept.split(",", 1)[0].split(";", 1)[0].strip() or None
-                                  if accept else None)  # fmt: skip
+            # no UI to negotiate with: a language tag the client sent, or none
+            # (never free text: it is stored with the record)
+            locale = _language_tag(override) or (
+                _language_tag(accept.split(",", 1)[0].split(";", 1)[0].strip()) if accept else None
+            )
         try:
             records.consent_changed(
                 change,
@@ -1979,6 +1983,17 @@ def _is_json(content_type: str | None) -> bool:
         return False
     ctype = content_type.split(";", 1)[0].strip().lower()
     return ctype == "application/json" or ctype.endswith("+json")
+
+
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8}){0,7}")
+
+
+def _language_tag(value: str | None) -> str | None:
+    """``value`` if it has the shape of a BCP 47 language tag (ASCII letters and
+    digits in subtags of up to 8, at most 35 characters), else ``None``."""
+    if value and len(value) <= 35 and _LANGUAGE_TAG.fullmatch(value) is not None:
+        return value
+    return None
 
 
 def _first(fields: dict[str, list[Any]], key: str) -> Any:
