@@ -484,7 +484,13 @@ class Decision(RequestConsent):
 def safe_next(value: object) -> str | None:
     """A same-origin path to redirect to, or ``None`` if ``value`` is not one
     (anything but a string, e.g. a JSON number or list, is not one)."""
-    if not isinstance(value, str) or not value or len(value) > 2048 or not value.startswith("/") or value.startswith("//"):
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > 2048
+        or not value.startswith("/")
+        or value.startswith("//")
+    ):
         return None
     # printable ASCII only: no CR/LF, no backslash (browsers read it as '/'), and
     # nothing a Location header cannot carry (non-ASCII must arrive percent-encoded)
