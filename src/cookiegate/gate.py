@@ -36,7 +36,7 @@ from .errors import BadRequest, ConfigError, TokenError
 from .inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
 from .policy import MAX_COOKIE_AGE, NECESSARY, CookieRule, Policy
 from .rewrite import EncodedHtmlRewriter, HtmlRewriter, RewriterProfile
-from .signals import gpc_enabled, is_bot
+from .signals import LANGUAGE_TAG, gpc_enabled, is_bot
 from .token import ConsentCodec, FlashCodec
 from .trackers import TrackerMatcher, load_trackers
 
@@ -1991,13 +1991,10 @@ def _is_json(content_type: str | None) -> bool:
     return ctype == "application/json" or ctype.endswith("+json")
 
 
-_LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8}){0,7}")
-
-
 def _language_tag(value: str | None) -> str | None:
-    """``value`` if it has the shape of a BCP 47 language tag (ASCII letters and
-    digits in subtags of up to 8, at most 35 characters), else ``None``."""
-    if value and len(value) <= 35 and _LANGUAGE_TAG.fullmatch(value) is not None:
+    """``value`` if it has the shape of a language tag (:data:`LANGUAGE_TAG`,
+    at most 35 characters), else ``None``."""
+    if value and len(value) <= 35 and LANGUAGE_TAG.fullmatch(value) is not None:
         return value
     return None
 

@@ -1,10 +1,15 @@
-"""Privacy signals sent by browsers: Global Privacy Control (``Sec-GPC``)."""
+"""Privacy signals sent by browsers: Global Privacy Control (``Sec-GPC``); the
+shape of the language tags they send."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+
+#: the shape of a BCP 47 language tag (RFC 5646): subtags of 1-8 ASCII letters,
+#: then of letters or digits, joined by "-"
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 
 
 def gpc_enabled(values: Iterable[str]) -> bool:

@@ -52,6 +52,7 @@ import markupsafe
 from cookiegate.consent import ConsentState
 from cookiegate.errors import ConfigError
 from cookiegate.policy import DEFAULT_CATEGORIES, NECESSARY, Category, CookieRule, Policy
+from cookiegate.signals import LANGUAGE_TAG
 
 __all__ = ["LOCALES", "RTL_LOCALES", "UI"]
 
@@ -80,7 +81,7 @@ _STANDINS = re.compile(
     + "|".join(re.escape(x) for x in ("next=" + _NEXT_STANDIN, _NEXT_STANDIN, _NONCE_STANDIN))
     + ")"
 )
-_LANG_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*")
+_LANG_TAG = re.compile(LANGUAGE_TAG.pattern + r"|\*")  # "*": any language
 _QVALUE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)")
 _DEFAULT_TEXTS = {c.name: (c.label, c.description) for c in DEFAULT_CATEGORIES}
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
