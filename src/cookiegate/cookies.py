@@ -102,12 +102,12 @@ def deletion_verdict(raw: bytes, now: float | None = None) -> tuple[bool, bool]:
     semi = low.find(b";")
     if semi < 0:
         return False, True
-    if b"max-age" in low:
+    if low.find(b"max-age") >= 0:  # find, not ``in``: see gate._content_kind
         found = _MAX_AGE.findall(low, semi)  # every valid one; the last wins
         if found:
             value = found[-1]
             return value[:1] == b"-" or int(value) == 0, True
-    if b"expires" not in low:
+    if low.find(b"expires") < 0:
         return False, True
     attrs = low[semi + 1 :].split(b";")
     for part in reversed(attrs):

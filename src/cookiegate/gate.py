@@ -297,8 +297,10 @@ class Decision(RequestConsent):
                 name == b"content-security-policy" or not name.islower()
             ):
                 return None
-        if ctype is not None and b"htm" in ctype.lower():
-            return self._complete_page_headers(headers, ctype, status, coded)
+        if ctype is not None:
+            kind = _CONTENT_KINDS.get(ctype) or _content_kind(ctype)
+            if kind[0]:
+                return self._complete_page_headers(headers, kind[1], status, coded)
         out = list(headers)
         if depends:
             if not vary:
@@ -309,7 +311,11 @@ class Decision(RequestConsent):
         return out
 
     def _complete_page_headers(
-        self, headers: Sequence[tuple[bytes, bytes]], ctype: bytes, status: int, coded: bool
+        self,
+        headers: Sequence[tuple[bytes, bytes]],
+        text_type: str | None,
+        status: int,
+        coded: bool,
     ) -> list[tuple[bytes, bytes]] | None:
         """:meth:`_complete_headers` for an HTML response: the settings control
         goes into an uncompressed 200 page (a pure insertion: ``Content-Length``
@@ -323,7 +329,6 @@ class Decision(RequestConsent):
             or (self._state.method == "gpc" and gate.records is not None)
         ):
             return None
-        text_type = _injectable_type(ctype)
         if text_type is None:
             return None
         fragment = gate.page_fragment(self, text_type, None)
@@ -414,8 +419,8 @@ class Decision(RequestConsent):
                     (app_csp := app_csp or []).append(item[1])
                     continue  # sent back below, narrowed (or as it was)
             out.append(item)
-        # cheap bytes test first: most responses are not HTML
-        is_page = ctype is not None and b"htm" in ctype.lower()
+        kind = (_CONTENT_KINDS.get(ctype) or _content_kind(ctype)) if ctype is not None else None
+        is_page = kind is not None and kind[0]
         nonce = enforced = None
         if page_work and is_page:
             depends = True  # the CSP and Consent Mode state follow the consent
@@ -424,7 +429,7 @@ class Decision(RequestConsent):
         elif app_csp:
             out.extend((b"content-security-policy", v) for v in app_csp)
         if html and is_page:
-            text_type = _injectable_type(ctype)
+            text_type = kind[1] if kind is not None else None
             coding = cenc.decode("latin-1").strip().lower() if cenc is not None else ""
             plain = coding in ("", "identity")
             if text_type is not None:
@@ -1930,11 +1935,28 @@ def _content_length(value: bytes) -> int | None:
     return int(value)
 
 
-@lru_cache(maxsize=256)  # a site sends a handful of page Content-Types
-def _injectable_type(content_type: bytes) -> str | None:
-    """A response's raw Content-Type, decoded, if it is HTML cookiegate may edit."""
-    text = content_type.decode("latin-1")
-    return text if is_injectable(text, None) else None
+#: raw Content-Type -> (:func:`_content_kind`), filled as values are seen
+_CONTENT_KINDS: dict[bytes, tuple[bool, str | None]] = {}
+
+
+def _content_kind(content_type: bytes) -> tuple[bool, str | None]:
+    """Whether a response's raw Content-Type names an HTML-like type (``htm`` in
+    any letter case: such a page gets the CSP and Consent Mode), and the type
+    decoded when it is HTML cookiegate may edit, else ``None``.
+
+    Memoised in :data:`_CONTENT_KINDS` (bounded: a site sends a handful of
+    Content-Types); callers look there first (one dict lookup per response: a
+    ``bytes in bytes`` test costs ten times more, as CPython first tries the
+    operand as an integer and clears the error)."""
+    kind = _CONTENT_KINDS.get(content_type)
+    if kind is None:
+        page = content_type.lower().find(b"htm") >= 0
+        text = content_type.decode("latin-1") if page else None
+        kind = (page, text if page and is_injectable(text, None) else None)
+        if len(_CONTENT_KINDS) >= 256:
+            _CONTENT_KINDS.clear()
+        _CONTENT_KINDS[content_type] = kind
+    return kind
 
 
 @lru_cache(maxsize=256)

@@ -121,7 +121,8 @@ def _last_body_end(data: bytes, start: int) -> int:
             found = p
             break
         end = p + 5  # "</bodyguard": keep looking before it
-    if found >= 0 and b"</body" not in data[found + 6 :].lower():
+    # (find, not ``in``: ``bytes in bytes`` first tries the operand as an integer)
+    if found >= 0 and data[found + 6 :].lower().find(b"</body") < 0:
         return found  # no other letter case after it (the usual page)
     last = None
     for last in _BODY_END_AT_EOF.finditer(data, found + 1 if found >= 0 else start):  # noqa: B007

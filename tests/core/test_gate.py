@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cookiegate import ConfigError, Gate, Policy, RequestInfo
+from cookiegate.inject import is_injectable
 
 from ..conftest import KEY, make_gate, make_policy
 
@@ -220,3 +221,29 @@ def test_a_new_decision_gets_a_time_ordered_id_and_keeps_it_on_update() -> None:
     assert first.consent_id is not None and len(first.consent_id) == 24
     later = gate.state_for(gate.make_token([], consent_id=first.consent_id))
     assert later.consent_id == first.consent_id
+
+
+@given(
+    st.binary(max_size=40)
+    | st.sampled_from(
+        [
+            b"text/html",
+            b"TEXT/HTML; charset=x",
+            b"application/xhtml+xml",
+            b"text/plain",
+            b"text/htmlx",
+        ]
+    )
+)
+def test_content_kind_is_the_plain_definition(content_type: bytes) -> None:
+    """The memoised Content-Type test gives what the direct tests give, first
+    call and memoised, and the memo stays bounded."""
+    from cookiegate import gate as gate_module
+
+    text = content_type.decode("latin-1")
+    want = (b"htm" in content_type.lower(), text if is_injectable(text, None) else None)
+    assert gate_module._content_kind(content_type) == want
+    assert gate_module._CONTENT_KINDS.get(content_type) == want
+    for i in range(300):
+        gate_module._content_kind(b"text/x-%d" % i)
+    assert len(gate_module._CONTENT_KINDS) <= 256
