@@ -1363,8 +1363,11 @@ class Gate:
         source: QuickSource = decision._source
         if len(source[2]) + len(source[4]) > 2048:
             return self._page_fragment(decision, content_type, None)
-        key: list[Any] = [quick_key, decision._state, decision.locale, content_type]
-        key += source[2], source[4]
+        # the state by what the fragment depends on (as _page_fragment's shape):
+        # a ConsentState's own hash is a Python-level dataclass __hash__
+        state = decision._state
+        key: list[Any] = [quick_key, state.decided, state.granted, state.gpc, state.reason]
+        key += decision.locale, content_type, source[2], source[4]
         names = _FRAGMENT_HEADERS_BOTS if self.hide_from_bots else _FRAGMENT_HEADERS
         for item in source[0]:
             if item[0] in names:
