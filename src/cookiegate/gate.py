@@ -419,8 +419,10 @@ class Decision(RequestConsent):
                     (app_csp := app_csp or []).append(item[1])
                     continue  # sent back below, narrowed (or as it was)
             out.append(item)
-        kind = (_CONTENT_KINDS.get(ctype) or _content_kind(ctype)) if ctype is not None else None
-        is_page = kind is not None and kind[0]
+        kind = (
+            _NO_CONTENT_TYPE if ctype is None else _CONTENT_KINDS.get(ctype) or _content_kind(ctype)
+        )
+        is_page = kind[0]
         nonce = enforced = None
         if page_work and is_page:
             depends = True  # the CSP and Consent Mode state follow the consent
@@ -429,7 +431,7 @@ class Decision(RequestConsent):
         elif app_csp:
             out.extend((b"content-security-policy", v) for v in app_csp)
         if html and is_page:
-            text_type = kind[1] if kind is not None else None
+            text_type = kind[1]
             coding = cenc.decode("latin-1").strip().lower() if cenc is not None else ""
             plain = coding in ("", "identity")
             if text_type is not None:
@@ -1940,6 +1942,8 @@ def _content_length(value: bytes) -> int | None:
 
 #: raw Content-Type -> (:func:`_content_kind`), filled as values are seen
 _CONTENT_KINDS: dict[bytes, tuple[bool, str | None]] = {}
+#: the kind of a response without a Content-Type: not a page
+_NO_CONTENT_TYPE: tuple[bool, str | None] = (False, None)
 
 
 def _content_kind(content_type: bytes) -> tuple[bool, str | None]:
