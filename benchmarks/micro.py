@@ -7,6 +7,7 @@ no sockets. It isolates what the middleware itself costs, which ``run.py``
     .venv/bin/python benchmarks/micro.py --profile cg_refuse   # cProfile one case
     .venv/bin/python benchmarks/micro.py --page           # the HTML page cases only
     .venv/bin/python benchmarks/micro.py --profile page_undecided
+    .venv/bin/python benchmarks/micro.py --cold --page  # caches evicted before each request
 
 Two stacks are measured:
 
@@ -21,6 +22,14 @@ A third stack, ``page``, is only run when asked for (``--page``, or its keys in
 cookiegate for a visitor who granted every category (settings control injected)
 and for an undecided one (banner + tracking rewriter); these cost hundreds of µs,
 so ``--page`` defaults to ``-n 1000``.
+
+``--cold`` evicts the CPU caches before every timed request (it copies an 8 MiB
+buffer, outside the timed region), as a server's own work between two requests
+does. Behind uvicorn + wrk the middleware's cost per request comes out 2-4x what
+the warm loop shows; the cold loop reproduces that (on the development VM, 12-03:
+floor gate +1.6 µs warm, +5.8 cold, +4.4 under uvicorn; page accepted +8.0 warm,
++21.7 cold, +31.6 under uvicorn), so it ranks changes by what they save under a
+server: code and data touched per request, not only instructions run.
 
 ``cache miss`` cases send a different consent token on every request, so
 cookiegate's caches (parsed Cookie header, verified token) never hit: the cost
@@ -153,10 +162,26 @@ def make_cases(n: int) -> list[Case]:
     ]
 
 
-async def _drive(app: ASGIApp, cookies: Iterator[str], n: int, path: str = "/") -> float:
-    """Seconds for ``n`` requests (scopes are built outside the timed region)."""
+#: copied before each request of a ``--cold`` run: larger than the caches
+_EVICT = bytearray(8 * 1024 * 1024)
+
+
+async def _drive(
+    app: ASGIApp, cookies: Iterator[str], n: int, path: str = "/", cold: bool = False
+) -> float:
+    """Seconds for ``n`` requests (scopes are built outside the timed region;
+    ``cold``: the caches are evicted before each request, outside it too)."""
     scopes = [_scope(next(cookies), path) for _ in range(n)]
     sink = _Sink()
+    if cold:
+        clock = time.perf_counter
+        total = 0.0
+        for scope in scopes:
+            bytes(_EVICT)
+            t0 = clock()
+            await app(scope, _receive, sink)
+            total += clock() - t0
+        return total
     t0 = time.perf_counter()
     for scope in scopes:
         await app(scope, _receive, sink)
@@ -187,7 +212,9 @@ async def _run_one(app: ASGIApp, scope: Scope, sink: _Sink) -> None:
     await app(scope, _receive, sink)
 
 
-def bench(cases: Sequence[Case], n: int, repeat: int, batch: int) -> dict[str, list[float]]:
+def bench(
+    cases: Sequence[Case], n: int, repeat: int, batch: int, cold: bool = False
+) -> dict[str, list[float]]:
     """µs per request of each case, ``repeat`` times. Within a repeat the cases take
     turns every ``batch`` requests, so a slow moment of the machine (other
     processes, a noisy VM neighbour) costs every case alike."""
@@ -204,7 +231,9 @@ def bench(cases: Sequence[Case], n: int, repeat: int, batch: int) -> dict[str, l
             while done < n:
                 size = min(batch, n - done)
                 for case in cases:
-                    total[case.key] += await _drive(case.app, iters[case.key], size, case.path)
+                    total[case.key] += await _drive(
+                        case.app, iters[case.key], size, case.path, cold
+                    )
                 done += size
             for key, seconds in total.items():
                 per_case[key].append(seconds / n * 1e6)
@@ -213,10 +242,16 @@ def bench(cases: Sequence[Case], n: int, repeat: int, batch: int) -> dict[str, l
     return per_case
 
 
-def render(cases: Sequence[Case], results: dict[str, list[float]], n: int, repeat: int) -> None:
+def render(
+    cases: Sequence[Case],
+    results: dict[str, list[float]],
+    n: int,
+    repeat: int,
+    cold: bool = False,
+) -> None:
     table = Table(
         title=f"In-process ASGI call path: {n:,} requests x {repeat} repeats per case, "
-        "interleaved in batches",
+        "interleaved in batches" + (", caches evicted before each request" if cold else ""),
         title_justify="left",
     )
     table.add_column("stack")
@@ -243,8 +278,9 @@ def render(cases: Sequence[Case], results: dict[str, list[float]], n: int, repea
     console.print(table)
     console.print(
         "x baseline speed: requests/s relative to bare Starlette if the server itself cost "
-        "nothing. Behind uvicorn the +µs came out roughly 2x larger than here (see "
-        "benchmarks/README.md): use run.py for the ratio, this for the hot spots.",
+        "nothing. Behind uvicorn the +µs came out 2-4x larger than in the warm loop, about "
+        "as large as with --cold (see the module docstring): use run.py for the ratio, this "
+        "for the hot spots.",
         style="dim",
     )
 
@@ -280,9 +316,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--top", type=int, default=25, help="rows of the profile (default 25)")
     p.add_argument("--list", action="store_true", help="list the case keys and exit")
     p.add_argument("--page", action="store_true", help="run the HTML page cases (GET /page) only")
+    p.add_argument(
+        "--cold", action="store_true", help="evict the CPU caches before each timed request"
+    )
     opts = p.parse_args(argv)
     if opts.n is None:
-        opts.n = 1000 if opts.page else 20000
+        opts.n = 1000 if opts.page else 2000 if opts.cold else 20000
     if opts.n < 1 or opts.repeat < 1:
         p.error("-n and --repeat must be >= 1")
     return opts
@@ -316,8 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cases = [c for c in cases if c.stack != "page"]
     for case in cases:
         _check(case)
-    results = bench(cases, opts.n, opts.repeat, opts.batch)
-    render(cases, results, opts.n, opts.repeat)
+    results = bench(cases, opts.n, opts.repeat, opts.batch, opts.cold)
+    render(cases, results, opts.n, opts.repeat, opts.cold)
     return 0
 
 
