@@ -40,3 +40,23 @@ def test_floor_cookie_route_keeps_the_three_cookies() -> None:
     status, headers, body = _get(apps.floor_app(), "/", cookie)
     assert (status, body) == (200, b"ok")
     assert "cookie" in headers["vary"].lower()
+
+
+def test_micro_cold_mode_times_every_request() -> None:
+    """``micro.py --cold`` still drives each case through the app (a broken
+    option would print figures of nothing)."""
+    import asyncio
+    import itertools
+
+    import micro
+
+    calls: list[str] = []
+
+    async def app(scope: apps.Scope, receive: apps.Receive, send: apps.Send) -> None:
+        calls.append(str(scope["path"]))
+
+    cookies = itertools.cycle(["a=1"])
+    seconds = asyncio.run(micro._drive(app, cookies, 3, "/x", cold=True))
+    assert calls == ["/x"] * 3
+    assert seconds > 0
+    assert micro.main(["--cold", "--only", "raw", "-n", "5", "--repeat", "1"]) == 0
