@@ -92,6 +92,20 @@ class HtmlInjector:
         self._done = True
         if type(chunk) is not bytes:
             chunk = bytes(chunk)  # a bytearray or memoryview body
+        # the usual page, inline (this runs on every decided visitor's page): its
+        # last "</body" is a lower-case tag in the last max_hold bytes, with no
+        # other letter case after it; anything else is _insert's
+        at = chunk.rfind(b"</body")
+        end = at + 6
+        n = len(chunk)
+        if (
+            at >= 0
+            and n - at <= self.max_hold
+            and (end == n or chunk[end] in _TAG_NAME_END)
+            and chunk[end:].lower().find(b"</body") < 0
+        ):
+            view = memoryview(chunk)
+            return b"".join((view[:at], self.fragment, view[at:]))
         return self._insert(chunk)
 
     def _insert(self, data: bytes) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cookiegate.inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
@@ -149,11 +149,17 @@ def _filters(max_hold: int) -> list[BodyFilter]:
 
 @given(
     st.lists(
-        st.sampled_from([b"<head>", b"<hea", b"d>", b"<p>", b"</body>", b"</BODY", b"x" * 40, b"<"])
+        st.sampled_from(
+            # "</body" + "x...": "</bodyx", not a body end tag
+            [b"<head>", b"<hea", b"d>", b"<p>", b"</body>", b"</body", b"</BODY", b"x" * 40, b"<"]
+        )
     ),
     st.lists(st.integers(min_value=0, max_value=10_000), max_size=4),
     st.sampled_from([16, 64 * 1024]),
 )
+@example([b"<p>", b"</body>", b"</BODY"], [], 64 * 1024)  # another letter case after it
+@example([b"<p>", b"</body", b"x" * 40, b"</body>"], [], 64 * 1024)  # "</bodyx" is no end
+@example([b"</body>", b"x" * 40], [], 16)  # the end tag before the last max_hold bytes
 def test_finish_is_feed_then_close(parts: list[bytes], points: list[int], max_hold: int) -> None:
     """``finish(last)`` (the adapter's call for a body's last message) gives what
     ``feed(last) + close()`` gives, after any earlier chunks, and ends the body."""
