@@ -27,8 +27,8 @@ so ``--page`` defaults to ``-n 1000``.
 buffer, outside the timed region), as a server's own work between two requests
 does. Behind uvicorn + wrk the middleware's cost per request comes out 2-4x what
 the warm loop shows; the cold loop reproduces that (on the development VM, 12-03:
-floor gate +1.6 µs warm, +5.8 cold, +4.4 under uvicorn; page accepted +8.0 warm,
-+21.7 cold, +31.6 under uvicorn), so it ranks changes by what they save under a
+floor gate +1.6 µs warm, +6.7 cold, +4.4 under uvicorn; page accepted +8.0 warm,
++23.9 cold, +31.6 under uvicorn), so it ranks changes by what they save under a
 server: code and data touched per request, not only instructions run.
 
 ``cache miss`` cases send a different consent token on every request, so
