@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cookiegate import Gate
+from cookiegate import ConfigError, Gate
 
 from .conftest import Client, make_gate, make_policy
 from .harness import PAGE
@@ -36,6 +36,37 @@ def test_decided_visitor_gets_only_the_settings_control(
     body = client_for(gate)("GET", "/page", [("cookie", f"cookiegate={token}")]).body.decode()
     assert BANNER not in body
     assert SETTINGS in body
+
+
+def test_no_settings_control_leaves_an_accepted_visitors_page_as_written(
+    client_for: Callable[[Gate], Client],
+) -> None:
+    """``settings_control=False``: a visitor who granted everything gets the app's
+    page byte for byte, with its length and validators (so 304s keep working) and
+    ``Vary`` (an undecided visitor gets a banner at the same URL); one who refused
+    something still gets the control, whose script runs the placeholders."""
+    gate = make_gate(settings_control=False)
+    client = client_for(gate)
+    accepted = [("cookie", f"cookiegate={gate.make_token(['performance'])}")]
+    for method in ("GET", "HEAD"):
+        res = client(method, "/page?etag=1", accepted)
+        assert res.body == PAGE  # (for HEAD the server drops the app's body)
+        assert res.header("etag") == '"v1"'
+        assert res.header("last-modified") == "Tue, 01 Dec 2026 00:00:00 GMT"
+        assert res.header("content-length") == str(len(PAGE))
+        assert "Cookie" in (res.header("vary") or "")
+    refused = client("GET", "/page", [("cookie", f"cookiegate={gate.make_token([])}")])
+    assert SETTINGS in refused.body.decode()
+    undecided = client("GET", "/page").body.decode()
+    assert BANNER in undecided
+    # the preferences page the site links to instead works without the control
+    prefs = client("GET", "/_cookiegate/preferences", accepted)
+    assert prefs.status == 200 and b"<form" in prefs.body
+
+
+def test_settings_control_must_be_a_bool() -> None:
+    with pytest.raises(ConfigError, match="settings_control"):
+        make_gate(settings_control="no")
 
 
 def test_no_injection_into_non_html_compressed_or_head(

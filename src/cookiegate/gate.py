@@ -300,7 +300,10 @@ class Decision(RequestConsent):
         if ctype is not None:
             kind = _CONTENT_KINDS.get(ctype) or _content_kind(ctype)
             if kind[0]:
-                return self._complete_page_headers(headers, kind[1], status, coded)
+                page = self._complete_page_headers(headers, kind[1], status, coded)
+                if page is not _UNEDITED:
+                    return page
+                depends = True  # a decided visitor's page, sent as written (see below)
         out = list(headers)
         if depends:
             if not vary:
@@ -319,7 +322,8 @@ class Decision(RequestConsent):
     ) -> list[tuple[bytes, bytes]] | None:
         """:meth:`_complete_headers` for an HTML response: the settings control
         goes into an uncompressed 200 page (a pure insertion: ``Content-Length``
-        stays exact). ``None`` for every other case (general path)."""
+        stays exact). :data:`_UNEDITED` when the gate puts no control there
+        (``settings_control=False``); ``None`` for every other case (general path)."""
         gate = self.gate
         if (
             status != 200
@@ -331,6 +335,10 @@ class Decision(RequestConsent):
             return None
         if text_type is None:
             return None
+        if not gate.settings_control:
+            # no control for a visitor who granted everything, nothing to block:
+            # the page goes as written, and varies (others get a banner)
+            return _UNEDITED
         fragment = gate.page_fragment(self, text_type, None)
         if fragment is None:
             return None
@@ -437,6 +445,8 @@ class Decision(RequestConsent):
             if text_type is not None:
                 fragment = gate.page_fragment(self, text_type, nonce)
                 injector: BodyFilter | None = gate.rewriter(self, fragment, text_type)
+                if state.complete and not gate.settings_control:
+                    depends = True  # sent as written to this visitor, with a banner to others
                 #: bytes a pure insertion adds (then Content-Length stays known)
                 added: int | None = None
                 if injector is None and fragment is not None:
@@ -542,6 +552,15 @@ class Gate:
     :param token_cache_size: how many verified tokens to keep (LRU).
     :param ui: the banner and pages (:class:`cookiegate.ui.UI`); ``"auto"`` builds
         the default one, ``None`` turns injection and pages off.
+    :param settings_control: put the small "Cookie settings" control into the
+        pages of visitors who decided (default). ``False``: a visitor who granted
+        every category gets the app's pages as written (no control; their
+        ``Content-Length``, ``ETag`` and ``Last-Modified`` kept, so conditional
+        requests still work), and the site must link to ``{prefix}preferences``
+        on every page itself (e.g. in its footer): withdrawing must stay as easy
+        as consenting (GDPR Art. 7(3)). A visitor who refused something still
+        gets the control: its script runs the "Load after consent" buttons of
+        blocked content.
     :param hide_from_bots: spare crawlers and tools (user-agents' bot detection,
         curl, python-requests, HeadlessChrome, Lighthouse, ...) the banner. Off by
         default: a false positive would hide the choice from a person.
@@ -585,6 +604,7 @@ class Gate:
         token_cache_size: int = 4096,
         ui: UI | Literal["auto"] | None = "auto",
         hide_from_bots: bool = False,
+        settings_control: bool = True,
         csp: CspConfig | None = None,
         consent_mode: ConsentModeConfig | bool = False,
         block_trackers: bool = True,
@@ -718,6 +738,9 @@ class Gate:
             ui = UI(policy, prefix=prefix, own_cookies=self.own_cookie_rules())
         self.ui: UI | None = ui
         self.hide_from_bots = bool(hide_from_bots)
+        if not isinstance(settings_control, bool):
+            raise ConfigError("settings_control", "must be True or False")
+        self.settings_control = settings_control
         if csp is not None and not isinstance(csp, CspConfig):
             raise ConfigError("csp", "must be a cookiegate.csp.CspConfig or None")
         self.csp = CspBuilder(csp, categories=policy.categories) if csp is not None else None
@@ -1351,7 +1374,7 @@ class Gate:
     ) -> bytes | None:
         """The HTML to insert into an app's page: the banner for an undecided
         visitor, the small "Cookie settings" control for one who decided."""
-        if self.ui is None:
+        if self.ui is None or (not self.settings_control and decision._state.complete):
             return None
         quick_key = decision._quick_key
         if quick_key is None or nonce is not None:
@@ -1895,6 +1918,8 @@ def _query_value(query: str, key: str) -> str | None:
 
 
 _VALIDATORS = frozenset((b"content-length", b"etag", b"last-modified"))
+#: :meth:`Decision._complete_page_headers`: "a page sent as written" (by identity)
+_UNEDITED: list[tuple[bytes, bytes]] = []
 
 
 def _edited_body_headers(

@@ -247,28 +247,39 @@ _PAGE = (b"content-type", b"text/html; charset=utf-8")
 
 
 @settings(max_examples=400)
-@example([_PAGE, (b"content-length", b"123")], False, 200, "GET", "/")  # the usual page
-@example([(b"vary", b"Accept"), _PAGE, (b"vary", b"Cookie")], True, 200, "GET", "/")
+@example([_PAGE, (b"content-length", b"123")], False, 200, "GET", "/", True)  # the usual page
+@example([(b"vary", b"Accept"), _PAGE, (b"vary", b"Cookie")], True, 200, "GET", "/", True)
 @example(
     [(b"etag", b'"1"'), _PAGE, (b"last-modified", b"x"), (b"set-cookie", b"a=1")],
     0,
     200,
     "GET",
     "/",
+    True,
 )
-@example([_PAGE, (b"content-length", b"123")], False, 200, "HEAD", "/shop?q=1")
+@example([_PAGE, (b"content-length", b"123")], False, 200, "HEAD", "/shop?q=1", True)
+# no settings control: the page as written, validators kept, Vary added
+@example([(b"etag", b'"1"'), _PAGE, (b"content-length", b"123")], False, 200, "GET", "/", False)
+@example([(b"vary", b"Accept"), _PAGE, (b"vary", b"Cookie")], False, 200, "GET", "/", False)
 @given(
     headers=st.lists(_header(), max_size=8),
     queried=st.booleans(),
     status=st.sampled_from([200, 404]),
     method=st.sampled_from(["GET", "HEAD"]),
     path=st.sampled_from(["/", "/shop?q=1"]),
+    control=st.booleans(),
 )
 def test_complete_headers_shortcut_equals_the_general_path(
-    headers: list[tuple[bytes, bytes]], queried: bool, status: int, method: str, path: str
+    headers: list[tuple[bytes, bytes]],
+    queried: bool,
+    status: int,
+    method: str,
+    path: str,
+    control: bool,
 ) -> None:
-    """Same headers, and the same body edit (the settings control of a page)."""
-    gate = _GATE
+    """Same headers, and the same body edit (the settings control of a page, or
+    none with ``settings_control=False``)."""
+    gate = _GATE if control else _GATE_NO_CONTROL
     state = gate.state_for(_ACCEPTED)
     assert state.complete
     page, _, query = path.partition("?")
@@ -294,6 +305,7 @@ class _General(Decision):
 
 
 _GATE = _gate()
+_GATE_NO_CONTROL = _gate(settings_control=False)
 _ACCEPTED = _GATE.make_token(["performance"])
 
 
