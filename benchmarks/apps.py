@@ -92,11 +92,14 @@ def make_policy() -> Policy:
     )
 
 
-def make_gate() -> Gate:
-    return Gate(make_policy(), secret_keys=[GATE_SECRET], cookie_name=CONSENT_COOKIE)
+def make_gate(**options: Any) -> Gate:
+    return Gate(make_policy(), secret_keys=[GATE_SECRET], cookie_name=CONSENT_COOKIE, **options)
 
 
 GATE = make_gate()
+#: a site that links to the preference page itself: a visitor who granted
+#: everything gets its pages as written (``run.py --noop``: context row)
+GATE_OWN_LINK = make_gate(settings_control=False)
 
 
 def session_cookie_value(data: dict[str, Any] | None = None) -> str:
@@ -270,6 +273,7 @@ def noop_app() -> Starlette:
 # The module-level apps uvicorn serves (``apps:bare``, ``apps:gated``, ...).
 bare = bare_app()
 gated = cookiegate_app()
+gated_own_link = cookiegate_app(GATE_OWN_LINK)
 with_session = session_app()
 noop = noop_app()
 floor = floor_app()

@@ -160,6 +160,20 @@ def make_configs(noop: bool = False, groups: Sequence[str] = ("cookies", "page")
                 else []
             ),
             Config("page_accept", "page: cookiegate, accepted", "gated", accept, "/page", "page"),
+            *(
+                [
+                    Config(
+                        "page_own_link",
+                        "page: accepted, settings_control=False",
+                        "gated_own_link",
+                        accept,
+                        "/page",
+                        "page",
+                    )
+                ]
+                if noop
+                else []
+            ),
             Config(
                 "page_undecided", "page: cookiegate, undecided", "gated", undecided, "/page", "page"
             ),
@@ -307,6 +321,10 @@ def check_page(cfg: Config, status: int, headers: list[tuple[str, str]], body: b
     settings = b'id="cookiegate-settings"' in body and b'data-cg-mode="settings"' in body
     if cfg.key == "page_bare" and body != apps.PAGE:
         problems.append(f"body is not pages.shop_page() ({len(body)} bytes)")
+    if cfg.key == "page_own_link":
+        vary = ", ".join(v for k, v in headers if k == "vary")
+        if body != apps.PAGE or "Cookie" not in vary:
+            problems.append(f"expected the page as written and Vary: Cookie ({vary!r})")
     if cfg.key in ("page_accept", "page_floor"):
         if len(body) <= len(apps.PAGE) or not body.endswith(b"</body>\n</html>\n"):
             problems.append(f"expected the page with a control inserted ({len(body)} bytes)")

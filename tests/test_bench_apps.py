@@ -42,6 +42,15 @@ def test_floor_cookie_route_keeps_the_three_cookies() -> None:
     assert "cookie" in headers["vary"].lower()
 
 
+def test_own_link_page_is_the_apps_page() -> None:
+    """The ``settings_control=False`` row measures a page sent as written."""
+    cookie = apps.request_cookie(list(apps.GATE.policy.optional))
+    status, headers, body = _get(apps.gated_own_link, "/page", cookie)
+    assert status == 200 and body == apps.PAGE
+    assert headers["content-length"] == str(len(apps.PAGE))
+    assert "cookie" in headers["vary"].lower()
+
+
 def test_micro_cold_mode_times_every_request() -> None:
     """``micro.py --cold`` still drives each case through the app (a broken
     option would print figures of nothing)."""
