@@ -153,6 +153,13 @@ def make_cases(n: int) -> list[Case]:
             "page_bare",
         ),
         ("page_accept", "page: cookiegate, accepted", gated, [accept], "page_bare"),
+        (
+            "page_own_link",
+            "page: accepted, settings_control=False",
+            apps.cookiegate_app(apps.GATE_OWN_LINK),
+            [accept],
+            "page_bare",
+        ),
         ("page_undecided", "page: cookiegate, undecided", gated, [undecided], "page_bare"),
     ]
     return [
