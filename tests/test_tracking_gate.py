@@ -63,3 +63,18 @@ def test_tracking_gate_can_be_turned_off(client_for: Callable[[Gate], Client]) -
     body = client_for(make_gate(block_trackers=False))("GET", "/tracked").body
     assert GTAG in body
     assert b"cookiegate-unblock." not in body
+
+
+def test_a_page_sent_as_written_still_varies(client_for: Callable[[Gate], Client]) -> None:
+    """Without the banner (``ui=None``) or the settings control, an accepted
+    visitor's page goes out as the app wrote it, while an undecided visitor's copy
+    of the same URL has its trackers neutralised: the accepted copy must carry
+    ``Vary: Cookie`` so that a shared cache never hands it to the other visitor."""
+    for gate in (make_gate(ui=None), make_gate(settings_control=False)):
+        client = client_for(gate)
+        token = gate.make_token(["performance"])
+        accepted = client("GET", "/tracked", [("cookie", f"cookiegate={token}")])
+        assert accepted.body == TRACKED
+        assert "Cookie" in (accepted.header("vary") or "")
+        undecided = client("GET", "/tracked")
+        assert GTAG not in undecided.body and "Cookie" in (undecided.header("vary") or "")

@@ -445,8 +445,12 @@ class Decision(RequestConsent):
             if text_type is not None:
                 fragment = gate.page_fragment(self, text_type, nonce)
                 injector: BodyFilter | None = gate.rewriter(self, fragment, text_type)
-                if state.complete and not gate.settings_control:
-                    depends = True  # sent as written to this visitor, with a banner to others
+                # a page cookiegate edits for some visitors (banner, control,
+                # tracking gate) varies with the consent, also when this
+                # visitor's copy goes as written (settings_control=False, ui=None
+                # with the tracking gate on, a bot spared the banner): a shared
+                # cache must not hand it to a visitor whose trackers are blocked
+                depends = True
                 #: bytes a pure insertion adds (then Content-Length stays known)
                 added: int | None = None
                 if injector is None and fragment is not None:
