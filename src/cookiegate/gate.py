@@ -303,7 +303,7 @@ class Decision(RequestConsent):
                 page = self._complete_page_headers(headers, kind[1], status, coded)
                 if page is not _UNEDITED:
                     return page
-                depends = True  # a decided visitor's page, sent as written (see below)
+                depends = True  # the page of a visitor who granted everything, sent as written
         out = list(headers)
         if depends:
             if not vary:
