@@ -115,9 +115,11 @@ def cards(start: int, count: int) -> bytes:
     ).encode()
 
 
-def shop_page(images: int = 150) -> bytes:
-    """The realistic ~30 KB page described in the module docstring."""
-    return HEAD + cards(0, images) + FOOT
+def shop_page(images: int = 150, first: int = 0) -> bytes:
+    """The realistic ~30 KB page described in the module docstring; ``first``: the
+    number of its first product (another ``first``: another page of the catalogue,
+    the same template with other text)."""
+    return HEAD + cards(first, images) + FOOT
 
 
 def chunked(data: bytes, size: int = 4096) -> list[bytes]:

@@ -14,6 +14,14 @@ and the cold figure are reported beside it), peak memory growth < 5 MB.
    ``HtmlRewriter`` (visitor refused everything, banner inserted) per page; best
    and median of N repetitions of ``--pages`` pages each. The same for
    ``HtmlInjector`` for comparison.
+   Also "other text": every page another page of the same catalogue
+   (``pages.shop_page(first=...)``: other product numbers, the same template and
+   trackers), each rewritten once. The tags' decisions are memoised as on the
+   same page, but the text between them was never seen, so the memos of where
+   markup starts (keyed by those bytes) miss and every run between tokens is read
+   by the tokenizer's regular expressions: what a site whose pages differ (a
+   catalogue, live prices, a CSRF token) gets. The verdict stays on the same
+   page, the issue's measure; both are printed.
 2. Peak memory growth (tracemalloc) while streaming a ~200 MB response in 64 KB
    chunks through one rewriter, output discarded.
 """
@@ -85,6 +93,32 @@ def throughput(
     return rates
 
 
+def other_pages(pages_per_rep: int, reps: int) -> list[list[list[bytes]]]:
+    """``reps`` lists of ``pages_per_rep`` pages of the catalogue in 4 KB chunks,
+    all different (products 150 onwards: page 0 is the one measured above)."""
+    return [
+        [
+            pages.chunked(pages.shop_page(first=150 * (1 + rep * pages_per_rep + i)), 4096)
+            for i in range(pages_per_rep)
+        ]
+        for rep in range(reps)
+    ]
+
+
+def throughput_other_text(batches: list[list[list[bytes]]]) -> list[float]:
+    rates = []
+    for batch in batches:
+        size = sum(len(c) for chunks in batch for c in chunks)
+        t0 = time.perf_counter()
+        for chunks in batch:
+            r = rewriter()
+            for c in chunks:
+                r.feed(c)
+            r.close()
+        rates.append(size / (time.perf_counter() - t0) / 1e6)
+    return rates
+
+
 def stream_memory(total: int) -> tuple[float, int]:
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
@@ -135,6 +169,16 @@ def main() -> None:
             f"{name:13} best {max(rates):7.1f} MB/s   median {statistics.median(rates):7.1f} MB/s"
             f"   ({args.reps} x {args.pages} pages)"
         )
+    rates = throughput_other_text(other_pages(args.pages, args.reps))
+    figures["rewriter_other_text"] = {
+        "best_mbps": max(rates),
+        "median_mbps": statistics.median(rates),
+    }
+    best, median = max(rates), statistics.median(rates)
+    print(
+        f"{'  other text':13} best {best:7.1f} MB/s   median {median:7.1f} MB/s"
+        f"   ({args.reps} x {args.pages} pages, each another page of the catalogue)"
+    )
     t0 = time.perf_counter()
     peak, sent = stream_memory(args.stream_mb * 1_000_000)
     dt = time.perf_counter() - t0
@@ -143,6 +187,7 @@ def main() -> None:
         f"(tracemalloc; {sent / 1e6:.0f} MB out, {sent / dt / 1e6:.0f} MB/s under tracemalloc)"
     )
     warm, cold = figures["rewriter"], figures["rewriter_cold"]
+    other = figures["rewriter_other_text"]
     targets: list[dict[str, Any]] = [
         {
             "id": "rewrite.mbps",
@@ -154,7 +199,7 @@ def main() -> None:
             "unit": "MB/s",
             "met": warm["best_mbps"] >= TARGET_MBPS,
             "detail": f"warm, best of {args.reps}; median {warm['median_mbps']:.0f}; "
-            f"cold {cold['best_mbps']:.0f}",
+            f"cold {cold['best_mbps']:.0f}; pages with other text {other['best_mbps']:.0f}",
         },
         {
             "id": "rewrite.stream_peak",
