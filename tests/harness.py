@@ -107,7 +107,8 @@ def _app_response(
             body = gzip.compress(TRACKED)
             headers.append(("content-encoding", "gzip"))
         headers.append(("content-length", str(len(body))))
-        return 200, headers, body
+        # ?status=404: the same page as an error page (or a 201, a 500...)
+        return int(params.get("status", ["200"])[0]), headers, body
     if path.startswith("/page"):
         headers = [
             ("content-type", "text/html; charset=utf-8"),

@@ -46,6 +46,26 @@ def test_accepted_visitor_gets_the_page_as_written(client_for: Callable[[Gate], 
     assert body[:settings] + body[body.rindex(b"</body>") :] == TRACKED
 
 
+def test_error_pages_are_gated_too(client_for: Callable[[Gate], Client]) -> None:
+    """A 404 or 500 page carries the site's tags as much as any page: its
+    trackers are neutralised for a visitor who has not granted them, and it
+    varies. The banner and the settings control go into 200 pages only."""
+    gate = make_gate()
+    client = client_for(gate)
+    refused = [("cookie", f"cookiegate={gate.make_token([])}")]
+    accepted = [("cookie", f"cookiegate={gate.make_token(['performance'])}")]
+    for status in (201, 404, 410, 500, 503):
+        for headers in ([], refused, [("sec-gpc", "1")]):
+            res = client("GET", f"/tracked?status={status}", headers)
+            assert res.status == status
+            assert GTAG not in res.body and b"data-cg-blocked" in res.body, (status, headers)
+            assert b"cookiegate-banner" not in res.body and b"cookiegate-settings" not in res.body
+            assert "Cookie" in (res.header("vary") or "")
+            assert res.header("content-length") == str(len(res.body))
+        res = client("GET", f"/tracked?status={status}", accepted)
+        assert res.body == TRACKED and "Cookie" in (res.header("vary") or "")
+
+
 def test_placeholder_speaks_the_visitors_language(client_for: Callable[[Gate], Client]) -> None:
     body = client_for(make_gate())("GET", "/tracked", [("accept-language", "de")]).body
     assert b"Nach Einwilligung laden" in body

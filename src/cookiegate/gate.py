@@ -394,7 +394,10 @@ class Decision(RequestConsent):
                 return quick
         check = not state.complete
         page_work = gate._page_work
-        html = gate.may_inject and status == 200
+        # the tracking gate and Consent Mode edit every HTML response with a body
+        # (an error page carries the site's tags as much as any page); the banner
+        # and the settings control go into 200 pages only
+        html = gate.may_inject and status >= 200 and status not in _BODYLESS
         # a GPC-derived refusal applied to a page is recorded once per session
         gpc_record = (
             state.method == "gpc" and gate.records is not None and status == 200
@@ -443,7 +446,7 @@ class Decision(RequestConsent):
             coding = cenc.decode("latin-1").strip().lower() if cenc is not None else ""
             plain = coding in ("", "identity")
             if text_type is not None:
-                fragment = gate.page_fragment(self, text_type, nonce)
+                fragment = gate.page_fragment(self, text_type, nonce) if status == 200 else None
                 injector: BodyFilter | None = gate.rewriter(self, fragment, text_type)
                 # a page cookiegate edits for some visitors (banner, control,
                 # tracking gate) varies with the consent, also when this
@@ -523,6 +526,9 @@ def safe_next(value: object) -> str | None:
 #: per page path (pages repeat); called only for paths up to 2 KiB, the most
 #: :func:`safe_next` accepts, so the cache holds at most ~2 MiB
 _safe_next_cached = lru_cache(maxsize=1024)(safe_next)
+
+#: statuses whose responses have no body to edit
+_BODYLESS = frozenset({204, 205, 304})
 
 _SLASHES = re.compile(r"/{2,}")
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]|\\")
