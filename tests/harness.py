@@ -36,6 +36,13 @@ APP_COOKIES: dict[str, list[str]] = {
         "_ga=1; Expires=Thu, 31 Feb 2037 00:00:00 GMT; Path=/",
         "ab_variant=1; Expires=Thu, 31 Feb 2000 00:00:00 GMT; Path=/",
     ],
+    "/odd-max-age": [
+        # a Max-Age of 5000 digits (int() would raise) and Max-Age / attribute
+        # names behind a vertical tab, which browsers do not trim: none deletes
+        "_ga=1; Max-Age=" + "9" * 5000 + "; Path=/",
+        "ab_variant=1; Max-Age=\x0b0; Path=/",
+        "_gid=1;\x0bMax-Age=0;\x0bExpires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/",
+    ],
     "/plain": [],
 }
 

@@ -495,16 +495,16 @@ def on_site(url: str, host: str, what: str) -> None:
 
 def is_deletion(set_cookie: str) -> bool:
     """Whether a Set-Cookie value deletes its cookie (Max-Age <= 0, which wins,
-    or an Expires date in the past)."""
+    or an Expires date in the past), trimming space and tab as browsers do."""
     max_age: str | None = None
     expires: str | None = None
     for attr in set_cookie.split(";")[1:]:
         key, _, value = attr.partition("=")
-        key = key.strip().lower()
+        key = key.strip(" \t").lower()
         if key == "max-age" and max_age is None:
-            max_age = value.strip()
+            max_age = value.strip(" \t")
         elif key == "expires" and expires is None:
-            expires = value.strip()
+            expires = value.strip(" \t")
     if max_age is not None:
         try:
             return int(max_age) <= 0

@@ -192,6 +192,11 @@ ROWS: list[Row] = [
         check=lambda r, g: _one_vary(r, "Accept-Encoding, Cookie, Sec-GPC"),
     ),
     Row(
+        "a huge or vertical-tab Max-Age is not a deletion, and raises nothing",
+        path="/odd-max-age",
+        not_sets={"_ga", "ab_variant", "_gid"},
+    ),
+    Row(
         "an impossible Expires date is not a deletion",
         path="/bad-date",
         not_sets={"_ga", "ab_variant"},

@@ -70,11 +70,10 @@ class SetCookie:
 
     def is_deletion(self, now: float | None = None) -> bool:
         """Whether this header deletes the cookie (Max-Age <= 0 or Expires in the past)."""
-        max_age = self.attrs.get("max-age")
-        if max_age is not None:
-            ma = max_age.strip()
-            if re.fullmatch(r"-?[0-9]+", ma):
-                return int(ma) <= 0
+        ma = self.attrs.get("max-age")
+        if ma is not None and re.fullmatch(r"-?[0-9]+", ma):
+            # no int(): thousands of digits must not raise
+            return ma[0] == "-" or not ma.lstrip("0")
         expires = self.attrs.get("expires")
         if expires is not None:
             ts = parse_cookie_date(expires)
@@ -83,9 +82,13 @@ class SetCookie:
         return False
 
 
-#: a valid ``Max-Age`` attribute (after a ``;``, as ``bytes.strip`` and
-#: ``isdigit`` read it): optional minus sign, ASCII digits
-_MAX_AGE = re.compile(rb";\s*max-age\s*=\s*(-?\d+)\s*(?=;|\Z)")
+#: what a browser trims around a cookie's name, value and attributes (RFC 6265
+#: 5.2: WSP, space and tab; Chromium's kWhitespace): not ``\v``, ``\f`` or CR
+_WSP = " \t"
+_WSP_B = b" \t"
+#: a valid ``Max-Age`` attribute (after a ``;``, trimmed of WSP only): optional
+#: minus sign, ASCII digits
+_MAX_AGE = re.compile(rb";[ \t]*max-age[ \t]*=[ \t]*(-?[0-9]+)[ \t]*(?=;|\Z)")
 
 
 def is_deletion_header(raw: bytes, now: float | None = None) -> bool:
@@ -106,14 +109,15 @@ def deletion_verdict(raw: bytes, now: float | None = None) -> tuple[bool, bool]:
         found = _MAX_AGE.findall(low, semi)  # every valid one; the last wins
         if found:
             value = found[-1]
-            return value[:1] == b"-" or int(value) == 0, True
+            # no int(): thousands of digits must not raise
+            return value[:1] == b"-" or not value.lstrip(b"0"), True
     if low.find(b"expires") < 0:
         return False, True
     attrs = low[semi + 1 :].split(b";")
     for part in reversed(attrs):
         key, _, value = part.partition(b"=")
-        if key.strip() == b"expires":
-            ts = parse_cookie_date(value.strip().decode("latin-1"))
+        if key.strip(_WSP_B) == b"expires":
+            ts = parse_cookie_date(value.strip(_WSP_B).decode("latin-1"))
             if ts is not None:
                 return ts <= (time.time() if now is None else now), False
     return False, False
@@ -129,15 +133,15 @@ def parse_set_cookie(header_value: str) -> SetCookie:
     head = parts[0]
     eq = head.find("=")
     if eq >= 0:
-        name, value = head[:eq].strip(), head[eq + 1 :].strip()
+        name, value = head[:eq].strip(_WSP), head[eq + 1 :].strip(_WSP)
     else:
-        name, value = "", head.strip()
+        name, value = "", head.strip(_WSP)
     attrs: dict[str, str] = {}
     for part in parts[1:]:
         key, _, val = part.partition("=")
-        key = key.strip().lower()
+        key = key.strip(_WSP).lower()
         if key:
-            attrs[key] = val.strip()
+            attrs[key] = val.strip(_WSP)
     return SetCookie(name, value, attrs)
 
 

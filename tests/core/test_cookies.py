@@ -138,20 +138,21 @@ def test_expire_cookie_prefixes() -> None:
 
 
 def _deletion_reference(raw: bytes) -> bool:
-    """The plain reading of :func:`is_deletion_header`: split on ``;``, the last
-    valid Max-Age wins, else the last valid Expires."""
+    """The plain reading of :func:`is_deletion_header`: split on ``;``, trim space
+    and tab (RFC 6265 5.2's WSP, as browsers do), the last valid Max-Age wins,
+    else the last valid Expires."""
     attrs = raw.lower().split(b";")[1:]
     for part in reversed(attrs):
         key, _, value = part.partition(b"=")
-        if key.strip() == b"max-age":
-            value = value.strip()
+        if key.strip(b" \t") == b"max-age":
+            value = value.strip(b" \t")
             digits = value[1:] if value[:1] == b"-" else value
             if digits.isdigit():
-                return value[:1] == b"-" or int(digits) == 0
+                return value[:1] == b"-" or set(digits) == {ord("0")}
     for part in reversed(attrs):
         key, _, value = part.partition(b"=")
-        if key.strip() == b"expires":
-            ts = parse_cookie_date(value.strip().decode("latin-1"))
+        if key.strip(b" \t") == b"expires":
+            ts = parse_cookie_date(value.strip(b" \t").decode("latin-1"))
             if ts is not None:
                 return ts <= time.time()
     return False
@@ -205,3 +206,31 @@ def test_a_timeless_deletion_verdict_holds_at_any_time(raw: bytes) -> None:
     if timeless:
         for now in (0.0, 1e9, 2.2e9, 4e9):
             assert is_deletion_header(raw, now) is deletion
+
+
+def test_max_age_of_thousands_of_digits_does_not_raise() -> None:
+    big = "9" * 5000
+    assert not is_deletion_header(f"_ga=1; Max-Age={big}".encode())
+    assert not parse_set_cookie(f"_ga=1; Max-Age={big}").is_deletion()
+    assert is_deletion_header(f"_ga=; Max-Age=-{big}".encode())
+    assert is_deletion_header(b"_ga=; Max-Age=" + b"0" * 5000)
+    assert parse_set_cookie("_ga=; Max-Age=" + "0" * 5000).is_deletion()
+
+
+def test_only_space_and_tab_are_trimmed_around_attributes() -> None:
+    """RFC 6265 5.2 trims WSP (space, tab), as browsers do: behind a vertical tab,
+    form feed or no-break space ``Max-Age`` / ``Expires`` are other attributes,
+    so the cookie is set, not deleted."""
+    past = "Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+    for text in (
+        "_ga=1; Max-Age=\x0b0",
+        "_ga=1;\x0bMax-Age=0",
+        "_ga=1; Max-Age=0\x0c",
+        "_ga=1;\xa0Max-Age=0",
+        f"_ga=1;\x0b{past}",
+    ):
+        assert not is_deletion_header(text.encode("latin-1")), text
+        assert not parse_set_cookie(text).is_deletion(), text
+    for text in ("_ga=1;\tMax-Age=0 ", "_ga=1; \tMax-Age\t=\t-1", f"_ga=1;\t{past}\t"):
+        assert is_deletion_header(text.encode("latin-1")), text
+        assert parse_set_cookie(text).is_deletion(), text
