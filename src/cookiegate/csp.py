@@ -60,6 +60,10 @@ CspPolicy = dict[str, list[str]]
 #: the directives cookiegate restricts for refused categories
 TARGETS = ("script-src", "img-src", "connect-src", "frame-src")
 
+#: how the names of source-list directives end (``script-src``, and CSP3's
+#: ``script-src-elem`` / ``style-src-attr``...)
+_SOURCE_LIST_ENDINGS = ("-src", "-src-elem", "-src-attr")
+
 #: CSP3 fallback lists (the first directive present governs)
 _FALLBACK: dict[str, tuple[str, ...]] = {
     "script-src-elem": ("script-src-elem", "script-src", "default-src"),
@@ -664,7 +668,7 @@ class CspBuilder:
             return {name: list(srcs) for name, srcs in policy.items()}
         out: CspPolicy = {}
         for name, sources in policy.items():
-            if not (name.endswith("-src") or name == "form-action"):
+            if not (name.endswith(_SOURCE_LIST_ENDINGS) or name == "form-action"):
                 out[name] = list(sources)
                 continue
             kept = []
@@ -679,7 +683,9 @@ class CspBuilder:
     @staticmethod
     def _leaks_of(policy: CspPolicy, refused: tuple[_Host, ...]) -> list[CspLeak]:
         leaks: list[CspLeak] = []
-        for directive in TARGETS:
+        # script-src-elem governs <script src> where present (else script-src)
+        checked = (*TARGETS, "script-src-elem") if "script-src-elem" in policy else TARGETS
+        for directive in checked:
             sources = _effective(policy, directive)
             for tracker in refused:
                 label = _describe(tracker)
@@ -698,7 +704,7 @@ class CspBuilder:
                             and any(_scheme_match(src[:-1], s) for s in schemes)
                         )
                         or (host is not None and host.overlaps(tracker))
-                        or (directive == "script-src" and kw == "'strict-dynamic'")
+                        or (directive.startswith("script-src") and kw == "'strict-dynamic'")
                     ):
                         leaks.append(CspLeak(directive, src, label))
         return leaks

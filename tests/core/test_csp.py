@@ -27,6 +27,8 @@ FB = ["https://connect.facebook.net", "https://www.facebook.com/tr"]
 ALLOWED = {"performance": GA, "marketing": FB}
 SELF = "https://shop.example"
 DIRECTIVES = ("script-src", "img-src", "connect-src", "frame-src")
+#: the same and script-src-elem, which governs <script src> where a policy has it
+CHECKED = (*DIRECTIVES, "script-src-elem")
 TRACKER_URLS = {
     "performance": [
         "https://www.googletagmanager.com/gtag/js?id=G-1",
@@ -270,6 +272,23 @@ def test_leaks_reported_and_guarded_by_base(caplog: pytest.LogCaptureFixture) ->
     assert len(parse_csp(v)) == 1
 
 
+def test_script_src_elem_is_narrowed_and_checked() -> None:
+    """CSP3's script-src-elem governs <script src> where a policy has it: refused
+    trackers leave it as they leave script-src, and what still admits them there
+    is a leak."""
+    b = builder()
+    app = "default-src 'self'; script-src-elem 'self' https://www.googletagmanager.com"
+    _, value = b.header_for(frozenset(), app) or ("", "")
+    assert value == "default-src 'self'; script-src-elem 'self'"
+    assert not allows_url(value, "script-src-elem", TRACKER_URLS["performance"][0], SELF)
+    _, value = b.header_for(frozenset({"performance"}), app) or ("", "")
+    assert allows_url(value, "script-src-elem", TRACKER_URLS["performance"][0], SELF)
+    leaks = b.leaks(frozenset(), "script-src-elem https: 'strict-dynamic'; script-src 'self'")
+    assert {("script-src-elem", "https:"), ("script-src-elem", "'strict-dynamic'")} <= {
+        (lk.directive, lk.source) for lk in leaks
+    }
+
+
 def test_wider_wildcard_and_strict_dynamic_are_leaks() -> None:
     b = builder(allowed_by_category={"performance": ["https://*.analytics.google.com"]})
     leaks = b.leaks(frozenset(), "default-src *.google.com; script-src 'strict-dynamic' 'nonce-a'")
@@ -442,7 +461,9 @@ def test_never_allows_what_the_app_did_not(
     # and no refused tracker gets through unless the app policy leaks it
     refused = [u for cat, urls in TRACKER_URLS.items() if cat not in granted for u in urls]
     leaking = {lk.directive for lk in b.leaks(granted, app)}
-    for directive in DIRECTIVES:
+    if "script-src" in leaking:  # script-src-elem falls back to it where absent
+        leaking.add("script-src-elem")
+    for directive in CHECKED:
         if directive in leaking and base is not None:
             continue  # guarded by the base policy, checked below
         if directive not in leaking:
@@ -460,7 +481,7 @@ def test_strict_base_blocks_every_refused_tracker(
     value = (b.header_for(granted, app) or ("", ""))[1]
     for cat, urls in TRACKER_URLS.items():
         for u in urls:
-            for d in DIRECTIVES:
+            for d in CHECKED:
                 if cat not in granted:
                     assert not allows_url(value, d, u, SELF)
                 elif allows_url(app, d, u, SELF):
