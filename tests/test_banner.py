@@ -116,6 +116,39 @@ def test_banner_speaks_the_visitors_language(client_for: Callable[[Gate], Client
     assert 'lang="de"' in de
 
 
+def test_pages_vary_with_what_their_inserted_bytes_depend_on(
+    client_for: Callable[[Gate], Client],
+) -> None:
+    """The banner, the settings control and the placeholders speak the visitor's
+    language: such pages vary with Accept-Language too (a shared cache must not
+    hand a German banner to a Korean visitor); with ``hide_from_bots`` also with
+    User-Agent (nor a crawler's banner-less copy to a person). A page sent as
+    written, and a non-HTML response, vary with the consent only."""
+
+    def vary(gate: Gate, path: str, headers: list[tuple[str, str]]) -> list[str]:
+        value = client_for(gate)("GET", path, headers).header("vary") or ""
+        return [t.strip() for t in value.split(",")]
+
+    gate = make_gate()
+    accepted = [("cookie", f"cookiegate={gate.make_token(['performance'])}")]
+    refused = [("cookie", f"cookiegate={gate.make_token([])}")]
+    assert vary(gate, "/page", []) == ["Cookie", "Sec-GPC", "Accept-Language"]
+    assert vary(gate, "/page", accepted) == ["Cookie", "Sec-GPC", "Accept-Language"]
+    assert vary(gate, "/tracked?status=404", refused) == ["Cookie", "Sec-GPC", "Accept-Language"]
+    assert vary(gate, "/", []) == ["Cookie", "Sec-GPC"]
+    own_link = make_gate(settings_control=False)
+    assert vary(own_link, "/page", accepted) == ["Cookie", "Sec-GPC"]
+    bots = make_gate(hide_from_bots=True)
+    for headers in ([], [("user-agent", "Googlebot/2.1")], accepted):
+        assert vary(bots, "/page", headers) == [
+            "Cookie",
+            "Sec-GPC",
+            "Accept-Language",
+            "User-Agent",
+        ], headers
+    assert vary(bots, "/", []) == ["Cookie", "Sec-GPC"]
+
+
 def test_site_chooses_the_banners_language(client_for: Callable[[Gate], Client]) -> None:
     """``consent(request).use_locale(...)`` beats Accept-Language for the banner
     and the settings control; the links to the no-JS pages carry that language.

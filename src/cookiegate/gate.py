@@ -345,10 +345,11 @@ class Decision(RequestConsent):
         out, vary_at, _ = _edited_body_headers(headers, len(fragment))
         if self._method() != "HEAD":  # HEAD: GET's headers, no body to edit
             self.injector = HtmlInjector(fragment)
+        vary = gate.page_vary_value  # the control speaks the visitor's language
         if vary_at < 0:
-            out.append((b"vary", gate.vary_value))
+            out.append((b"vary", vary))
         else:
-            out[vary_at] = (out[vary_at][0], gate.merge_vary(out[vary_at][1]))
+            out[vary_at] = (out[vary_at][0], gate.merge_vary(out[vary_at][1], vary))
         return out
 
     @property
@@ -409,6 +410,7 @@ class Decision(RequestConsent):
         app_csp: list[bytes] | None = None
         out: list[tuple[bytes, bytes]] = []
         depends = bool(self.removed) or self.queried
+        vary = gate.vary_value
         vary_at = -1
         for item in headers:
             name = item[0]
@@ -448,6 +450,16 @@ class Decision(RequestConsent):
             if text_type is not None:
                 fragment = gate.page_fragment(self, text_type, nonce) if status == 200 else None
                 injector: BodyFilter | None = gate.rewriter(self, fragment, text_type)
+                if gate.ui is not None:
+                    if fragment is not None or (
+                        # no banner for a bot: a person's copy has one
+                        status == 200
+                        and gate.hide_from_bots
+                        and (gate.settings_control or not state.complete)
+                    ):
+                        vary = gate.page_vary_value  # the banner's or control's language
+                    elif injector is not None:
+                        vary = gate.lang_vary_value  # the placeholders' language
                 # a page cookiegate edits for some visitors (banner, control,
                 # tracking gate) varies with the consent, also when this
                 # visitor's copy goes as written (settings_control=False, ui=None
@@ -499,9 +511,9 @@ class Decision(RequestConsent):
             out.append((b"set-cookie", gate.consent_cookie(state, self.info).encode("latin-1")))
         if depends:
             if vary_at < 0:
-                out.append((b"vary", gate.vary_value))
+                out.append((b"vary", vary))
             else:
-                out[vary_at] = (out[vary_at][0], gate.merge_vary(out[vary_at][1]))
+                out[vary_at] = (out[vary_at][0], gate.merge_vary(out[vary_at][1], vary))
         return out
 
 
@@ -794,6 +806,13 @@ class Gate:
             self._unblock_tag = (
                 f'<script src="{url}" defer data-cg-endpoint="{prefix}consent"></script>'
             )
+        #: Vary of a page whose inserted bytes speak the visitor's language (the
+        #: banner, the control, the tracking gate's placeholders), and of a 200
+        #: page that spares bots the banner (the copy depends on User-Agent)
+        self.lang_vary_value = self.vary_value + b", Accept-Language"
+        self.page_vary_value = self.lang_vary_value + (
+            b", User-Agent" if self.hide_from_bots else b""
+        )
         #: HTML bodies may be rewritten (banner, Consent Mode, tracking gate)
         self.may_inject = (
             self.ui is not None or self.consent_mode is not None or self.trackers is not None
@@ -1906,12 +1925,14 @@ class Gate:
             400, f"unknown action {action[:60]!r} (use accept_all, reject_all or save)"
         )
 
-    def merge_vary(self, existing: bytes) -> bytes:
+    def merge_vary(self, existing: bytes, value: bytes | None = None) -> bytes:
+        """The app's ``Vary`` with ``value``'s tokens (default: :attr:`vary_value`)."""
         text = existing.decode("latin-1")
         tokens = {t.strip().lower() for t in text.split(",")}
         if "*" in tokens:
             return existing
-        add = [t for t in self.vary_value.decode().split(", ") if t.lower() not in tokens]
+        mine = (self.vary_value if value is None else value).decode()
+        add = [t for t in mine.split(", ") if t.lower() not in tokens]
         if not add:
             return existing
         return (text + ", " + ", ".join(add) if text.strip() else ", ".join(add)).encode("latin-1")
