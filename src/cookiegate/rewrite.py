@@ -1242,6 +1242,9 @@ class EncodedHtmlRewriter:
 
     ``gzip``/``x-gzip`` and ``deflate`` are decoded with :mod:`zlib`, rewritten
     and encoded again (same coding; the caller must drop ``Content-Length``).
+    ``deflate`` is the zlib format (RFC 9110) or, as some servers send it and
+    every browser reads it, a raw deflate stream: told apart by the zlib header
+    (RFC 1950: CM 8 and a check that divides by 31) and encoded again as it came.
     ``br`` is handled the same way when the ``brotli`` module is importable
     (cookiegate does not depend on it); otherwise, and for any other coding
     (``zstd``, ``compress``, several codings, ...), the body is passed through
@@ -1255,7 +1258,17 @@ class EncodedHtmlRewriter:
     at a time, so a compression bomb cannot grow memory.
     """
 
-    __slots__ = ("_brotli", "_dec", "_enc", "_failed", "_max", "coding", "passthrough", "rewriter")
+    __slots__ = (
+        "_brotli",
+        "_dec",
+        "_enc",
+        "_failed",
+        "_head",
+        "_max",
+        "coding",
+        "passthrough",
+        "rewriter",
+    )
 
     def __init__(
         self,
@@ -1271,6 +1284,8 @@ class EncodedHtmlRewriter:
         self._brotli: Any = None
         self._dec: Any = None
         self._enc: Any = None
+        #: deflate: the first bytes, until two tell zlib from raw deflate
+        self._head: bytes | None = None
         self._max = max_inflate
         if self.coding in ("identity", ""):
             pass
@@ -1278,8 +1293,7 @@ class EncodedHtmlRewriter:
             self._dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
             self._enc = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
         elif self.coding == "deflate":
-            self._dec = zlib.decompressobj(zlib.MAX_WBITS)  # zlib wrapper per RFC 9110
-            self._enc = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS)
+            self._head = b""  # zlib (RFC 9110) or raw: see _sniff_deflate
         elif self.coding == "br":
             try:
                 self._brotli = importlib.import_module("brotli")
@@ -1300,6 +1314,12 @@ class EncodedHtmlRewriter:
         """Take the next encoded chunk; return encoded bytes that may be sent now."""
         if self.passthrough or self._failed:
             return bytes(chunk)
+        if self._head is not None:
+            chunk = self._head + chunk
+            if len(chunk) < 2:
+                self._head = chunk
+                return b""
+            self._sniff_deflate(chunk)
         if self._dec is None:
             return self.rewriter.feed(chunk)
         out: list[bytes] = []
@@ -1326,9 +1346,19 @@ class EncodedHtmlRewriter:
         """End of body: the rest, encoded and finished."""
         if self.passthrough or self._failed:
             return b""
+        if self._head is not None:  # a deflate body of less than two bytes
+            return self._fail(ValueError("truncated"), self._head)
         if self._dec is None:
             return self.rewriter.close()
         return self._compress(self.rewriter.close(), final=True)
+
+    def _sniff_deflate(self, start: bytes) -> None:
+        self._head = None
+        cmf, flg = start[0], start[1]
+        zlib_format = cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf * 256 + flg) % 31 == 0
+        wbits = zlib.MAX_WBITS if zlib_format else -zlib.MAX_WBITS
+        self._dec = zlib.decompressobj(wbits)
+        self._enc = zlib.compressobj(6, zlib.DEFLATED, wbits)
 
     def finish(self, chunk: bytes) -> bytes:
         """The last chunk: ``feed(chunk) + close()``."""

@@ -781,6 +781,26 @@ def test_deflate_and_identity() -> None:
     assert r.feed(doc) + r.close() == run([doc])
 
 
+@given(st.integers(0, 6), st.integers(1, 9), st.booleans())
+def test_raw_deflate_is_decoded_and_encoded_as_raw(cut: int, level: int, raw: bool) -> None:
+    """``Content-Encoding: deflate`` in the raw format (no zlib header), which
+    browsers read too: rewritten, and sent back in the format it came in, also
+    when the first chunk holds a single byte."""
+    doc = b"<p>x</p><img src=//www.facebook.com/tr></body>" * 3
+    enc = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+    body = enc.compress(doc) + enc.flush()
+    r = EncodedHtmlRewriter(HtmlRewriter(PERF, FRAG), "deflate")
+    cut = min(cut, len(body))
+    out = r.feed(body[:cut]) + r.feed(body[cut:]) + r.close()
+    assert zlib.decompress(out, -zlib.MAX_WBITS if raw else zlib.MAX_WBITS) == run([doc])
+    assert not r.passthrough
+
+
+def test_a_deflate_body_of_one_byte_passes_as_it_came() -> None:
+    r = EncodedHtmlRewriter(HtmlRewriter(PERF, FRAG), "deflate")
+    assert r.feed(b"x") + r.close() == b"x"
+
+
 def test_br_and_unknown_codings_pass_through(caplog: pytest.LogCaptureFixture) -> None:
     import cookiegate.rewrite
 
