@@ -233,7 +233,9 @@ _ATTR_ITER = re.compile(
 _ATTR_ITER_STR = re.compile(_ATTR_ITER.pattern.decode("latin-1"))
 #: structural tokens, searched in the lower-cased (and slash-folded) copy
 _STRUCT = re.compile(
-    rb"<(?:s(?:cript|tyle)"
+    rb"<(?:s(?:cript|tyle|vg)"
+    + _E
+    + rb"|math"
     + _E
     + rb"|t(?:extarea|itle)"
     + _E
@@ -247,7 +249,7 @@ _STRUCT = re.compile(
     + _E
     + rb"|link"
     + _E
-    + rb"|/(?:body|noscript)"
+    + rb"|/(?:body|noscript|svg|math)"
     + _E
     # a comment, with its end when it is in the buffer (the first "--!?>" from
     # after "<!--", or the abrupt "<!-->" / "<!--->")
@@ -516,6 +518,7 @@ class HtmlRewriter:
         "_buf",
         "_closed",
         "_esc",
+        "_foreign",
         "_memo",
         "_noscript",
         "_plain",
@@ -580,6 +583,8 @@ class HtmlRewriter:
         self._raw_end: re.Pattern[bytes] | None = None
         self._esc = 0
         self._noscript = 0
+        #: depth of open <svg> / <math> elements (foreign content: no raw text)
+        self._foreign = 0
         self._after: list[bytes] | None = None
         self._after_len = 0
         self._closed = False
@@ -835,7 +840,7 @@ class HtmlRewriter:
                     scan = p + 1
                     continue
                 kind = fold[p + 1 : tok_end - 1]
-                if c == 47 or kind == b"noscript":  # </body, </noscript, <noscript
+                if c == 47 or kind in _DEPTH_KINDS:  # </body, </noscript, <noscript, <svg...
                     # act only once the whole tag is here (it may be held back)
                     if buf[tok_end - 1] == 62:
                         end = tok_end  # ">" right after the name
@@ -851,6 +856,12 @@ class HtmlRewriter:
                     elif kind == b"/noscript":
                         if self._noscript:
                             self._noscript -= 1
+                    elif kind == b"svg" or kind == b"math":
+                        if not _self_closing(buf[p:end], tok_end - 1 - p):
+                            self._foreign += 1
+                    elif kind == b"/svg" or kind == b"/math":
+                        if self._foreign:
+                            self._foreign -= 1
                     elif self.fragment is not None:
                         # </body: the banner goes before the last one
                         sink.append(buf[emit:p])
@@ -860,9 +871,14 @@ class HtmlRewriter:
                         self._after = []
                         self._after_len = 0
                         sink = self._after
+                    if kind == b"/body":
+                        self._foreign = 0  # the body's end closes an open <svg>
                     scan = safe = end
                     continue
                 if kind == b"plaintext":
+                    if self._foreign:  # in SVG / MathML: an element like any other
+                        scan = safe = tok_end
+                        continue
                     state = _PLAINTEXT
                     scan = n
                     continue
@@ -939,7 +955,11 @@ class HtmlRewriter:
                         sink.append(buf[emit:p])
                         sink.append(new)
                         emit = end
-                    if inline and e >= 0:
+                    if self._foreign:
+                        # an SVG / MathML script: its content is markup to the
+                        # tokenizer (decided above all the same, as it runs)
+                        scan = safe = end
+                    elif inline and e >= 0:
                         if e + 8 < n and buf[e + 8] == 62:
                             scan = safe = e + 9  # "</script>"
                         else:
@@ -970,6 +990,10 @@ class HtmlRewriter:
                         sink.append(buf[emit:p])
                         sink.append(new)
                         emit = end
+                if self._foreign:
+                    # in SVG / MathML <style>, <title>... hold markup, not text
+                    scan = safe = end
+                    continue
                 # style, textarea, title, xmp, iframe, noembed, noframes: raw text
                 self._raw_end = _RAW_END[kind]
                 state = _RAW
@@ -1130,6 +1154,23 @@ class HtmlRewriter:
             insert += b" hidden data-cg-unhide"
         tag = _edit(tag, nl, attrs, insert, ("src", "srcdoc"))
         return self.placeholder(decided[0], decided[1]) + tag
+
+
+#: structural tokens acted on once their whole tag is in the buffer
+_DEPTH_KINDS = frozenset({b"noscript", b"svg", b"math"})
+
+
+def _self_closing(tag: bytes, nl: int) -> bool:
+    """Whether a complete start tag (its name ``tag[:nl]``) ends in the
+    self-closing ``/>``: not when that ``/`` belongs to an unquoted attribute
+    value (``<svg a=b/>``)."""
+    if not tag.endswith(b"/>"):
+        return False
+    end = len(tag) - 1
+    last = -1
+    for m in _ATTR_ITER.finditer(tag, nl, end):
+        last = m.end()
+    return last != end
 
 
 def _after_end_tag(buf: bytes, at: int, name_len: int) -> tuple[int, int]:

@@ -337,6 +337,31 @@ def test_image_and_ping_with_references_without_semicolons() -> None:
         assert run([doc], fragment=None) == doc
 
 
+def test_svg_and_mathml_hold_markup_not_raw_text() -> None:
+    """In SVG and MathML a browser reads <style>, <title>, <script>... as
+    elements holding markup, and <title/> closes itself: a tracker after (or in)
+    them is still found, and the page outside is read as HTML again."""
+    gtm = b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
+    pixel = b'<img src="https://www.facebook.com/tr?id=1">'
+    for before in (
+        b"<svg><title/></svg>",
+        b"<svg><style/></svg>",
+        b"<svg viewBox='0 0 1 1'><script/></svg>",
+        b"<math><style/></math>",
+        b"<svg><style>" + pixel + b"</style></svg>",
+        b"<svg><title>a < b</title><path d='M0 0'/></svg>",
+    ):
+        for tracker in (gtm, pixel):
+            out = run([before + b"<p>x</p>" + tracker + b"</body>"], fragment=None)
+            assert tracker not in out and out.count(b"data-cg-blocked") >= 1, (before, tracker)
+    # an SVG element that closes itself opens no SVG: the <style> after it is CSS
+    out = run([b"<svg/><style>p{content:'" + pixel + b"'}</style>"], fragment=None)
+    assert pixel in out
+    # a "/" in an unquoted value does not close the tag: the SVG is open
+    out = run([b"<svg a=b/><style>" + pixel + b"</style></svg>"], fragment=None)
+    assert pixel not in out
+
+
 def test_script_escape_states() -> None:
     # "<!-- <script>" inside a script: the first </script> does not end it
     doc = (
@@ -462,6 +487,13 @@ PIECES = [
     b">",
     b"&amp;",
     b"<!DOCTYPE html>",
+    b"<svg>",
+    b"</svg>",
+    b"<svg a=b/>",
+    b"<MATH/>",
+    b"<title/>",
+    b"<style/>",
+    b"<svg><script/>",
 ]
 TRACKERS = [
     b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>',
@@ -609,6 +641,10 @@ PLAIN = [
     b"caf\xc3\xa9",
     b"&amp;",
     b"<!DOCTYPE html>",
+    b"<svg>",
+    b"</svg>",
+    b"<svg a=b/>",
+    b"<MATH/>",
 ]
 
 
