@@ -69,6 +69,12 @@ def test_settings_control_must_be_a_bool() -> None:
         make_gate(settings_control="no")
 
 
+def test_gpc_json_needs_gpc() -> None:
+    with pytest.raises(ConfigError, match="gpc_json"):
+        make_gate(gpc=False, gpc_json=True)
+    assert make_gate(gpc=False).gpc_json is False
+
+
 def test_no_injection_into_non_html_compressed_or_head(
     client_for: Callable[[Gate], Client],
 ) -> None:

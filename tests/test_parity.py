@@ -752,6 +752,12 @@ ROWS: list[Row] = [
         gate={"gpc_json": False},
         app_called=True,
     ),
+    Row(
+        "no gpc.json when GPC is not honoured (it would claim it is)",
+        path="/.well-known/gpc.json",
+        gate={"gpc": False},
+        app_called=True,
+    ),
 ]
 
 

@@ -561,7 +561,9 @@ class Gate:
         ``None`` follows the request scheme.
     :param gpc: honour ``Sec-GPC: 1`` as a refusal of every non-necessary category
         until the visitor makes an explicit choice.
-    :param gpc_json: serve ``/.well-known/gpc.json``.
+    :param gpc_json: serve ``/.well-known/gpc.json`` (``None``, the default: when
+        ``gpc`` is on; it tells the world the site honours GPC, so ``True`` with
+        ``gpc=False`` is a :class:`ConfigError`).
     :param gpc_last_update: ``lastUpdate`` of gpc.json (``YYYY-MM-DD``), optional.
     :param clear_site_data: values for a ``Clear-Site-Data`` header sent on
         withdrawal over https, e.g. ``('"storage"',)``. Empty = not sent.
@@ -617,7 +619,7 @@ class Gate:
         max_age: int = SIX_MONTHS,
         secure: bool | None = None,
         gpc: bool = True,
-        gpc_json: bool = True,
+        gpc_json: bool | None = None,
         gpc_last_update: str | None = None,
         clear_site_data: Sequence[str] = (),
         trusted_origins: Sequence[str] = (),
@@ -665,6 +667,10 @@ class Gate:
             raise ConfigError("secure", "must be True, False or None")
         self.secure = secure
         self.gpc = bool(gpc)
+        if gpc_json is None:
+            gpc_json = self.gpc
+        elif gpc_json and not self.gpc:
+            raise ConfigError("gpc_json", "gpc.json says the site honours GPC: it needs gpc=True")
         self.gpc_json = bool(gpc_json)
         self._gpc_path = "/.well-known/gpc.json" if self.gpc_json else None
         self._static_prefix = prefix + "static/"
