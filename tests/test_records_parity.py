@@ -206,15 +206,23 @@ def test_no_js_withdrawal_lands_on_a_page_saying_what_was_destroyed(
     assert gone.status == 303
     location = gone.header("location") or ""
     assert location.startswith("/_cookiegate/preferences?next=/shop&withdrawn=")
-    page = call("GET", location)
+    # the browser follows the redirect with the consent cookie it was just given
+    after = [("cookie", f"cookiegate={gone.cookie_value('cookiegate')}")]
+    page = call("GET", location, after)
     assert page.status == 200
     assert (
         b'<p class="cg-status" role="status">Your consent was withdrawn. Destroyed: '
         b"3 telemetry records; 2 cookies expired.</p>"
     ) in page.body
     assert b'href="/shop"' in page.body  # back to where the visitor was
-    german = call("GET", location + "&lang=de").body.decode()
+    german = call("GET", location + "&lang=de", after).body.decode()
     assert "Gelöscht: 3 Telemetrie-Einträge; 2 Cookies abgelaufen." in german
+    # the notice is the withdrawing visitor's only: another visitor (or one with
+    # no consent cookie) who opens the same link is told nothing
+    other = gate.make_token(["performance"], method="banner", consent_id="someone-else-1")
+    for headers in ([("cookie", f"cookiegate={other}")], []):
+        body = call("GET", location, headers).body
+        assert b"Destroyed:" not in body and b"consent was withdrawn" not in body
     # a forged or tampered flash shows nothing
     flash = location.rsplit("=", 1)[1]
     for bad in ("WzEwMDAsMF0.x.y", flash[:-2] + "xx"):

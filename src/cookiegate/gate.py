@@ -1332,13 +1332,17 @@ class Gate:
             target = safe_next(_query_value(info.query, "next")) or "/"
             flash = _query_value(info.query, "withdrawn")
             counts = self._flash.loads(flash, max_age=600) if flash else None
-            withdrawn = None
+            withdrawn: tuple[int | None, int] | None = None
             if (
                 isinstance(counts, list)
-                and len(counts) == 2
-                and all(type(n) is int and n >= 0 for n in counts)
+                and len(counts) == 3
+                and all(type(n) is int and n >= -1 for n in counts[:2])
+                # the notice is this visitor's: a link to another's withdrawal
+                # (or an old one) says nothing
+                and decision._state.consent_id is not None
+                and counts[2] == decision._state.consent_id
             ):
-                withdrawn = (counts[0], counts[1])
+                withdrawn = (counts[0] if counts[0] >= 0 else None, max(counts[1], 0))
             html = ui.preferences_page(
                 locale=locale,
                 state=decision._state,
@@ -1668,7 +1672,7 @@ class Gate:
                 self.on_consent(change)
             except Exception:  # a listener must never cost the visitor their choice
                 log.exception("cookiegate: on_consent listener failed")
-        destroyed: dict[str, int] | None = None
+        destroyed: dict[str, int | None] | None = None
         if method == "withdraw":
             destroyed = {"telemetry": 0, "cookies": len(expired)}
         if self.records is not None:
@@ -1679,6 +1683,10 @@ class Gate:
             if method == "withdraw":
                 doc["withdrawn"] = True
                 doc["destroyed"] = destroyed
+                if destroyed is not None and destroyed["telemetry"] is None:
+                    doc["error"] = (
+                        "your telemetry could not be erased just now: withdraw again in a moment"
+                    )
             doc["expired_cookies"] = expired
             return PlainResponse(200, [("content-type", "application/json"), *headers], _dumps(doc))
         target = safe_next(_first(fields, "next"))
@@ -1689,13 +1697,23 @@ class Gate:
         if destroyed is not None and self.ui is not None:
             # no JavaScript: land on the preferences page, which says what was
             # destroyed (signed, 10 minutes) and links back to ``next``
-            flash = self._flash.dumps([destroyed["telemetry"], destroyed["cookies"]])
+            # bound to the visitor's consent id (kept by the withdrawal); a
+            # telemetry erasure that failed travels as -1
+            telemetry = destroyed["telemetry"]
+            flash = self._flash.dumps(
+                [-1 if telemetry is None else telemetry, destroyed["cookies"], current.consent_id]
+            )
             query = urlencode({"next": target, "withdrawn": flash}, safe="/")
             target = f"{self.prefix}preferences?{query}"
         headers.append(("location", target))
         headers.append(("content-type", "text/plain; charset=utf-8"))
         text = "Your choice was saved.\n"
-        if destroyed is not None:
+        if destroyed is not None and destroyed["telemetry"] is None:
+            text = (
+                f"Your consent was withdrawn and {destroyed['cookies']} cookie(s) expired, "
+                "but your telemetry could not be erased just now: withdraw again in a moment.\n"
+            )
+        elif destroyed is not None:
             text = (
                 f"Your consent was withdrawn. Destroyed: {destroyed['telemetry']} telemetry "
                 f"event(s); {destroyed['cookies']} cookie(s) expired.\n"
@@ -1709,10 +1727,12 @@ class Gate:
         decision: Decision,
         change: ConsentChange,
         fields: dict[str, list[Any]],
-        destroyed: dict[str, int] | None,
-    ) -> dict[str, int] | None:
+        destroyed: dict[str, int | None] | None,
+    ) -> dict[str, int | None] | None:
         """Queue the record of a consent event; on withdrawal also erase the
-        visitor's telemetry (I/O: :attr:`Decision.blocking` is set for it)."""
+        visitor's telemetry (I/O: :attr:`Decision.blocking` is set for it).
+        ``destroyed["telemetry"]`` is ``None`` when that erasure failed: the
+        visitor is told, never shown a count of nothing destroyed."""
         records = self.records
         if records is None:
             return destroyed
@@ -1722,7 +1742,11 @@ class Gate:
             event = "withdrawn"
         elif change.source == "gpc":
             event = "gpc_refusal"
-        elif not previous.decided and previous.reason in ("stale", "expired"):
+        elif (not previous.decided and previous.reason in ("stale", "expired")) or (
+            # a GPC refusal standing in for a stale or expired consent (its id
+            # is that consent's: a state from no cookie or a bad one has none)
+            previous.method == "gpc" and previous.consent_id is not None
+        ):
             event = "reconsent"
         elif previous.decided and previous.method not in (None, "gpc"):
             event = "updated"
@@ -1749,10 +1773,14 @@ class Gate:
                 user_agent=self._header(info, b"user-agent", "user_agent"),
                 client=info.client,
             )
-            if destroyed is not None:
-                destroyed = {**destroyed, **records.withdrawn(current.consent_id)}
         except Exception:  # recording must never cost the visitor their choice
             log.exception("cookiegate: recording the consent event failed")
+        if destroyed is not None:
+            try:
+                destroyed = {**destroyed, **records.withdrawn(current.consent_id)}
+            except Exception:
+                log.exception("cookiegate: erasing the telemetry of a withdrawn consent failed")
+                destroyed = {**destroyed, "telemetry": None}
         return destroyed
 
     def gpc_unrecorded(self, info: RequestInfo) -> bool:

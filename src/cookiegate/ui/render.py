@@ -381,20 +381,22 @@ class UI:
         next_path: str,
         nonce: str | None = None,
         theme: str | None = None,
-        withdrawn: tuple[int, int] | None = None,
+        withdrawn: tuple[int | None, int] | None = None,
     ) -> str:
         """The preference centre as a full HTML document (no JavaScript needed),
         with the withdraw form for visitors who decided. ``withdrawn``:
         ``(telemetry, cookies)`` destroyed by the withdrawal that led here, shown
-        as a status message (the no-JavaScript withdrawal lands on this page)."""
+        as a status message (the no-JavaScript withdrawal lands on this page);
+        ``telemetry`` ``None``: erasing it failed (the visitor is asked to retry)."""
         ctx = self._context(locale, next_path, nonce, theme, state)
         ctx["withdrawn_status"] = None
         if withdrawn is not None:
             counts = {"telemetry": withdrawn[0], "cookies": withdrawn[1]}
+            key = "withdrawn_status" if withdrawn[0] is not None else "withdrawn_status_failed"
             try:
-                text = ctx["t"]["withdrawn_status"].format(**counts)
+                text = ctx["t"][key].format(**counts)
             except (KeyError, IndexError, ValueError):  # a site text with bad braces
-                text = _load_locale("en")["withdrawn_status"].format(**counts)
+                text = _load_locale("en")[key].format(**counts)
             ctx["withdrawn_status"] = text
         return _environment().get_template("preferences.html").render(ctx)
 

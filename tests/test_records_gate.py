@@ -1,0 +1,107 @@
+"""What the gate records and tells a visitor when the records side misbehaves
+or the consent it replaces was stale, through both adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from cookiegate import Gate
+from cookiegate.records import Recorder
+
+from .conftest import Client, make_gate
+
+JSON = ("content-type", "application/json")
+FORM = ("content-type", "application/x-www-form-urlencoded")
+SAME = ("sec-fetch-site", "same-origin")
+
+
+class BrokenTelemetry:
+    """A telemetry store that is down: counting works, erasing fails."""
+
+    def __init__(self) -> None:
+        self.held = 3
+
+    def count_for(self, consent_id: str) -> int:
+        return self.held
+
+    def erase(self, consent_id: str) -> int:
+        raise ConnectionError("telemetry store unavailable")
+
+    def purge(self, before: float) -> int:
+        return 0
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> Iterator[Recorder]:
+    rec = Recorder(
+        str(tmp_path / "records.db"),
+        journal_dir=tmp_path / "journal",
+        telemetry=BrokenTelemetry(),
+        flush_interval=0.01,
+    )
+    yield rec
+    rec.close()
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Iterator[Recorder]:
+    rec = Recorder(str(tmp_path / "records.db"), journal_dir=tmp_path / "j", flush_interval=0.01)
+    yield rec
+    rec.close()
+
+
+def test_a_failed_telemetry_erasure_is_told_not_hidden(
+    broken: Recorder, client_for: Callable[[Gate], Client]
+) -> None:
+    """The withdrawal itself holds (the consent cookie says so), but the visitor
+    is told that their telemetry could not be erased and to try again - never
+    "0 destroyed" while it is still held."""
+    gate = make_gate(records=broken)
+    call = client_for(gate)
+    token = gate.make_token(["performance"], method="banner", consent_id="visitor-broken-1")
+    cookie = ("cookie", f"cookiegate={token}; _ga=GA1.1.1")
+    res = call("POST", "/_cookiegate/withdraw", [JSON, SAME, cookie], b"{}")
+    doc = res.json()
+    assert res.status == 200 and doc["withdrawn"] is True and doc["decided"] is True
+    assert doc["destroyed"] == {"telemetry": None, "cookies": 1}
+    assert "could not be erased" in doc["error"]
+    # without JavaScript: the page the browser lands on says the same
+    gone = call("POST", "/_cookiegate/withdraw", [FORM, SAME, cookie], b"next=/shop")
+    assert gone.status == 303 and b"could not be erased" in gone.body
+    after = [("cookie", f"cookiegate={gone.cookie_value('cookiegate')}")]
+    page = call("GET", gone.header("location") or "", after).body.decode()
+    assert "telemetry records could not be erased just now" in page
+    assert "Destroyed:" not in page
+    ko = call("GET", (gone.header("location") or "") + "&lang=ko", after).body.decode()
+    assert "원격 측정 기록은 지금 삭제하지 못했습니다" in ko
+
+
+@pytest.mark.parametrize("gpc", [False, True])
+@pytest.mark.parametrize("old", ["stale", "expired"])
+def test_a_choice_replacing_a_stale_or_expired_consent_is_a_reconsent(
+    recorder: Recorder, client_for: Callable[[Gate], Client], gpc: bool, old: str
+) -> None:
+    """With or without a GPC signal (which stands in for the old consent until
+    the visitor chooses), the choice that replaces a consent of an older policy
+    version or one that expired is recorded as ``reconsent``."""
+    import time
+
+    gate = make_gate(records=recorder)
+    cid = f"returning-{old}-{gpc}"
+    if old == "stale":
+        token = gate.make_token(["performance"], consent_id=cid, policy_version="2020")
+    else:
+        token = gate.make_token(
+            ["performance"], consent_id=cid, decided_at=int(time.time()) - 400 * 86400
+        )
+    headers = [FORM, SAME, ("cookie", f"cookiegate={token}")]
+    if gpc:
+        headers.append(("sec-gpc", "1"))
+    res = client_for(gate)("POST", "/_cookiegate/consent", headers, b"action=accept_all")
+    assert res.status == 303
+    assert recorder.flush(10)
+    [rec] = recorder.store.history(cid)
+    assert rec["event"] == "reconsent", rec
