@@ -21,7 +21,12 @@
  *    (data-cg-unhide), the preceding placeholder [data-cg-placeholder] removed;
  *  - <link>: href from data-cg-href; <a>/<area>: ping from data-cg-ping.
  * A placeholder's button [data-cg-load=C] posts consent for C, merged with the
- * current state, to the consent endpoint as JSON, then restores.
+ * current state, to the consent endpoint as JSON, then restores (focus moves to
+ * the restored iframe) and tells the banner (window.cookiegate.decided).
+ * Re-created scripts keep the nonce of the neutralised ones (a CSP nonce is
+ * hidden from getAttribute once parsed). With data-cg-reload on this tag (the
+ * gate narrows the page's CSP per consent) a newly granted category reloads the
+ * page instead: the policy the page came with still refuses those hosts.
  * Withdrawing consent cannot stop code that already ran: the page must reload.
  */
 (function () {
@@ -32,6 +37,9 @@
 
   var me = document.currentScript;
   var ENDPOINT = (me && me.getAttribute("data-cg-endpoint")) || "/_cookiegate/consent";
+  var RELOAD = !!(me && me.hasAttribute("data-cg-reload"));
+  var started = false;
+  var focusAfter = null;  // the placeholder whose button had focus when pressed
   var MARKERS = ["data-category", "data-cookiecategory"];
   var granted = {};
   var queue = Promise.resolve();
@@ -81,6 +89,7 @@
             n === "data-cg-src" || n === "data-cg-type" || n === "data-cg-queued") continue;
         s.setAttribute(n, attrs[i].value);
       }
+      if (old.nonce) s.nonce = old.nonce;  // getAttribute("nonce") reads "" once parsed
       var type = old.getAttribute("data-cg-type");
       if (type) s.setAttribute("type", type);
       var src = old.getAttribute("data-cg-src") || old.getAttribute("data-src");
@@ -98,13 +107,22 @@
 
   function apply(categories) {
     var names = [];
+    var fresh = false;
     for (var k in categories) {
       if (Object.prototype.hasOwnProperty.call(categories, k) && categories[k] === true) {
+        if (granted[k] !== true) fresh = true;
         granted[k] = true;
         names.push(k);
       }
     }
     if (!names.length) return;
+    if (RELOAD && started && fresh && document.querySelector(
+        "[data-cg-blocked], script[type='text/plain'][data-category]," +
+        " script[type='text/plain'][data-cookiecategory]")) {
+      // this page's CSP refuses what was just granted: fetch the page anew
+      window.location.reload();
+      return;
+    }
     var isGranted = function (el) {
       var c = categoryOf(el);
       return c !== null && granted[c] === true;
@@ -130,12 +148,17 @@
       if (tag === "img") { restore(e, "srcset"); restore(e, "src"); }
       else if (tag === "iframe") {
         var ph = e.previousElementSibling;
-        if (ph && ph.hasAttribute("data-cg-placeholder")) ph.parentNode.removeChild(ph);
+        var refocus = false;
+        if (ph && ph.hasAttribute("data-cg-placeholder")) {
+          refocus = ph === focusAfter || ph.contains(document.activeElement);
+          ph.parentNode.removeChild(ph);
+        }
         if (e.hasAttribute("data-cg-unhide")) {
           e.removeAttribute("data-cg-unhide");
           e.removeAttribute("hidden");
         }
         restore(e, "srcdoc"); restore(e, "src");
+        if (refocus) e.focus();  // keyboard users keep their place
       }
       else if (tag === "link") restore(e, "href");
       else restore(e, "ping");
@@ -153,6 +176,10 @@
       if (Object.prototype.hasOwnProperty.call(granted, g)) merged[g] = true;
     }
     merged[category] = true;
+    if (button && button === document.activeElement) {
+      // disabling the button below moves focus to <body>: remember where it was
+      focusAfter = button.closest ? button.closest("[data-cg-placeholder]") : null;
+    }
     if (button) button.disabled = true;
     return fetch(ENDPOINT, {
       method: "POST",
@@ -163,6 +190,10 @@
     }).then(function (res) {
       if (!(res.ok || res.type === "opaqueredirect")) throw new Error("cookiegate: HTTP " + res.status);
       var api = window.cookiegate;
+      if (api && typeof api === "object" && typeof api.decided === "function") {
+        api.decided(merged);  // the banner hides, the settings control shows, the event fires
+        return;
+      }
       if (api && typeof api === "object" && "state" in api) {
         api.state = {decided: true, categories: merged};
       }
@@ -183,7 +214,7 @@
     consentTo(t.getAttribute("data-cg-load"), t);
   });
 
-  function start() { apply(readState()); }
+  function start() { apply(readState()); started = true; }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();

@@ -13,8 +13,12 @@
  *        if (ev.detail.categories.performance) loadAnalytics();
  *      });
  *    detail = {categories: {<name>: true|false, ...}} (+ withdrawn: true);
- *  - window.cookiegate = {open(), close(), onConsent(fn), state}, where state is
- *    {decided, categories} (categories is null until known).
+ *  - window.cookiegate = {open(), close(), onConsent(fn), decided(categories),
+ *    state}, where state is {decided, categories} (categories is null until
+ *    known); decided() tells the banner of a choice saved elsewhere (a
+ *    placeholder's "Load after consent"): it hides, the control shows;
+ *  - while the banner shows, the page keeps room for it at its end and
+ *    scrolls focused elements clear of it (WCAG 2.4.11).
  */
 (function () {
   "use strict";
@@ -48,6 +52,9 @@
     onConsent: function (fn) {
       if (typeof fn === "function") listeners.push(fn);
       return function () { listeners = listeners.filter(function (f) { return f !== fn; }); };
+    },
+    decided: function (categories) {
+      if (categories && typeof categories === "object") decided(categories, false);
     }
   };
   window.cookiegate = api;
@@ -112,6 +119,7 @@
     var focusWasInside = root.contains(document.activeElement);
     var banner = byId("cookiegate-banner");
     if (banner) banner.hidden = true;
+    keepRoom();
     var settings = byId("cookiegate-settings");
     if (settings) settings.hidden = false;
     var granted = Object.keys(copy).some(function (k) { return copy[k]; });
@@ -202,7 +210,15 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         var panel = doc.querySelector("[data-cg-panel]");
         if (!panel) throw new Error("cookiegate: no preference panel");
-        slot.appendChild(document.importNode(panel, true));
+        panel = document.importNode(panel, true);
+        // the page's <h1>/<h2> become <h2>/<h3> in a dialog on the host's page
+        each(panel.querySelectorAll("h1, h2"), function (h) {
+          var n = document.createElement(h.tagName === "H1" ? "h2" : "h3");
+          each(h.attributes, function (a) { n.setAttribute(a.name, a.value); });
+          while (h.firstChild) n.appendChild(h.firstChild);
+          h.parentNode.replaceChild(n, h);
+        });
+        slot.appendChild(panel);
         if (!api.state.categories) {
           var cats = {};
           each(slot.querySelectorAll("input[name='category']"), function (b) { cats[b.value] = b.checked; });
@@ -265,6 +281,30 @@
     opener = null;
     if (isHidden(back)) back = byId("cookiegate-settings") && byId("cookiegate-settings").querySelector("[data-cg-open]");
     if (back && !isHidden(back)) back.focus();
+  }
+
+  // Room for the fixed banner (WCAG 2.4.11, focus not obscured): its height,
+  // measured, in --cg-banner-space (the stylesheet reserves that much at the
+  // end of the page and as scroll padding while the banner shows)
+  function keepRoom() {
+    var banner = byId("cookiegate-banner");
+    var html = document.documentElement;
+    if (!banner || banner.hidden) {
+      html.style.removeProperty("--cg-banner-space");
+      return;
+    }
+    if (window.getComputedStyle(banner).position !== "fixed") {
+      html.style.setProperty("--cg-banner-space", "0px");  // in the flow: no overlap
+      return;
+    }
+    var rect = banner.getBoundingClientRect();
+    var space = Math.max(0, Math.ceil(window.innerHeight - rect.top));
+    html.style.setProperty("--cg-banner-space", space + "px");
+  }
+  keepRoom();
+  window.addEventListener("resize", keepRoom);
+  if (window.ResizeObserver && byId("cookiegate-banner")) {
+    new ResizeObserver(keepRoom).observe(byId("cookiegate-banner"));
   }
 
   if (modal) {

@@ -98,3 +98,20 @@ def test_a_page_sent_as_written_still_varies(client_for: Callable[[Gate], Client
         assert "Cookie" in (accepted.header("vary") or "")
         undecided = client("GET", "/tracked")
         assert GTAG not in undecided.body and "Cookie" in (undecided.header("vary") or "")
+
+
+def test_with_a_narrowed_csp_reactivation_reloads(client_for: Callable[[Gate], Client]) -> None:
+    """The CSP the page came with refuses the hosts of the categories it was
+    narrowed for: granting one re-activates by reloading the page (the script
+    is told by data-cg-reload); without cookiegate's CSP it re-creates in place."""
+    from cookiegate.csp import CspConfig
+
+    hosts = {"performance": ["https://www.googletagmanager.com"]}
+    narrowed = make_gate(csp=CspConfig(hosts, base_policy="default-src 'self'"))
+    assert b"data-cg-reload" in client_for(narrowed)("GET", "/tracked").body
+    report_only = make_gate(
+        csp=CspConfig(hosts, base_policy="default-src 'self'", report_only=True)
+    )
+    for gate in (make_gate(), report_only):
+        body = client_for(gate)("GET", "/tracked").body
+        assert b"cookiegate-unblock." in body and b"data-cg-reload" not in body

@@ -809,8 +809,15 @@ class Gate:
         self._rewriter_options: dict[tuple[Any, ...], RewriterProfile] = {}
         if self.trackers is not None and self.ui is not None:
             url = self.ui.asset_url("cookiegate-unblock.js")
+            # an enforced CSP narrowed per consent still refuses, on this page,
+            # the hosts a visitor grants: re-activation then reloads the page
+            reload = (
+                " data-cg-reload"
+                if self.csp is not None and not self.csp.config.report_only
+                else ""
+            )
             self._unblock_tag = (
-                f'<script src="{url}" defer data-cg-endpoint="{prefix}consent"></script>'
+                f'<script src="{url}" defer data-cg-endpoint="{prefix}consent"{reload}></script>'
             )
         #: Vary of a page whose inserted bytes speak the visitor's language (the
         #: banner, the control, the tracking gate's placeholders), and of a 200
@@ -1351,7 +1358,8 @@ class Gate:
                 withdrawn=withdrawn,
             )
         else:
-            html = ui.declaration_page(locale=locale, theme=theme)
+            target = safe_next(_query_value(info.query, "next")) or "/"
+            html = ui.declaration_page(locale=locale, theme=theme, next_path=target)
         decision.response = PlainResponse(
             200,
             [
@@ -1534,6 +1542,7 @@ class Gate:
             options: dict[str, Any] = {}
             if self.ui is not None and locale is not None:
                 t = self.ui.strings(locale)
+                options["placeholder_lang"] = locale
                 options["placeholder_text"] = t["placeholder_text"]
                 options["placeholder_button"] = t["placeholder_button"]
                 options["category_labels"] = {

@@ -359,6 +359,8 @@ DEFAULT_PLACEHOLDER_TEXT = (
     "This content from {vendor} is blocked until you allow {category} cookies."
 )
 DEFAULT_PLACEHOLDER_BUTTON = "Load after consent"
+#: a BCP 47-looking language tag (what a placeholder's ``lang`` may carry)
+_LANG_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 
 
 def is_ascii_compatible(charset: str | None) -> bool:
@@ -426,8 +428,11 @@ class RewriterProfile:
         placeholder_text: str = DEFAULT_PLACEHOLDER_TEXT,
         placeholder_button: str = DEFAULT_PLACEHOLDER_BUTTON,
         category_labels: dict[str, str] | None = None,
+        placeholder_lang: str | None = None,
     ) -> None:
         labels = dict(category_labels or {})  # a copy: later edits by the caller do not count
+        if placeholder_lang is not None and not _LANG_TAG.fullmatch(placeholder_lang):
+            raise ValueError(f"not a language tag: {placeholder_lang!r}")
         self._args: dict[str, Any] = {
             "blocked": blocked,
             "trackers": trackers,
@@ -435,19 +440,22 @@ class RewriterProfile:
             "placeholder_text": placeholder_text,
             "placeholder_button": placeholder_button,
             "category_labels": labels,
+            "placeholder_lang": placeholder_lang,
         }
         self.blocked = frozenset(blocked)
         self.trackers = trackers if trackers is not None else default_matcher()
         self.generation = self.trackers.generation
         self.marker_attrs = tuple([a.lower() for a in marker_attrs])
         text_tpl, button = placeholder_text, placeholder_button
+        # the wording's language, when it may differ from the page's (WCAG 3.1.2)
+        lang_attr = f' lang="{placeholder_lang}"' if placeholder_lang else ""
 
         def placeholder(category: str, tracker: Tracker | None) -> bytes:
             vendor = tracker.vendor if tracker is not None else "another site"
             text = text_tpl.format(vendor=vendor, category=labels.get(category, category))
             tid = f' data-cg-tracker="{tracker.id}"' if tracker is not None else ""
             return (
-                f'<span class="cg-placeholder" data-cg-placeholder="{category}"{tid}>'
+                f'<span class="cg-placeholder" data-cg-placeholder="{category}"{tid}{lang_attr}>'
                 f'<span class="cg-placeholder-text">{html.escape(text)}</span> '
                 f'<button type="button" class="cg-placeholder-button" data-cg-load="{category}">'
                 f"{html.escape(button)}</button></span>"
@@ -462,6 +470,7 @@ class RewriterProfile:
             text_tpl,
             button,
             tuple(sorted(labels.items())) if labels else (),
+            placeholder_lang,
         )
         memos = self.trackers.memo
         memo = memos.get(key)
@@ -503,6 +512,8 @@ class HtmlRewriter:
         ``{category}`` are replaced.
     :param placeholder_button: label of its button.
     :param category_labels: display names of categories for the placeholder text.
+    :param placeholder_lang: the language tag of that text (the placeholder's
+        ``lang``, for when it differs from the page's).
     :param charset: the body's declared charset, if known.
     :param max_tag: most bytes held for one incomplete tag.
     :param max_script: most bytes of an inline script held to recognise it.
@@ -547,6 +558,7 @@ class HtmlRewriter:
         placeholder_text: str = DEFAULT_PLACEHOLDER_TEXT,
         placeholder_button: str = DEFAULT_PLACEHOLDER_BUTTON,
         category_labels: dict[str, str] | None = None,
+        placeholder_lang: str | None = None,
         charset: str | None = None,
         max_tag: int = 64 * 1024,
         max_script: int = 64 * 1024,
@@ -564,6 +576,7 @@ class HtmlRewriter:
                 placeholder_text=placeholder_text,
                 placeholder_button=placeholder_button,
                 category_labels=category_labels,
+                placeholder_lang=placeholder_lang,
             )
         self.blocked = profile.blocked
         self.fragment = fragment

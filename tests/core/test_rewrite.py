@@ -983,3 +983,15 @@ def test_fold_reads_slash_references_as_slashes() -> None:
     assert _fold(b"https:&#47&#47h") == b"https:////////h"
     assert _fold(b"https:&#X2F;&#x002f/h") == b"https:" + b"/" * 14 + b"h"
     assert _fold(b"&#470 &#x2fa &#4") == b"/#470 /#x2fa /#4"
+
+
+def test_placeholder_carries_the_language_of_its_wording() -> None:
+    doc = b'<iframe src="https://www.youtube.com/embed/x"></iframe>'
+    rw = HtmlRewriter(PERF | {"marketing"}, None, placeholder_lang="de-AT")
+    out = rw.feed(doc) + rw.close()
+    assert b'<span class="cg-placeholder" data-cg-placeholder=' in out
+    assert b' lang="de-AT"><span class="cg-placeholder-text">' in out
+    plain = HtmlRewriter(PERF | {"marketing"}, None)
+    assert b"lang=" not in plain.feed(doc) + plain.close()
+    with pytest.raises(ValueError, match="language tag"):
+        HtmlRewriter(PERF, None, placeholder_lang='en" onload="x')

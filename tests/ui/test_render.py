@@ -154,7 +154,8 @@ def test_unsafe_next_paths_become_root() -> None:
         html = ui.preferences_page(locale="en", state=UNDECIDED, next_path=bad)
         nodes = parse(html)
         nexts = {n.attrs["value"] for n in nodes if n.attrs.get("name") == "next"}
-        assert nexts == {"/"}
+        # the theme switch returns to this page, which then leads to "/"
+        assert nexts == {"/", "/_cookiegate/preferences?next=/"}
         assert "evil" not in html and "javascript:" not in html
 
 
@@ -275,7 +276,19 @@ def test_banner_region_is_labelled_and_localised() -> None:
     assert by_id(nodes, dialog.attrs["aria-labelledby"] or "")
     assert "hidden" in by_id(nodes, "cookiegate-preferences").attrs
     assert "hidden" in by_id(nodes, "cookiegate-settings").attrs
-    assert 'href="/_cookiegate/cookies"' in html
+    assert 'href="/_cookiegate/cookies?next=/"' in html
+
+
+def test_declaration_leads_back_to_where_the_visitor_was() -> None:
+    """The banner's declaration link carries the page, and the declaration's
+    links lead back there (directly, and through the preferences)."""
+    ui = make_ui()
+    banner = ui.banner(locale="en", state=UNDECIDED, next_path="/shop?page=2")
+    assert 'href="/_cookiegate/cookies?next=/shop%3Fpage%3D2"' in banner
+    page = ui.declaration_page(locale="en", next_path="/shop?page=2")
+    hrefs = {n.attrs.get("href") for n in parse(page) if n.tag == "a"}
+    assert {"/shop?page=2", "/_cookiegate/preferences?next=/shop%3Fpage%3D2"} <= hrefs
+    assert 'href="//evil' not in ui.declaration_page(locale="en", next_path="//evil.example")
 
 
 def test_theme_class_only_when_chosen() -> None:
@@ -357,12 +370,15 @@ def test_preferences_page_works_without_javascript() -> None:
     assert not [n for n in nodes if n.tag == "script"]
     forms = {n.attrs["action"]: n for n in nodes if n.tag == "form"}
     assert set(forms) == {"/_cookiegate/consent", "/_cookiegate/withdraw", "/_cookiegate/theme"}
-    for form in forms.values():
+    for action, form in forms.items():
         assert form.attrs["method"] == "post"
+        # a choice returns to the page the visitor came from; the theme switch
+        # to this page (unsaved ticks are not lost, the visitor stays here)
+        back = "/_cookiegate/preferences?next=/cart" if action.endswith("theme") else "/cart"
         assert any(
-            c.attrs.get("name") == "next" and c.attrs.get("value") == "/cart"
+            c.attrs.get("name") == "next" and c.attrs.get("value") == back
             for c in parse_children(form)
-        )
+        ), action
     actions = [
         n.attrs["value"] for n in nodes if n.tag == "button" and n.attrs.get("name") == "action"
     ]

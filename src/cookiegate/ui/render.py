@@ -369,6 +369,7 @@ class UI:
         lang = "lang=" + ctx["lang"]
         ctx["pinned_lang"] = True
         ctx["preferences_link"] += "&" + lang
+        ctx["declaration_link"] += "&" + lang
         ctx["declaration_url"] += "?" + lang
 
     # -- pages ----------------------------------------------------------
@@ -407,10 +408,12 @@ class UI:
         nonce: str | None = None,
         theme: str | None = None,
         include_catalog: bool = False,
+        next_path: str = "/",
     ) -> str:
         """The cookie declaration as a full HTML document: per category its
-        label, the reasons for using its cookies and a table of them."""
-        ctx = self._context(locale, "/", nonce, theme, None, include_catalog=include_catalog)
+        label, the reasons for using its cookies and a table of them; its links
+        lead back to ``next_path`` (the page the visitor came from)."""
+        ctx = self._context(locale, next_path, nonce, theme, None, include_catalog=include_catalog)
         return _environment().get_template("declaration.html").render(ctx)
 
     def declaration_markdown(self, *, locale: str, include_catalog: bool = False) -> str:
@@ -521,6 +524,7 @@ class UI:
             "preferences_url": self.prefix + "preferences",
             "preferences_link": self.prefix + "preferences?next=" + quote(next_path, safe="/"),
             "declaration_url": self.prefix + "cookies",
+            "declaration_link": self.prefix + "cookies?next=" + quote(next_path, safe="/"),
             "css_url": self.asset_url("cookiegate.css") if self._has("cookiegate.css") else None,
             "js_url": self.asset_url("cookiegate.js") if self._has("cookiegate.js") else None,
             "privacy_url": privacy_url or None,
