@@ -73,6 +73,7 @@ def test_my_data_and_withdraw_counts(
     doc = mine.json()
     assert doc["consent"]["consent_id"] == cid
     assert doc["telemetry"] == 3
+    assert (doc["complete"], doc["pending"]) == (True, 0)  # nothing left out
     [first] = doc["records"]
     assert (first["event"], first["source"], first["locale"]) == ("given", "api", "de")
     assert first["ua_family"] == "Firefox"

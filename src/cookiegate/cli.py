@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,16 +112,104 @@ db_option = click.option(
 schema_option = click.option("--schema", default=None, help="PostgreSQL schema of the tables.")
 
 
-def _store(db_url: str, schema: str | None) -> Any:
-    from .records import Store
+#: the longest retention ``--days``/``--min-retention-days`` take (100 years)
+MAX_DAYS = 36_500
+
+
+def _where(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    from .records.store import normalise_url
 
     try:
-        store = Store(db_url, schema=schema)
-        click.get_current_context().call_on_close(store.close)
-        store.migrate()
+        return make_url(normalise_url(url)).render_as_string(hide_password=True)
+    except Exception:
+        return "the records database"
+
+
+def _db_error(exc: BaseException, url: str) -> click.ClickException:
+    """One line for an error of the database (no traceback)."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    return click.ClickException(f"records database {_where(url)}: {first}")
+
+
+@contextlib.contextmanager
+def _database_errors(url: str) -> Iterator[None]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise _db_error(exc, url) from None
+
+
+def _store(db_url: str, schema: str | None, *, create: bool = False) -> Any:
+    """The store of ``--db``. Only ``create`` (``records migrate``) makes a
+    database or its tables; otherwise a missing SQLite file or a database
+    without cookiegate tables is an error (a typo must not look like an empty,
+    valid chain). An existing store of an older schema is migrated."""
+    from sqlalchemy.engine import make_url
+
+    from .records import Store
+    from .records.store import STORE_VERSION, normalise_url
+
+    with _database_errors(db_url):
+        store = Store(db_url, schema=schema)
+        click.get_current_context().call_on_close(store.close)
+        if store.dialect == "sqlite":
+            path = make_url(normalise_url(db_url)).database or ""
+            if path in ("", ":memory:") or path.startswith("file:"):
+                raise click.ClickException("--db: give the path of a SQLite file")
+            file = Path(path)
+            if create and not file.parent.is_dir():
+                raise click.ClickException(f"--db: directory {file.parent} does not exist")
+            if not create and not file.is_file():
+                raise click.ClickException(
+                    f"--db: no records database at {file} (`cookiegate records migrate` "
+                    "creates one)"
+                )
+        if not create:
+            version = store.schema_version()
+            if version is None:
+                raise click.ClickException(
+                    f"--db: {_where(db_url)} holds no cookiegate records tables"
+                    + (f" in schema {schema}" if schema else "")
+                    + " (`cookiegate records migrate` creates them)"
+                )
+            if version == STORE_VERSION:
+                return store
+        store.migrate()
     return store
+
+
+def _telemetry(spec: str) -> Any:
+    """The :class:`~cookiegate.records.TelemetryStore` named ``MODULE:ATTR``: the
+    object the app passes to ``Recorder(telemetry=...)``, or a callable without
+    arguments returning it. Imported with the working directory on the path."""
+    import importlib
+    import os
+
+    from .records import TelemetryStore
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise click.BadParameter("must be MODULE:ATTR", param_hint="--telemetry")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(obj, TelemetryStore) and callable(obj):
+            obj = obj()
+    except Exception as exc:
+        raise click.ClickException(f"--telemetry {spec}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(obj, TelemetryStore):
+        raise click.ClickException(
+            f"--telemetry {spec}: not a TelemetryStore (count_for(), erase(), purge())"
+        )
+    return obj
 
 
 @main.group()
@@ -132,30 +222,45 @@ def records() -> None:
 @schema_option
 def migrate(db_url: str, schema: str | None) -> None:
     """Create the tables or bring them to the current schema version."""
-    store = _store(db_url, schema)
-    click.echo(f"schema version {store.migrate()}")
+    store = _store(db_url, schema, create=True)
+    with _database_errors(db_url):
+        click.echo(f"schema version {store.migrate()}")
 
 
 @records.command()
 @db_option
 @schema_option
-def verify(db_url: str, schema: str | None) -> None:
-    """Check the whole hash chain. Exits 1 naming the first bad record."""
+@click.option(
+    "--min-retention-days",
+    type=click.IntRange(min=1, max=MAX_DAYS),
+    default=None,
+    help="Fail if a purge deleted records younger than this (the retention you keep).",
+)
+def verify(db_url: str, schema: str | None, min_retention_days: int | None) -> None:
+    """Check the whole hash chain. Exits 1 naming the first bad record.
+
+    Prints the record range, the chain head and the purge anchor on one line:
+    keep it somewhere else, a moved anchor or a rewritten head shows against it.
+    """
     from rich.progress import Progress
 
     store = _store(db_url, schema)
-    total = store.count()
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("verifying", total=total)
-        result = store.verify(lambda n: progress.advance(task, n))
+    with _database_errors(db_url):
+        total = store.count()
+        with Progress(console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("verifying", total=total)
+            result = store.verify(
+                lambda n: progress.advance(task, n), min_retention_days=min_retention_days
+            )
     if result.ok:
-        click.echo(f"OK: {result.count} records, chain head {result.head_hash}")
+        click.echo(f"OK: {result.summary()}")
         return
-    click.echo(
-        f"FAILED at record {result.record_id} (seq {result.seq}): {result.reason}; "
-        f"{result.count} records before it verified",
-        err=True,
-    )
+    if result.record_id is not None:
+        where, done = f"at record {result.record_id} (seq {result.seq})", "before it verified"
+    else:
+        where, done = f"(anchor seq {result.seq})", "verified"
+    click.echo(f"FAILED {where}: {result.reason}; {result.count} records {done}", err=True)
+    click.echo(f"checked: {result.summary()}", err=True)
     sys.exit(1)
 
 
@@ -167,29 +272,56 @@ def export(db_url: str, schema: str | None, user_id: str) -> None:
     """Print, as JSON, everything held about a member (every linked consent)."""
     import json
 
-    click.echo(json.dumps(_store(db_url, schema).export_user(user_id), indent=2))
+    store = _store(db_url, schema)
+    with _database_errors(db_url):
+        doc = store.export_user(user_id)
+    click.echo(json.dumps(doc, indent=2))
 
 
 @records.command()
 @db_option
 @schema_option
 @click.option("--user", "user_id", required=True, help="Site account id (link_account).")
+@click.option(
+    "--telemetry",
+    "telemetry_spec",
+    envvar="COOKIEGATE_TELEMETRY",
+    default=None,
+    metavar="MODULE:ATTR",
+    help="The app's TelemetryStore (what it passes to Recorder(telemetry=...)), or a "
+    "callable returning it; its telemetry of the member is erased too "
+    "(env COOKIEGATE_TELEMETRY).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def erase(db_url: str, schema: str | None, user_id: str, yes: bool) -> None:
-    """Erase a member's personal data (the chain keeps verifying)."""
+def erase(
+    db_url: str, schema: str | None, user_id: str, telemetry_spec: str | None, yes: bool
+) -> None:
+    """Erase a member's personal data (the chain keeps verifying): the personal
+    part of their records, their account links and, with --telemetry, their
+    telemetry."""
     import json
 
+    telemetry = _telemetry(telemetry_spec) if telemetry_spec else None
+    store = _store(db_url, schema)
     if not yes:
         click.confirm(f"Erase the personal data of {user_id!r}?", abort=True)
-    counts = _store(db_url, schema).erase_user(user_id)
+    with _database_errors(db_url):
+        ids = store.consents_of(user_id)
+        erased = sum(telemetry.erase(c) for c in ids) if telemetry is not None else None
+        counts: dict[str, int | None] = {**store.erase_user(user_id), "telemetry": erased}
     click.echo(json.dumps(counts))
+    if telemetry is None:
+        click.echo(
+            "telemetry not erased: give --telemetry MODULE:ATTR (the app's TelemetryStore)",
+            err=True,
+        )
 
 
 @main.command()
 @db_option
 @schema_option
-@click.option("--days", type=click.IntRange(min=1), default=3 * 365, show_default=True,
-              help="Retention of consent records, in days.")  # fmt: skip
+@click.option("--days", type=click.IntRange(min=1, max=MAX_DAYS), default=3 * 365,
+              show_default=True, help="Retention of consent records, in days.")  # fmt: skip
 def purge(db_url: str, schema: str | None, days: int) -> None:
     """Delete consent records past their retention period (from the chain start)."""
     import time
@@ -198,8 +330,9 @@ def purge(db_url: str, schema: str | None, days: int) -> None:
 
     store = _store(db_url, schema)
     before = int((time.time() - days * 86400) * 1000)
-    total = store.count_before(before)
-    with Progress(console=Console(stderr=True)) as progress:
-        task = progress.add_task("purging", total=total)
-        n = store.purge(before, lambda k: progress.advance(task, k))
+    with _database_errors(db_url):
+        total = store.count_before(before)
+        with Progress(console=Console(stderr=True)) as progress:
+            task = progress.add_task("purging", total=total)
+            n = store.purge(before, lambda k: progress.advance(task, k))
     click.echo(f"purged {n} record(s) older than {days} days")

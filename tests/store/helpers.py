@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from cookiegate.records.model import PendingRecord, new_record_id
+from cookiegate.records.model import PendingRecord, new_id_and_salt
 
 
 def pending(
@@ -15,10 +15,12 @@ def pending(
     event: str = "given",
     ip: str | None = None,
 ) -> PendingRecord:
+    at_ms = int(time.time() * 1000) if at_ms is None else at_ms
     return PendingRecord(
-        record_id=new_record_id(),
+        # a UUIDv7 of at_ms, as the Recorder makes them (verify relies on it)
+        record_id=new_id_and_salt(at_ms)[0],
         consent_id=consent_id or secrets.token_urlsafe(12),
-        at_ms=int(time.time() * 1000) if at_ms is None else at_ms,
+        at_ms=at_ms,
         event=event,
         source="banner",
         categories={"performance": True, "marketing": False},

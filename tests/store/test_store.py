@@ -280,3 +280,213 @@ def test_record_ids_are_uuid7_in_time_order() -> None:
     for bad in (-1, 1 << 48):
         with pytest.raises(ValueError):
             new_id_and_salt(bad)
+
+
+# -- verify on a live database: one snapshot ---------------------------------
+
+
+def test_verify_is_one_snapshot_while_the_app_writes(store: Store) -> None:
+    """Records appended, erased and purged while verify walks the chain are
+    not seen: no false alarm (the head was read at the start of the walk)."""
+    a = "consent-aaaaaaaa"
+    store.append([pending(a, ip="192.0.2.0/24", at_ms=1_000), *[pending() for _ in range(9)]])
+
+    def meanwhile(n: int) -> None:
+        if not calls:
+            store.append([pending(a), pending()])  # the app's writer commits
+            store.erase_consents([a])
+        calls.append(n)
+
+    calls: list[int] = []
+    result = store.verify(meanwhile)
+    assert result.ok, result
+    assert (result.count, result.head_seq, result.last_seq) == (10, 10, 10)
+    assert store.verify().count == 12
+
+    calls.clear()
+    purged: list[int] = []
+    result = store.verify(lambda n: purged or purged.append(store.purge(5_000)))
+    assert purged == [1]
+    assert result.ok, result
+    assert result.count == 12 and result.anchor_seq == 0  # the state it started from
+    assert store.verify().ok
+
+
+# -- purge anchor: cutoff, report, prefix deletion ----------------------------
+
+
+def test_purge_records_its_cutoff_and_verify_reports_the_anchor(store: Store) -> None:
+    import time
+
+    store.append([pending(at_ms=1_000 + i) for i in range(7)])
+    store.append([pending() for _ in range(3)])
+    before = int(time.time() * 1000)
+    cutoff = before - 30 * 86_400_000
+    assert store.purge(cutoff) == 7
+    result = store.verify()
+    assert result.ok, result
+    assert (result.anchor_seq, result.first_seq, result.last_seq, result.head_seq) == (7, 8, 10, 10)
+    assert result.anchor_cutoff_ms == cutoff
+    assert result.anchor_purged_at_ms is not None
+    assert before <= result.anchor_purged_at_ms <= int(time.time() * 1000)
+    line = result.summary()
+    assert f"seq 8..10, chain head seq 10 {result.head_hash}" in line
+    assert f"anchor seq 7 {result.anchor_hash} (purge at " in line
+    # the retention the operator states: 30 days kept -> fine; 31 -> too young
+    assert store.verify(min_retention_days=30).ok
+    bad = store.verify(min_retention_days=31)
+    assert not bad.ok
+    assert "younger than 31 days" in bad.reason
+    # a later purge with an older cutoff moves nothing and keeps the newest cutoff
+    assert store.purge(cutoff - 1) == 0
+    assert store.verify().anchor_cutoff_ms == cutoff
+
+
+def _move_anchor(store: Store, seq: int, **values: int | None) -> None:
+    from cookiegate.records.store import chain_t
+
+    rows = _rows(store)
+    cut = next(r for r in rows if r["seq"] == seq)
+    with store.engine.begin() as conn:
+        conn.execute(delete(records_t).where(records_t.c.seq <= seq))
+        conn.execute(update(chain_t).values(anchor_seq=seq, anchor_hash=cut["hash"], **values))
+
+
+def _reset(store: Store, rows: list[dict[str, Any]]) -> None:
+    """The records and an anchor that never moved."""
+    from cookiegate.records.model import GENESIS
+    from cookiegate.records.store import chain_t
+
+    _restore(store, rows)
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(chain_t).values(
+                anchor_seq=0, anchor_hash=GENESIS, anchor_cutoff_ms=None, anchor_purged_at_ms=None
+            )
+        )
+
+
+def test_prefix_deletion_with_a_moved_anchor_is_detected(store: Store) -> None:
+    import time
+
+    a = "consent-aaaaaaaa"
+    # a visitor gives and withdraws consent, then consents again later
+    store.append([pending(a), pending(a, event="withdrawn"), pending(), pending(a), pending()])
+    now = int(time.time() * 1000) + 1
+    clean = _rows(store)
+    head = store.verify().head_hash
+
+    # 1. the anchor moved by hand (no cutoff): not a purge
+    _move_anchor(store, 2)
+    result = store.verify()
+    assert not result.ok
+    assert "not by a purge" in result.reason
+    assert result.head_hash == head  # the head alone would not have shown it
+
+    # 2. a forged, old cutoff: the kept record's previous one (the withdrawal)
+    #    is newer than the cutoff, so it was not purged
+    _reset(store, clean)
+    _move_anchor(store, 2, anchor_cutoff_ms=1_000, anchor_purged_at_ms=2_000)
+    result = store.verify()
+    assert not result.ok
+    assert result.record_id == clean[3]["record_id"]
+    assert "is gone" in result.reason
+
+    # 3. a forged recent cutoff: fails the retention the operator states
+    _reset(store, clean)
+    _move_anchor(store, 3, anchor_cutoff_ms=now, anchor_purged_at_ms=now)
+    assert store.verify().ok  # no stated retention; record 4's prev (2) is older than the cutoff
+    failed = store.verify(min_retention_days=1)
+    assert not failed.ok
+    assert "younger than 1 days" in failed.reason
+
+    # 4. what stays undetectable (docs/records.md): an old forged cutoff and no
+    #    dangling link; only a line kept from an earlier run shows the move
+    _reset(store, clean)
+    earlier = store.verify().summary()
+    _move_anchor(store, 4, anchor_cutoff_ms=1_000, anchor_purged_at_ms=now)
+    later = store.verify(min_retention_days=365)
+    assert later.ok
+    assert later.head_hash == head
+    assert "anchor genesis" in earlier and "anchor seq 4" in later.summary()
+
+
+def test_migration_from_schema_1(db: Any) -> None:
+    from sqlalchemy import text
+
+    from cookiegate.records.store import erased_t, meta_t
+
+    store = db.store()
+    try:
+        store.append([pending(at_ms=1_000), pending(), pending()])
+        assert store.purge(5_000) == 1
+        # back to schema 1: no cutoff columns, no cg_erased
+        chain = f'"{db.schema}".cg_chain' if db.schema else "cg_chain"
+        with store.engine.begin() as conn:
+            for col in ("anchor_cutoff_ms", "anchor_purged_at_ms"):
+                conn.execute(text(f"ALTER TABLE {chain} DROP COLUMN {col}"))
+            erased_t.drop(conn)
+            conn.execute(update(meta_t).values(value="1"))
+        assert store.schema_version() == 1
+        assert store.migrate() == STORE_VERSION == 2
+        assert store.schema_version() == 2
+        result = store.verify()
+        assert result.ok, result
+        assert "purge before schema 2: cutoff not recorded" in result.summary()
+        old = store.verify(min_retention_days=30)
+        assert not old.ok and "cannot be checked" in old.reason
+        store.append([pending()])
+        store.erase_consents(["consent-x"])  # cg_erased exists again
+        assert store.verify().ok
+    finally:
+        store.close()
+
+
+def test_erasure_covers_records_committed_after_it(store: Store) -> None:
+    """A record (or link) made before an erasure but committed after it (it
+    was in a writer's queue or journal) is stored erased."""
+    import time
+
+    from cookiegate.records.store import Link
+
+    a = "consent-aaaaaaaa"
+    made = int(time.time() * 1000) - 50
+    store.append([pending(a, ip="192.0.2.0/24", at_ms=made - 10)], [Link(a, "member-1", made)])
+    late = pending(a, ip="192.0.2.0/24", at_ms=made)
+    assert store.erase_user("member-1")["records_personal_erased"] == 1
+    later = pending(a, ip="198.51.100.0/24", at_ms=int(time.time() * 1000) + 60_000)
+    assert store.append([late, later], [Link(a, "member-1", made + 1)]) == 2
+    personal = [r["personal"] for r in store.history(a)]
+    assert personal == ["erased", "erased", {"ip_prefix": "198.51.100.0/24"}]
+    assert store.consents_of("member-1") == []
+    assert store.verify().ok
+
+
+def test_purge_bounds() -> None:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(str(Path(tmp) / "x.db"))
+        try:
+            store.migrate()
+            store.append([pending(at_ms=1_000)])
+            assert store.purge(-5) == 0
+            assert store.count_before(10**30) == 1  # no OverflowError
+            assert store.purge(10**30) == 1
+            assert store.verify().ok
+        finally:
+            store.close()
+
+
+@given(st.integers(min_value=0, max_value=(1 << 48) - 1), st.binary(min_size=16, max_size=16))
+def test_uuid7_time_is_read_back(ms: int, raw: bytes) -> None:
+    import uuid
+
+    from cookiegate.records.model import _uuid7
+    from cookiegate.records.store import _uuid7_ms
+
+    assert _uuid7_ms(_uuid7(ms, raw)) == ms
+    assert _uuid7_ms(str(uuid.UUID(bytes=raw, version=4))) is None
+    assert _uuid7_ms(None) is None
+    assert _uuid7_ms("not a uuid") is None

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -371,5 +372,171 @@ def test_link_account_and_erase_user(db: DB) -> None:
         assert rec.verify().ok
         with pytest.raises(LookupError):
             rec.link_account(object(), "member-8")
+    finally:
+        rec.close()
+
+
+def test_erase_user_covers_what_is_still_queued(db: DB) -> None:
+    """erase_user() first commits what is queued: a record the member made
+    just before asking is erased too (it was committed with its IP after)."""
+    rec = recorder(db, ip="truncate", flush_interval=0.3)
+    try:
+        emit_one_ip(rec, "visitor-erase-1")
+        rec.link_account("visitor-erase-1", "member-9")
+        assert rec.flush(20)
+        emit_one_ip(rec, "visitor-erase-1")  # still in the queue (0.3 s linger)
+        counts = rec.erase_user("member-9")
+        assert counts["records_personal_erased"] == 2
+        assert counts["pending"] == 0
+        assert rec.flush(20)
+        assert [r["personal"] for r in rec.store.history("visitor-erase-1")] == ["erased"] * 2
+        assert rec.verify().ok
+    finally:
+        rec.close()
+
+
+def emit_one_ip(rec: Recorder, cid: str) -> None:
+    rec.consent_changed(
+        change(cid), event="given", locale="en", notice_hash=None, categories=CATS,
+        client="203.0.113.77",
+    )  # fmt: skip
+
+
+def test_link_account_refuses_ids_that_cannot_be_stored(db: DB) -> None:
+    from cookiegate.errors import CookieGateError
+    from cookiegate.records import InvalidId
+
+    rec = recorder(db)
+    try:
+        bad_users = ["", "u" * 201, "user\ud800", "nul\x00", 7]
+        for user in bad_users:
+            with pytest.raises(InvalidId) as err:
+                rec.link_account("visitor-000001", user)  # type: ignore[arg-type]
+            assert err.value.field == "user_id"
+            assert isinstance(err.value, ValueError | CookieGateError)
+        for consent in ["c" * 65, "c\udfff", "c\x00"]:
+            with pytest.raises(InvalidId) as err:
+                rec.link_account(consent, "member-1")
+            assert err.value.field == "consent_id"
+        rec.link_account("c" * 64, "u" * 200)  # the column limits themselves are fine
+        assert rec.flush(20)
+        assert rec.store.consents_of("u" * 200) == ["c" * 64]
+        assert rec.writer.dropped == rec.writer.rejected == 0
+    finally:
+        rec.close()
+
+
+def test_one_item_that_cannot_be_encoded_is_dropped_alone(db: DB) -> None:
+    from cookiegate.records import _Link
+
+    rec = recorder(db, flush_interval=0.3)  # everything below lands in one batch
+    try:
+        emit(rec, 3, prefix="before")
+        rec.writer.submit(_Link("before-000000", "user\ud800", int(time.time() * 1000)))
+        emit(rec, 3, prefix="after")
+        assert rec.flush(20)
+        assert rec.writer.dropped == 1
+        assert rec.store.count() == 6
+        assert rec.verify().ok
+    finally:
+        rec.close()
+
+
+def test_a_batch_the_database_refuses_is_retried_item_by_item(
+    db: DB, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A data error (here an IntegrityError for one consent) is not an outage:
+    the refused item is dropped and logged, the others are committed, nothing
+    blocks the queue."""
+    from sqlalchemy.exc import IntegrityError
+
+    rec = recorder(db, flush_interval=0.2)
+    real = rec.store.append_encoded
+
+    def refuse(records: Any, links: Any = (), **kw: Any) -> int:
+        if any(r.consent_id == "poison-000000" for r in records):
+            raise IntegrityError("INSERT ...", {}, Exception("value too long"))
+        return real(records, links, **kw)
+
+    rec.store.append_encoded = refuse  # type: ignore[method-assign]
+    try:
+        emit(rec, 3, prefix="good")
+        emit(rec, 1, prefix="poison")
+        emit(rec, 3, prefix="fine")
+        assert rec.flush(20)
+        assert not rec.writer.outage
+        assert rec.writer.rejected == 1
+        assert rec.store.count() == 6
+        emit(rec, 2, prefix="later")
+        assert rec.flush(20)
+        assert rec.store.count() == 8
+        assert "the database refuses the record" in caplog.text
+        assert "poison-000000" in caplog.text
+        assert rec.verify().ok
+    finally:
+        rec.close()
+
+
+def test_data_errors_are_told_from_outages() -> None:
+    from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
+
+    from cookiegate.records.writer import is_data_error
+
+    assert is_data_error(IntegrityError("s", {}, Exception("dup")))
+    assert is_data_error(DataError("s", {}, Exception("too long")))
+    assert is_data_error(StatementError("s", "s", {}, UnicodeEncodeError("utf-8", "", 0, 1, "x")))
+    assert is_data_error(OverflowError("int too large"))
+    assert not is_data_error(OperationalError("s", {}, Exception("database is locked")))
+    assert not is_data_error(StatementError("s", "s", {}, ConnectionError("reset")))
+    assert not is_data_error(RuntimeError("x"))
+
+
+@pytest.mark.postgres
+def test_postgres_poison_items_do_not_block_the_queue(pg_db: DB) -> None:
+    """A link and a record too long for their VARCHAR(64) columns (not caught
+    by link_account: submitted as they are) are refused by PostgreSQL; every
+    other record still gets in and no outage is reported."""
+    from cookiegate.records import _Link
+
+    rec = recorder(pg_db, flush_interval=0.1)
+    try:
+        emit(rec, 1, prefix="warm")
+        assert rec.flush(20)
+        rec.writer.submit(_Link("c" * 65, "member-1", int(time.time() * 1000)))
+        emit_one(rec, "x" * 65)
+        emit(rec, 5, prefix="after")
+        assert rec.flush(20)
+        assert not rec.writer.outage
+        assert rec.writer.rejected == 2
+        assert rec.store.count() == 6
+        assert rec.verify().ok
+    finally:
+        rec.close()
+
+
+def test_my_data_says_when_it_is_incomplete(sqlite_db: DB) -> None:
+    db = sqlite_db
+    rec = recorder(db, busy_timeout_ms=50)
+    try:
+        emit_one(rec, "visitor-md-1")
+        assert rec.flush(20)
+        done = rec.my_data("visitor-md-1")
+        assert (done["complete"], done["pending"], len(done["records"])) == (True, 0, 1)
+        locker = sqlite3.connect(db.url.removeprefix("sqlite:///"), timeout=0.1)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            emit_one(rec, "visitor-md-1")
+            emit_one(rec, "visitor-md-1")
+            partial = rec.my_data("visitor-md-1")
+        finally:
+            locker.rollback()
+            locker.close()
+        assert partial["complete"] is False
+        assert partial["pending"] >= 2
+        assert len(partial["records"]) == 1
+        assert rec.flush(20)
+        after = rec.my_data("visitor-md-1")
+        assert (after["complete"], after["pending"], len(after["records"])) == (True, 0, 3)
+        assert rec.my_data(None)["complete"] is True
     finally:
         rec.close()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from sqlalchemy.engine import make_url
 
-from cookiegate.errors import ConfigError
+from cookiegate.errors import ConfigError, CookieGateError
 
 from .model import (
     IP_MODES,
@@ -36,7 +36,15 @@ from .model import (
     receipt,
     truncate_ip,
 )
-from .store import DEFAULT_DB, Link, Store, VerifyResult, normalise_url
+from .store import (
+    CONSENT_ID_MAX,
+    DEFAULT_DB,
+    USER_ID_MAX,
+    Link,
+    Store,
+    VerifyResult,
+    normalise_url,
+)
 from .writer import Writer
 
 if TYPE_CHECKING:
@@ -44,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_DB",
+    "InvalidId",
     "Recorder",
     "Retention",
     "Store",
@@ -52,6 +61,33 @@ __all__ = [
 ]
 
 DAY = 24 * 3600
+
+
+class InvalidId(CookieGateError, ValueError):
+    """An id handed to the recorder that cannot be stored (empty, too long for
+    its column, not valid Unicode text, or holding a NUL character).
+
+    :param field: ``"user_id"`` or ``"consent_id"``.
+    :param message: what is wrong with it.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+def _storable(field: str, value: object, limit: int) -> str:
+    """``value`` if it can be stored in a ``VARCHAR(limit)`` on every engine."""
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise InvalidId(field, f"must be a non-empty string of at most {limit} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidId(field, "must be valid Unicode text (it holds a lone surrogate)") from None
+    if "\x00" in value:
+        raise InvalidId(field, "must not contain a NUL character")
+    return value
 
 
 @runtime_checkable
@@ -244,9 +280,12 @@ class Recorder:
         """Link a consent to a site account, so exports and erasure by account
         (``cookiegate records export/erase --user``) cover every device the
         member consented on. ``consent`` is a consent id or a request that went
-        through the middleware. Queued like a record (no I/O here)."""
-        if not isinstance(user_id, str) or not user_id or len(user_id) > 200:
-            raise ValueError("user_id must be a non-empty string of at most 200 characters")
+        through the middleware. Queued like a record (no I/O here).
+
+        Raises :class:`InvalidId` (a ``ValueError``) for an id that cannot be
+        stored: empty, longer than its column (``user_id`` 200 characters,
+        ``consent_id`` 64), a lone surrogate or a NUL character."""
+        _storable("user_id", user_id, USER_ID_MAX)
         if isinstance(consent, str):
             consent_id: str | None = consent
         else:
@@ -255,6 +294,7 @@ class Recorder:
             consent_id = consent_of(consent).consent_id
         if not consent_id:
             raise LookupError("this visitor has not decided yet: there is no consent to link")
+        _storable("consent_id", consent_id, CONSENT_ID_MAX)
         self.writer.submit(_Link(consent_id, user_id, int(time.time() * 1000)))
 
     def _prepare(self, item: Any) -> Encoded | Link:
@@ -289,12 +329,27 @@ class Recorder:
     def my_data(self, consent_id: str | None) -> dict[str, Any]:
         """What is held about one consent: its records (oldest first), a receipt
         of the latest, whether an account is linked, and the telemetry count.
-        Waits briefly for queued records, then reads the database."""
+        Waits briefly (1 s) for queued records, then reads the database.
+
+        ``complete`` says whether every record submitted before the call was in
+        the database when it was read; if not (an outage or a backlog),
+        ``pending`` is how many records and links (of any visitor) were still
+        queued or journalled, and ``records`` may lack the latest ones."""
         if consent_id is None:
-            return {"records": [], "receipt": None, "account_linked": False, "telemetry": 0}
-        self.writer.flush(timeout=1.0)
+            return {
+                "records": [],
+                "receipt": None,
+                "account_linked": False,
+                "telemetry": 0,
+                "complete": True,
+                "pending": 0,
+            }
+        complete = self.writer.flush(timeout=1.0)
+        pending = 0 if complete else max(1, self.writer.pending())
         history = self.store.history(consent_id)
         return {
+            "complete": complete,
+            "pending": pending,
             "records": history,
             "receipt": self.receipt(history[-1]) if history else None,
             "account_linked": self.store.account_of(consent_id) is not None,
@@ -315,13 +370,21 @@ class Recorder:
             policy_url=self.policy_url,
         )
 
-    def erase_user(self, user_id: str) -> dict[str, int]:
+    def erase_user(self, user_id: str, timeout: float = 10.0) -> dict[str, int]:
         """Erase a member's data: the personal part of their records (tombstones,
-        the chain still verifies), their account links and their telemetry."""
+        the chain still verifies), their account links and their telemetry.
+
+        Waits (up to ``timeout``) until what is queued or journalled is in the
+        database first, so a record or link submitted just before is covered.
+        Records of the member's consents still pending after that (an outage)
+        are stored erased when they are committed (``cg_erased``); ``pending``
+        in the answer counts what was still uncommitted (0 normally)."""
+        flushed = self.writer.flush(timeout)
         ids = self.store.consents_of(user_id)
         telemetry = sum(self.telemetry.erase(c) for c in ids) if self.telemetry else 0
         counts = self.store.erase_user(user_id)
         counts["telemetry"] = telemetry
+        counts["pending"] = 0 if flushed else max(1, self.writer.pending())
         return counts
 
     def purge(self, now: float | None = None) -> dict[str, int]:
@@ -338,8 +401,8 @@ class Recorder:
             self._next_purge = time.monotonic() + self.purge_interval
             self.purge()
 
-    def verify(self) -> VerifyResult:
-        return self.store.verify()
+    def verify(self, *, min_retention_days: int | None = None) -> VerifyResult:
+        return self.store.verify(min_retention_days=min_retention_days)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued record is in the database."""

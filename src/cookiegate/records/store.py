@@ -6,15 +6,21 @@ Appends are serialised per chain with a lock taken inside the transaction
 ``BEGIN IMMEDIATE``); the previous hash is read from the head inside that
 transaction, so several processes writing at once keep one valid chain.
 Appends are idempotent by ``record_id`` (journal replays never duplicate).
+
+``verify`` reads the head and walks the chain inside one read transaction (a
+snapshot: SQLite WAL read transaction, PostgreSQL ``REPEATABLE READ``), so
+records appended, erased or purged meanwhile never make it report tampering.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from json.encoder import encode_basestring as _enc
 from typing import Any
 
@@ -34,6 +40,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     text,
     update,
@@ -45,7 +52,13 @@ from cookiegate.errors import ConfigError
 from .model import GENESIS, Encoded, PendingRecord, chain_hash, record_view, sha256_hex
 
 #: The schema version this code writes; ``migrate()`` brings older ones up.
-STORE_VERSION = 1
+#: 2: ``cg_chain.anchor_cutoff_ms``/``anchor_purged_at_ms`` (what the purge that
+#: moved the anchor deleted, and when) and ``cg_erased`` (erasure applies to
+#: records committed after it).
+STORE_VERSION = 2
+DAY_MS = 86_400_000
+#: the largest value a ``BIGINT`` holds
+_INT64_MAX = 2**63 - 1
 DEFAULT_DB = "sqlite:///cookiegate-records.db"
 _CHUNK = 500
 
@@ -65,6 +78,13 @@ chain_t = Table(
     Column("hash", String(64), nullable=False),
     Column("anchor_seq", BigInteger, nullable=False),
     Column("anchor_hash", String(64), nullable=False),
+    #: the cutoff (``at_ms`` bound) of the purges that moved the anchor (the
+    #: newest one): every purged record is older than it. ``NULL``: never purged
+    #: (or purged before schema 2)
+    Column("anchor_cutoff_ms", BigInteger, nullable=True),
+    #: when the last purge that moved the anchor ran (ms since the epoch); 0 with
+    #: no cutoff: the anchor was moved by a purge before schema 2 (unknown cutoff)
+    Column("anchor_purged_at_ms", BigInteger, nullable=True),
 )
 records_t = Table(
     "cg_records",
@@ -86,6 +106,20 @@ accounts_t = Table(
     Column("user_id", String(200), nullable=False, index=True),
     Column("linked_at_ms", BigInteger, nullable=False),
 )
+#: consents whose personal data was erased, and when: a record (or account link)
+#: of the consent made before that time but committed after it (still in a
+#: writer's queue or journal, possibly of another process) is stored erased.
+erased_t = Table(
+    "cg_erased",
+    metadata,
+    Column("consent_id", String(64), primary_key=True),
+    Column("erased_at_ms", BigInteger, nullable=False),
+)
+
+#: the limits of the columns an id is stored in (``Recorder.link_account``
+#: refuses longer ones instead of leaving the writer a row it can never insert)
+CONSENT_ID_MAX = 64
+USER_ID_MAX = 200
 
 #: the latest record id of each consent in ``:ids`` (an expanding parameter: the
 #: statement is compiled once, not once per batch with a literal per id)
@@ -97,9 +131,30 @@ _LAST_OF = select(records_t.c.consent_id, records_t.c.record_id).where(
     )
 )
 
+_ERASED_OF = select(erased_t.c.consent_id, erased_t.c.erased_at_ms).where(
+    erased_t.c.consent_id.in_(bindparam("ids", expanding=True))
+)
+
+
 #: version -> function bringing the schema from version-1 to version. Add
 #: entries here (and bump STORE_VERSION) when the tables change.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+def _table_name(conn: Connection, name: str) -> str:
+    translate = conn.get_execution_options().get("schema_translate_map") or {}
+    schema = translate.get(None)
+    return f'"{schema}".{name}' if schema else name
+
+
+def _migrate_2(conn: Connection) -> None:
+    """1 -> 2: the purge cutoff and time on the anchor (``cg_erased`` is new, so
+    ``create_all`` made it)."""
+    table = _table_name(conn, "cg_chain")
+    for col in ("anchor_cutoff_ms", "anchor_purged_at_ms"):
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {col} BIGINT"))
+    # an anchor a schema-1 purge moved: its cutoff was not recorded (marked 0)
+    conn.execute(text(f"UPDATE {table} SET anchor_purged_at_ms = 0 WHERE anchor_seq > 0"))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +169,13 @@ class Link:
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     """The outcome of :meth:`Store.verify`. ``record_id``/``seq`` name the first
-    bad record (for a missing tail: the last record present)."""
+    bad record (for a missing tail: the last record present; ``None`` when the
+    anchor itself fails a check).
+
+    The rest describes what was verified, for a line kept outside the database
+    (:meth:`summary`): the chain head, the record range, and the purge anchor
+    (the seq and hash the first kept record chains to, and the cutoff and time
+    of the purge that moved it there)."""
 
     ok: bool
     count: int
@@ -122,6 +183,54 @@ class VerifyResult:
     record_id: str | None = None
     seq: int | None = None
     reason: str = ""
+    head_seq: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    anchor_seq: int = 0
+    anchor_hash: str = GENESIS
+    anchor_cutoff_ms: int | None = None
+    anchor_purged_at_ms: int | None = None
+
+    def summary(self) -> str:
+        """One line: head, record range and anchor (keep it somewhere else; a
+        moved anchor or a rewritten head shows against an earlier line)."""
+        span = f"seq {self.first_seq}..{self.last_seq}" if self.first_seq else "no records"
+        if self.anchor_seq == 0:
+            anchor = "anchor genesis (nothing purged)"
+        else:
+            anchor = f"anchor seq {self.anchor_seq} {self.anchor_hash}"
+            if self.anchor_cutoff_ms is None and self.anchor_purged_at_ms == 0:
+                anchor += " (purge before schema 2: cutoff not recorded)"
+            elif self.anchor_cutoff_ms is None:
+                anchor += " (moved without a recorded purge cutoff)"
+            else:
+                anchor += (
+                    f" (purge at {_iso(self.anchor_purged_at_ms)}"
+                    f" of records before {_iso(self.anchor_cutoff_ms)})"
+                )
+        return (
+            f"{self.count} records, {span}, chain head seq {self.head_seq} {self.head_hash}, "
+            f"{anchor}"
+        )
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return "?"
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} ms"
+
+
+def _uuid7_ms(record_id: object) -> int | None:
+    """The time (ms) a UUIDv7 record id was made at; ``None`` for other ids."""
+    if not isinstance(record_id, str) or len(record_id) != 36 or record_id[14] != "7":
+        return None
+    try:
+        return int(record_id[:8] + record_id[9:13], 16)
+    except ValueError:
+        return None
 
 
 def normalise_url(url: str) -> str:
@@ -241,6 +350,15 @@ class Store:
                 )
         return STORE_VERSION
 
+    def schema_version(self) -> int | None:
+        """The schema version of the database; ``None`` if it has no cookiegate
+        tables (nothing is created)."""
+        with self.read_engine.connect() as conn:
+            if not inspect(conn).has_table("cg_meta", schema=self.schema):
+                return None
+            row = conn.execute(select(meta_t.c.value).where(meta_t.c.key == "schema")).first()
+        return int(row[0]) if row else None
+
     def drop(self) -> None:
         """Drop the tables (and the schema, if one was given). For tests."""
         with self.engine.begin() as conn:
@@ -283,7 +401,10 @@ class Store:
                     ):
                         by_id.pop(rid, None)
                 unique = list(by_id.values())
-            last_of = self._last_records(conn, {r.consent_id for r in unique})
+            consent_ids = {r.consent_id for r in unique}
+            last_of = self._last_records(conn, consent_ids)
+            # erased consents: what was made before the erasure is stored erased
+            erased = self._erased(conn, consent_ids | {link.consent_id for link in links})
             rows = []
             sha256 = hashlib.sha256
             for r in unique:
@@ -291,8 +412,11 @@ class Store:
                 prev_id = last_of.get(r.consent_id)
                 body = r.head + ("null" if prev_id is None else _enc(prev_id)) + r.tail
                 h = sha256(f"{seq}\n{prev_hash}\n{r.digest}\n{body}".encode()).hexdigest()
+                personal: str | None = r.personal
+                if erased and r.at_ms <= erased.get(r.consent_id, -1):
+                    personal = None
                 rows.append(
-                    (seq, r.record_id, r.consent_id, r.at_ms, body, r.personal, r.digest,
+                    (seq, r.record_id, r.consent_id, r.at_ms, body, personal, r.digest,
                      prev_hash, h)
                 )  # fmt: skip
                 last_of[r.consent_id] = r.record_id
@@ -305,6 +429,8 @@ class Store:
                     update(chain_t).where(chain_t.c.id == 1).values(seq=seq, hash=prev_hash)
                 )
             for link in links:
+                if erased and link.at_ms <= erased.get(link.consent_id, -1):
+                    continue  # linked before the erasure: the erasure removed it
                 conn.execute(delete(accounts_t).where(accounts_t.c.consent_id == link.consent_id))
                 conn.execute(
                     insert(accounts_t).values(
@@ -312,6 +438,14 @@ class Store:
                     )
                 )
         return len(rows)
+
+    @staticmethod
+    def _erased(conn: Connection, consent_ids: set[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for part in _chunks(sorted(consent_ids)):
+            for cid, at in conn.execute(_ERASED_OF, {"ids": list(part)}):
+                found[cid] = int(at)
+        return found
 
     @staticmethod
     def _last_records(conn: Connection, consent_ids: set[str]) -> dict[str, str]:
@@ -378,54 +512,215 @@ class Store:
             ).one()
         return int(row[0]), str(row[1]), int(row[2]), str(row[3])
 
-    def verify(self, progress: Callable[[int], None] | None = None) -> VerifyResult:
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """One read transaction: every read inside sees the same committed state
+        (SQLite: a WAL read transaction; PostgreSQL: ``REPEATABLE READ``)."""
+        with self.read_engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    def verify(
+        self,
+        progress: Callable[[int], None] | None = None,
+        *,
+        min_retention_days: int | None = None,
+        now: int | None = None,
+    ) -> VerifyResult:
         """Check the whole chain: sequence numbers, links, hashes, the indexed
         columns against the hashed body, and the chain head. Names the first
-        record that was edited, deleted or reordered."""
-        head_seq, head_hash, anchor_seq, anchor_hash = self.head()
+        record that was edited, deleted or reordered.
+
+        The head and every record are read in one snapshot: records appended,
+        erased or purged while it runs are not seen, so a live database never
+        fails. With ``min_retention_days``, also fails when the purge anchor
+        shows that records younger than that were purged (or cannot show it).
+        After a purge, a kept record whose previous record (of the same consent)
+        is gone although its UUIDv7 time is not before the recorded purge cutoff
+        fails too: those records were deleted by something other than a purge.
+        ``now``: ms since the epoch (default: the clock)."""
+        with self._snapshot() as conn:
+            return self._verify(conn, progress, min_retention_days, now)
+
+    def _verify(
+        self,
+        conn: Connection,
+        progress: Callable[[int], None] | None,
+        min_retention_days: int | None,
+        now: int | None,
+    ) -> VerifyResult:
+        head = conn.execute(
+            select(
+                chain_t.c.seq,
+                chain_t.c.hash,
+                chain_t.c.anchor_seq,
+                chain_t.c.anchor_hash,
+                chain_t.c.anchor_cutoff_ms,
+                chain_t.c.anchor_purged_at_ms,
+            ).where(chain_t.c.id == 1)
+        ).one()
+        head_seq, head_hash = int(head[0]), str(head[1])
+        anchor_seq, anchor_hash = int(head[2]), str(head[3])
+        cutoff = None if head[4] is None else int(head[4])
+        purged_at = None if head[5] is None else int(head[5])
         expected, prev = anchor_seq + 1, anchor_hash
         count = 0
+        first_seq: int | None = None
         last_id: str | None = None
-        for row in self.iter_rows():
-            rid, seq = str(row["record_id"]), int(row["seq"])
 
-            def bad(reason: str, rid: str = rid, seq: int = seq, n: int = count) -> VerifyResult:
-                return VerifyResult(False, n, head_hash, rid, seq, reason)
-
-            if seq != expected:
-                what = "deleted" if seq > expected else "duplicated"
-                return bad(f"record(s) before this one {what} (expected seq {expected})")
-            if row["prev_hash"] != prev:
-                return bad("prev_hash does not match the record before (deleted or reordered)")
-            body = str(row["body"])
-            if chain_hash(seq, prev, str(row["personal_digest"]), body) != row["hash"]:
-                return bad("hash does not match the content (record edited or moved)")
-            try:
-                doc = json.loads(body)
-            except ValueError:
-                return bad("body is not JSON")
-            for col in ("record_id", "consent_id", "at_ms"):
-                if doc.get(col) != row[col]:
-                    return bad(f"column {col} differs from the hashed body (edited)")
-            personal = row["personal"]
-            if personal is not None and sha256_hex(str(personal)) != row["personal_digest"]:
-                return bad("personal part does not match its digest (edited)")
-            prev, expected, last_id = str(row["hash"]), seq + 1, rid
-            count += 1
-            if progress is not None:
-                progress(1)
-        if expected - 1 != head_seq or prev != head_hash:
+        def result(
+            ok: bool, reason: str = "", rid: str | None = None, at: int | None = None
+        ) -> VerifyResult:
             return VerifyResult(
-                False,
+                ok,
                 count,
                 head_hash,
-                last_id,
-                expected - 1,
+                rid,
+                at,
+                reason,
+                head_seq=head_seq,
+                first_seq=first_seq,
+                last_seq=None if first_seq is None else expected - 1,
+                anchor_seq=anchor_seq,
+                anchor_hash=anchor_hash,
+                anchor_cutoff_ms=cutoff,
+                anchor_purged_at_ms=purged_at,
+            )
+
+        # records of a purged consent that chain to a record newer than the cutoff
+        check_gone = anchor_seq > 0 and cutoff is not None
+        after = -1
+        while True:
+            rows = conn.execute(
+                select(records_t)
+                .where(records_t.c.seq > after)
+                .order_by(records_t.c.seq)
+                .limit(2000)
+            ).all()
+            if not rows:
+                break
+            after = int(rows[-1].seq)
+            docs: list[dict[str, Any] | None] = []
+            for row in rows:
+                try:
+                    doc = json.loads(str(row.body))
+                except ValueError:
+                    doc = None
+                docs.append(doc if isinstance(doc, dict) else None)
+            gone: set[str] = set()
+            if check_gone:
+                assert cutoff is not None
+                ids_here = {str(row.record_id) for row in rows}
+                suspects = {
+                    str(d["prev_record_id"])
+                    for d in docs
+                    if d is not None
+                    and d.get("prev_record_id") not in (None, *ids_here)
+                    and (_uuid7_ms(d.get("prev_record_id")) or -1) >= cutoff
+                }
+                gone = suspects - self._existing(conn, suspects)
+            for row, doc in zip(rows, docs, strict=True):
+                rid, seq = str(row.record_id), int(row.seq)
+                if seq != expected:
+                    what = "deleted" if seq > expected else "duplicated"
+                    return result(
+                        False,
+                        f"record(s) before this one {what} (expected seq {expected})",
+                        rid,
+                        seq,
+                    )
+                if row.prev_hash != prev:
+                    return result(
+                        False,
+                        "prev_hash does not match the record before (deleted or reordered)",
+                        rid,
+                        seq,
+                    )
+                body = str(row.body)
+                if chain_hash(seq, prev, str(row.personal_digest), body) != row.hash:
+                    return result(
+                        False, "hash does not match the content (record edited or moved)", rid, seq
+                    )
+                if doc is None:
+                    return result(False, "body is not JSON", rid, seq)
+                for col in ("record_id", "consent_id", "at_ms"):
+                    if doc.get(col) != row._mapping[col]:
+                        return result(
+                            False, f"column {col} differs from the hashed body (edited)", rid, seq
+                        )
+                personal = row.personal
+                if personal is not None and sha256_hex(str(personal)) != row.personal_digest:
+                    return result(
+                        False, "personal part does not match its digest (edited)", rid, seq
+                    )
+                if doc.get("prev_record_id") in gone:
+                    made = _uuid7_ms(doc.get("prev_record_id"))
+                    return result(
+                        False,
+                        f"the previous record of this consent ({doc.get('prev_record_id')}, made "
+                        f"{_iso(made)}) is gone, but the anchor says only records before "
+                        f"{_iso(cutoff)} were purged (records deleted)",
+                        rid,
+                        seq,
+                    )
+                if first_seq is None:
+                    first_seq = seq
+                prev, expected, last_id = str(row.hash), seq + 1, rid
+                count += 1
+                if progress is not None:
+                    progress(1)
+        if expected - 1 != head_seq or prev != head_hash:
+            return result(
+                False,
                 f"chain head says seq {head_seq}; the record(s) after this one are missing"
                 if expected - 1 < head_seq
                 else "the chain head does not match the last record (edited)",
+                last_id,
+                expected - 1,
             )
-        return VerifyResult(True, count, head_hash)
+        if anchor_seq > 0 and cutoff is None and purged_at != 0:
+            # every purge since schema 2 records its cutoff
+            return result(
+                False,
+                f"the anchor was moved to seq {anchor_seq}, but not by a purge (no cutoff "
+                "recorded): the records before it were deleted",
+                None,
+                anchor_seq,
+            )
+        if min_retention_days is not None and anchor_seq > 0:
+            clock = now_ms() if now is None else now
+            if cutoff is None:
+                return result(
+                    False,
+                    f"the anchor was moved to seq {anchor_seq} by a purge before schema 2, "
+                    "which did not record its cutoff: the retention cannot be checked",
+                    None,
+                    anchor_seq,
+                )
+            ran = clock if purged_at is None else min(purged_at, clock)
+            if cutoff > ran - min_retention_days * DAY_MS:
+                return result(
+                    False,
+                    f"the purge at {_iso(purged_at)} deleted records up to {_iso(cutoff)}, "
+                    f"younger than {min_retention_days} days",
+                    None,
+                    anchor_seq,
+                )
+        return result(True)
+
+    @staticmethod
+    def _existing(conn: Connection, record_ids: set[str]) -> set[str]:
+        found: set[str] = set()
+        for part in _chunks(sorted(record_ids)):
+            found.update(
+                str(r[0])
+                for r in conn.execute(
+                    select(records_t.c.record_id).where(records_t.c.record_id.in_(part))
+                )
+            )
+        return found
 
     def export_user(self, user_id: str) -> dict[str, Any]:
         """Everything held about a site account: its linked consents and their
@@ -448,11 +743,21 @@ class Store:
 
     def erase_consents(self, consent_ids: Iterable[str]) -> dict[str, int]:
         """Tombstone the personal part of the consents' records and delete their
-        account links. The chain still verifies (the digests stay)."""
+        account links. The chain still verifies (the digests stay).
+
+        The consents are also marked erased (``cg_erased``) with the time: a
+        record or account link of theirs made before now but committed later
+        (still in a writer's queue or journal, in this process or another) is
+        stored without its personal part, and the link is not stored."""
         ids = sorted(set(consent_ids))
         erased = links = 0
+        at = now_ms()
         with self.engine.begin() as conn:
             for part in _chunks(ids):
+                conn.execute(delete(erased_t).where(erased_t.c.consent_id.in_(part)))
+                conn.execute(
+                    insert(erased_t), [{"consent_id": c, "erased_at_ms": at} for c in part]
+                )
                 erased += conn.execute(
                     update(records_t)
                     .where(records_t.c.consent_id.in_(part), records_t.c.personal.is_not(None))
@@ -478,15 +783,24 @@ class Store:
     ) -> int:
         """Delete the records older than ``before_ms`` from the start of the
         chain (stopping at the first newer one) and move the anchor to the hash of
-        the last deleted record, so ``verify`` keeps passing."""
+        the last deleted record, so ``verify`` keeps passing. The anchor keeps the
+        cutoff (the newest of the purges that moved it: every purged record is
+        older than it) and the time of the purge, which ``verify`` reports."""
+        if isinstance(before_ms, bool) or not isinstance(before_ms, int):
+            raise TypeError("before_ms must be an int (ms since the epoch)")
+        if before_ms <= 0:
+            return 0  # nothing is older than the epoch
+        before_ms = min(before_ms, _INT64_MAX)
         total = 0
         while True:
             with self.engine.begin() as conn:
-                anchor_seq = int(
-                    conn.execute(
-                        select(chain_t.c.anchor_seq).where(chain_t.c.id == 1).with_for_update()
-                    ).scalar_one()
-                )
+                anchor = conn.execute(
+                    select(chain_t.c.anchor_seq, chain_t.c.anchor_cutoff_ms)
+                    .where(chain_t.c.id == 1)
+                    .with_for_update()
+                ).one()
+                anchor_seq = int(anchor[0])
+                cutoff = before_ms if anchor[1] is None else max(int(anchor[1]), before_ms)
                 rows = conn.execute(
                     select(records_t.c.seq, records_t.c.at_ms, records_t.c.hash)
                     .where(records_t.c.seq > anchor_seq)
@@ -505,8 +819,15 @@ class Store:
                 conn.execute(
                     update(chain_t)
                     .where(chain_t.c.id == 1)
-                    .values(anchor_seq=int(last.seq), anchor_hash=str(last.hash))
+                    .values(
+                        anchor_seq=int(last.seq),
+                        anchor_hash=str(last.hash),
+                        anchor_cutoff_ms=cutoff,
+                        anchor_purged_at_ms=now_ms(),
+                    )
                 )
+                # erasure marks older than the cutoff: their records are gone
+                conn.execute(delete(erased_t).where(erased_t.c.erased_at_ms < before_ms))
             total += len(old)
             if progress is not None:
                 progress(len(old))
@@ -517,6 +838,7 @@ class Store:
         return total
 
     def count_before(self, before_ms: int) -> int:
+        before_ms = max(0, min(before_ms, _INT64_MAX))
         with self.read_engine.connect() as conn:
             return int(
                 conn.execute(

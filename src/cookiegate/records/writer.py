@@ -15,6 +15,14 @@ Overload: when the queue is full, the request thread writes its item to the
 journal itself (no fsync; a lock serialises writers). Requests slow down a
 little; nothing is dropped unless the disk itself fails (then the item is
 counted in :attr:`Writer.dropped` and logged).
+
+Bad items: an item that cannot be encoded is dropped alone (logged, counted in
+:attr:`Writer.dropped`), never its batch. A database error that says the data
+can never be written (integrity or data errors: a value too long for its
+column, a duplicate key) is not an outage: the batch is retried one item per
+transaction and only the refused item is dropped (logged, counted in
+:attr:`Writer.rejected`). Everything else (connection errors, a locked SQLite
+file) is an outage: journalled and retried.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from cookiegate.errors import ConfigError
 
@@ -103,6 +113,8 @@ class Writer:
         self.overflowed = 0
         #: items lost because the journal could not be written (disk failure)
         self.dropped = 0
+        #: items dropped because the database refuses them (a data error)
+        self.rejected = 0
         #: records committed to the database by this writer
         self.committed = 0
         #: whether the last commit attempt failed
@@ -131,6 +143,8 @@ class Writer:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._size = 0
             self._done = 0
+            #: lines in the journal not committed yet
+            self._lines = 0
             self._ready = False
             self._retry_at = 0.0
             self._backoff = 0.05
@@ -187,7 +201,8 @@ class Writer:
         """Items not yet committed (queued, or journalled but not in the DB)."""
         if self._thread is None:
             return 0
-        return self._queue.qsize() + (1 if self._done < self._size else 0)
+        queued = 0 if self.durability == "journal" else max(0, self._queue.unfinished_tasks)
+        return queued + max(0, self._lines)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is committed (or ``timeout``)."""
@@ -214,7 +229,12 @@ class Writer:
             if fsync:
                 os.fsync(self._fd)
             self._size += len(data)
+            self._lines += len(lines)
         return start
+
+    def _committed_lines(self, n: int) -> None:
+        with self._lock:
+            self._lines -= n
 
     def _run(self) -> None:
         while True:
@@ -223,11 +243,10 @@ class Writer:
             fresh: tuple[int, int, list[Encoded | Link]] | None = None
             try:
                 if items:
-                    # each record is encoded once: journal line, body parts, digest
-                    docs = [self.prepare(i) for i in items]
-                    lines = [_line(d) for d in docs]
-                    start = self._append(lines, fsync=self.fsync == "batch")  # one fsync
-                    fresh = (start, start + sum(map(len, lines)), docs)
+                    docs, lines = self._encode(items)
+                    if lines:
+                        start = self._append(lines, fsync=self.fsync == "batch")  # one fsync
+                        fresh = (start, start + sum(map(len, lines)), docs)
             except Exception:
                 self.dropped += len(items)
                 log.exception("cookiegate: could not journal %d consent record(s)", len(items))
@@ -241,6 +260,31 @@ class Writer:
                     log.exception("cookiegate: background purge failed")
             if stop:
                 return
+
+    def _encode(self, items: list[Any]) -> tuple[list[Encoded | Link], list[bytes]]:
+        """Each item encoded once (journal line, body parts, digest). If one
+        cannot be, the items are encoded one by one and only the bad ones are
+        dropped (logged, :attr:`dropped`)."""
+        try:
+            docs = [self.prepare(i) for i in items]
+            return docs, [_line(d) for d in docs]
+        except Exception:
+            pass
+        docs, lines = [], []
+        for item in items:
+            try:
+                doc = self.prepare(item)
+                line = _line(doc)
+            except Exception:
+                self.dropped += 1
+                log.exception(
+                    "cookiegate: a queued %s cannot be encoded; it is dropped",
+                    type(item).__name__.strip("_"),
+                )
+                continue
+            docs.append(doc)
+            lines.append(line)
+        return docs, lines
 
     def _take(self) -> list[Any]:
         """Everything queued, up to ``batch_size`` items; waits at most
@@ -312,12 +356,20 @@ class Writer:
                 self._orphans_checked = True
             if fresh is not None and self._done == fresh[0]:
                 # the batch just journalled, committed from memory (no re-read)
-                self.committed += self.store.append_encoded(
-                    [d for d in fresh[2] if isinstance(d, Encoded)],
-                    [d for d in fresh[2] if isinstance(d, Link)],
-                    fresh=True,
-                )
-                self._done = fresh[1]
+                try:
+                    self.committed += self.store.append_encoded(
+                        [d for d in fresh[2] if isinstance(d, Encoded)],
+                        [d for d in fresh[2] if isinstance(d, Link)],
+                        fresh=True,
+                    )
+                except Exception as exc:
+                    if not is_data_error(exc):
+                        raise
+                    # a duplicate id, or an item the database refuses: through
+                    # the journal (de-duplicated; one by one if it fails again)
+                else:
+                    self._done = fresh[1]
+                    self._committed_lines(len(fresh[2]))
             self._commit_own()
         except Exception as exc:
             if not self.outage:
@@ -346,15 +398,49 @@ class Writer:
                 offset = self._done
                 for i in range(0, len(lines), self.batch_size):
                     part = lines[i : i + self.batch_size]
-                    self.committed += _commit_lines(self.store, part)
+                    self._commit_part(part)
                     offset += sum(len(x) + 1 for x in part)
                     self._done = offset
+                    self._committed_lines(len(part))
                 if not lines:
                     break
         with self._lock:
             if self._done == self._size and self._size:
                 os.ftruncate(self._fd, 0)
-                self._size = self._done = 0
+                self._size = self._done = self._lines = 0
+
+    def _commit_part(self, lines: list[bytes]) -> None:
+        """Commit journal lines in one transaction; if the database refuses the
+        data (not an outage), one transaction per line, dropping the refused
+        ones. An outage error propagates (the lines are retried later)."""
+        try:
+            self.committed += _commit_lines(self.store, lines)
+            return
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            if len(lines) == 1:
+                self._reject(lines[0], exc)
+                return
+        for line in lines:
+            try:
+                self.committed += _commit_lines(self.store, [line])
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                self._reject(line, exc)
+
+    def _reject(self, line: bytes, exc: BaseException) -> None:
+        """Drop one line the database refuses (logged, :attr:`rejected`)."""
+        self.rejected += 1
+        try:
+            doc = json.loads(line)
+            what = f"record {doc.get('record_id')}" if doc.get("k") == "r" else "account link"
+            what += f" of consent {str(doc.get('consent_id'))[:80]!r}"
+        except ValueError:
+            what = "journal line"
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+        log.error("cookiegate: the database refuses the %s; it is dropped: %s", what, reason)
 
     def _replay_orphans(self) -> None:
         for path in sorted(self.dir.glob("journal-*.jsonl")):
@@ -373,12 +459,23 @@ class Writer:
                     lines = fh.read().split(b"\n")
                 lines = [x for x in lines if x.strip()]
                 for i in range(0, len(lines), self.batch_size):
-                    self.committed += _commit_lines(self.store, lines[i : i + self.batch_size])
+                    self._commit_part(lines[i : i + self.batch_size])
                 path.unlink()
                 if lines:
                     log.warning("cookiegate: replayed %d journal line(s) from %s", len(lines), path)
             finally:
                 os.close(fd)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether a failed write can never succeed with the same data (an
+    integrity or data error, a value the driver cannot encode), as opposed to an
+    outage (connection errors, locks, timeouts), which a retry may get past."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return isinstance(exc.orig, UnicodeError | OverflowError)  # preparing the parameters
+    return isinstance(exc, UnicodeError | OverflowError)
 
 
 def _commit_lines(store: Store, lines: list[bytes]) -> int:
@@ -387,13 +484,12 @@ def _commit_lines(store: Store, lines: list[bytes]) -> int:
     for raw in lines:
         try:
             doc = json.loads(raw)
-        except ValueError:
-            log.error("cookiegate: skipping a torn journal line (%d bytes)", len(raw))
-            continue
-        if doc.get("k") == "r":
-            records.append(PendingRecord.from_json(doc).encode())
-        elif doc.get("k") == "l":
-            links.append(_link(doc))
+            if doc.get("k") == "r":
+                records.append(PendingRecord.from_json(doc).encode())
+            elif doc.get("k") == "l":
+                links.append(_link(doc))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.error("cookiegate: skipping a torn or malformed journal line (%d bytes)", len(raw))
     return store.append_encoded(records, links)
 
 
