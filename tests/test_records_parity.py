@@ -120,6 +120,7 @@ def test_my_data_without_records(client_for: Callable[[Gate], Client]) -> None:
     doc = call("GET", "/_cookiegate/my-data").json()
     assert doc["recording"] is False
     assert doc["records"] == []
+    assert (doc["complete"], doc["pending"]) == (True, 0)  # the same shape as with records
     assert doc["consent"]["decided"] is False
     assert call("POST", "/_cookiegate/my-data", [SAME]).status == 405
     gone = call("POST", "/_cookiegate/withdraw", [JSON, SAME], b"{}")

@@ -1852,6 +1852,9 @@ class Gate:
             "receipt": None,
             "account_linked": False,
             "telemetry": 0,
+            # every record written is in ``records`` (false during an outage)
+            "complete": True,
+            "pending": 0,
         }
         if self.records is not None:
             try:
