@@ -115,3 +115,13 @@ def test_with_a_narrowed_csp_reactivation_reloads(client_for: Callable[[Gate], C
     for gate in (make_gate(), report_only):
         body = client_for(gate)("GET", "/tracked").body
         assert b"cookiegate-unblock." in body and b"data-cg-reload" not in body
+
+
+def test_cookiegate_scripts_carry_the_apps_csp_nonce(client_for: Callable[[Gate], Client]) -> None:
+    """Without a CspConfig, the app's own strict policy (a nonce, perhaps
+    'strict-dynamic') would block cookiegate's scripts: they carry its nonce."""
+    csp = "script-src 'nonce-AbC123' 'strict-dynamic'; object-src 'none'"
+    body = client_for(make_gate())("GET", f"/page?csp={csp}").body
+    assert body.count(b'nonce="AbC123"') == 2  # cookiegate.js and cookiegate-unblock.js
+    plain = client_for(make_gate())("GET", "/page").body
+    assert b"nonce=" not in plain

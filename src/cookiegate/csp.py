@@ -48,6 +48,7 @@ __all__ = [
     "allows_url",
     "new_nonce",
     "parse_csp",
+    "script_nonce",
     "serialize_csp",
 ]
 
@@ -418,6 +419,30 @@ def allows_inline_script(csp: str | None, nonce: str | None = None) -> bool:
     (every policy of it). Use it to choose between the inline Consent Mode
     snippet and the static script (``consent_mode.head_fragment``)."""
     return all(_inline_allowed_by(_effective(p, "script-src-elem"), nonce) for p in parse_csp(csp))
+
+
+def script_nonce(csp: str | None) -> str | None:
+    """A nonce of the app's own that lets a ``<script>`` element run under every
+    policy of ``csp`` that restricts scripts (``None``: none does, or no nonce
+    serves them all). cookiegate puts it on its own script tags when it does
+    not build the page's CSP itself, so a strict policy (``'nonce-...'
+    'strict-dynamic'``) does not block the banner's script."""
+    common: set[str] | None = None
+    for policy in parse_csp(csp):
+        sources = _effective(policy, "script-src-elem")
+        if sources is None:
+            continue
+        found = {
+            s[7:-1]
+            for s in sources
+            if s.lower().startswith("'nonce-")
+            and s.endswith("'")
+            and _NONCE_VALUE.fullmatch(s[7:-1])
+        }
+        common = found if common is None else common & found
+        if not common:
+            return None
+    return min(common) if common else None
 
 
 # -- configuration and the builder ---------------------------------------------------

@@ -31,7 +31,7 @@ from .cookies import (
     parse_set_cookie,
     serialize_set_cookie,
 )
-from .csp import CspBuilder, CspConfig, allows_inline_script, new_nonce
+from .csp import CspBuilder, CspConfig, allows_inline_script, new_nonce, script_nonce
 from .errors import BadRequest, ConfigError, TokenError
 from .inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
 from .policy import MAX_COOKIE_AGE, NECESSARY, CookieRule, Policy
@@ -408,6 +408,7 @@ class Decision(RequestConsent):
         ctype: bytes | None = None
         cenc: bytes | None = None
         app_csp: list[bytes] | None = None
+        own_csp: list[bytes] | None = None  # the app's CSP, when cookiegate leaves it be
         out: list[tuple[bytes, bytes]] = []
         depends = bool(self.removed) or self.queried
         vary = gate.vary_value
@@ -428,9 +429,11 @@ class Decision(RequestConsent):
                     ctype = item[1]
                 elif name == b"content-encoding":
                     cenc = item[1]
-                elif name == b"content-security-policy" and page_work:
-                    (app_csp := app_csp or []).append(item[1])
-                    continue  # sent back below, narrowed (or as it was)
+                elif name == b"content-security-policy":
+                    if page_work:
+                        (app_csp := app_csp or []).append(item[1])
+                        continue  # sent back below, narrowed (or as it was)
+                    (own_csp := own_csp or []).append(item[1])  # passes as it is
             out.append(item)
         kind = (
             _NO_CONTENT_TYPE if ctype is None else _CONTENT_KINDS.get(ctype) or _content_kind(ctype)
@@ -445,6 +448,9 @@ class Decision(RequestConsent):
             out.extend((b"content-security-policy", v) for v in app_csp)
         if html and is_page:
             text_type = kind[1]
+            if nonce is None and own_csp:
+                # the app's strict policy: cookiegate's scripts carry its nonce
+                nonce = script_nonce(b", ".join(own_csp).decode("latin-1"))
             coding = cenc.decode("latin-1").strip().lower() if cenc is not None else ""
             plain = coding in ("", "identity")
             if text_type is not None:

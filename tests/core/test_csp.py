@@ -19,6 +19,7 @@ from cookiegate.csp import (
     allows_url,
     new_nonce,
     parse_csp,
+    script_nonce,
     serialize_csp,
 )
 
@@ -487,3 +488,22 @@ def test_strict_base_blocks_every_refused_tracker(
                 elif allows_url(app, d, u, SELF):
                     # consented and allowed by the app: still allowed
                     assert allows_url(value, d, u, SELF), (d, u, value)
+
+
+def test_script_nonce_is_one_every_restricting_policy_admits() -> None:
+    assert script_nonce("script-src 'nonce-abc' 'strict-dynamic'") == "abc"
+    assert script_nonce("default-src 'self' 'nonce-abc'") == "abc"
+    assert script_nonce("script-src-elem 'nonce-e'; script-src 'nonce-s'") == "e"
+    # several policies: a nonce all of them admit, else none
+    assert script_nonce("script-src 'nonce-a' 'nonce-b', script-src 'nonce-b'") == "b"
+    assert script_nonce("script-src 'nonce-a', script-src 'nonce-b'") is None
+    # a policy that does not restrict scripts does not count
+    assert script_nonce("img-src 'self', script-src 'nonce-a'") == "a"
+    for none in (None, "", "img-src 'self'", "script-src 'self'", "script-src 'nonce-a\"b'"):
+        assert script_nonce(none) is None, none
+
+
+@given(st.text(max_size=200))
+def test_script_nonce_never_raises(header: str) -> None:
+    found = script_nonce(header)
+    assert found is None or allows_inline_script(header, found)
