@@ -767,7 +767,18 @@ BEACONS = {
         {"path": "/gtm/*", "category": "performance"},
     ]
 }
+SLASHED_BEACON = {"beacons": [{"path": "/collect/", "category": "performance"}]}
 ROWS += [
+    *(
+        Row(
+            f"beacon declared with a trailing slash, {path!r}: 204 (frameworks route it there)",
+            path=path,
+            policy=SLASHED_BEACON,
+            status=204,
+            app_called=False,
+        )
+        for path in ("/collect/", "/collect", "//collect/", "/collect//")
+    ),
     Row(
         "beacon route, undecided: 204 without calling the app",
         path="/track",

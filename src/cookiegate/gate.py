@@ -549,6 +549,13 @@ _safe_next_cached = lru_cache(maxsize=1024)(safe_next)
 _BODYLESS = frozenset({204, 205, 304})
 
 _SLASHES = re.compile(r"/{2,}")
+
+
+def _route_key(path: str) -> str:
+    """``path`` with runs of slashes merged and no trailing one (``/`` stays)."""
+    return _SLASHES.sub("/", path).rstrip("/") or "/"
+
+
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]|\\")
 
 
@@ -680,8 +687,12 @@ class Gate:
         self.gpc_json = bool(gpc_json)
         self._gpc_path = "/.well-known/gpc.json" if self.gpc_json else None
         self._static_prefix = prefix + "static/"
-        # beacon routes: exact paths in a dict, prefixes longest first
-        self._beacon_exact = {b.path: b.category for b in policy.beacons if b.path[-1:] != "*"}
+        # beacon routes: exact paths in a dict (as frameworks that merge slashes
+        # or ignore a trailing one route them: /collect/ and /collect alike),
+        # prefixes longest first
+        self._beacon_exact = {
+            _route_key(b.path): b.category for b in policy.beacons if b.path[-1:] != "*"
+        }
         self._beacon_prefixes = tuple(
             sorted(
                 ((b.path[:-1], b.category) for b in policy.beacons if b.path[-1:] == "*"),
@@ -1163,8 +1174,9 @@ class Gate:
             return category
         if "//" in path or (path[-1:] == "/" and len(path) > 1):
             # /track/ and //track reach /track in frameworks that merge slashes
-            # or ignore a trailing one (Flask strict_slashes=False, werkzeug)
-            path = _SLASHES.sub("/", path).rstrip("/") or "/"
+            # or ignore a trailing one (Flask strict_slashes=False, werkzeug),
+            # and /collect a route declared /collect/
+            path = _route_key(path)
             category = self._beacon_exact.get(path)
             if category is not None:
                 return category
