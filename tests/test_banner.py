@@ -249,7 +249,16 @@ def test_bots_can_be_spared_the_banner(client_for: Callable[[Gate], Client]) -> 
         "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     ):
         assert BANNER not in spared("GET", "/page", [("user-agent", bot)]).body.decode(), bot
-    assert BANNER in spared("GET", "/page", [("user-agent", person)]).body.decode()
+    people = (
+        person,
+        # phones of the CUBOT brand are people ("bot" ends the brand's name)
+        "Mozilla/5.0 (Linux; Android 12; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko)"
+        " Chrome/120.0 Mobile Safari/537.36",
+        "Mozilla/5.0 (Linux; Android 11; Cubot Note 20) AppleWebKit/537.36 Chrome/119.0"
+        " Mobile Safari/537.36",
+    )
+    for ua in people:
+        assert BANNER in spared("GET", "/page", [("user-agent", ua)]).body.decode(), ua
     # off by default: everybody gets the banner
     default = client_for(make_gate())
     assert BANNER in default("GET", "/page", [("user-agent", "curl/8.5.0")]).body.decode()

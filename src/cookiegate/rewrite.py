@@ -1090,7 +1090,7 @@ class HtmlRewriter:
             return None, False
         src = first.get("src")
         if src is not None:
-            found = self.trackers.match_url(src)
+            found = self.trackers.match_url(_as_utf8(src))
             if found is not None:
                 cat = self.trackers.category(found)
                 if cat in self.blocked:
@@ -1108,7 +1108,7 @@ class HtmlRewriter:
     def _url_decision(self, url: str | None) -> tuple[str, Tracker] | None:
         if not url:
             return None
-        found = self.trackers.match_url(url)
+        found = self.trackers.match_url(_as_utf8(url))
         if found is None:
             return None
         cat = self.trackers.category(found)
@@ -1184,6 +1184,18 @@ def _self_closing(tag: bytes, nl: int) -> bool:
     for m in _ATTR_ITER.finditer(tag, nl, end):
         last = m.end()
     return last != end
+
+
+def _as_utf8(value: str) -> str:
+    """An attribute value read as latin-1 (byte for byte), read as UTF-8 when it
+    is: a host such as ``www.googletagmanager\u3002com`` is UTF-8 on the page,
+    and the tracker matcher maps it to ASCII as a browser does."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def _after_end_tag(buf: bytes, at: int, name_len: int) -> tuple[int, int]:

@@ -31,7 +31,7 @@ def gpc_enabled(values: Iterable[str]) -> bool:
 _TOOLS = re.compile(
     r"curl/|wget/|python-requests|python-urllib|httpx|aiohttp|go-http-client|"
     r"headlesschrome|lighthouse|chrome-lighthouse|pagespeed|phantomjs|"
-    r"bot\b|crawler|spider|slurp",
+    r"(?<!cu)bot\b|crawler|spider|slurp",  # not the phone brand CUBOT
     re.IGNORECASE,
 )
 

@@ -15,6 +15,7 @@ the host. Hosts match on label boundaries: the host itself or any subdomain.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -202,14 +203,40 @@ def url_host_path(url: str) -> tuple[str | None, str]:
         host = authority.partition("]")[0] + "]"
     else:
         host = authority.partition(":")[0]
-    host = unquote(host).lower().rstrip(".")
-    return host, _path_of(remainder)
+    host = unquote(host).lower()
+    if not host.isascii():
+        # what the browser fetches (UTS #46 / IDNA mapping): fullwidth letters,
+        # ideographic full stops, soft hyphens... map to the ASCII host
+        # (not a valid IDN: compared as it is, it matches no tracker)
+        with contextlib.suppress(UnicodeError):
+            host = host.encode("idna").decode("ascii").lower()
+    return host.rstrip("."), _path_of(remainder)
 
 
 def _path_of(rest: str) -> str:
     for ch in "?#":
         rest = rest.partition(ch)[0]
-    return unquote(rest).lower()
+    path = unquote(rest).lower()
+    if "." in path and path.startswith("/"):
+        path = _without_dot_segments(path)
+    return path
+
+
+def _without_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4 / WHATWG URL: ``/a/./b/../c`` is ``/a/c`` (``%2e`` already
+    decoded): the path the browser requests."""
+    segments = path.split("/")[1:]
+    out: list[str] = []
+    last = len(segments) - 1
+    for i, seg in enumerate(segments):
+        if seg == "." or seg == "..":
+            if seg == ".." and out:
+                out.pop()
+            if i == last:
+                out.append("")
+        else:
+            out.append(seg)
+    return "/" + "/".join(out)
 
 
 def host_matches(host: str, domain: str) -> bool:

@@ -995,3 +995,11 @@ def test_placeholder_carries_the_language_of_its_wording() -> None:
     assert b"lang=" not in plain.feed(doc) + plain.close()
     with pytest.raises(ValueError, match="language tag"):
         HtmlRewriter(PERF, None, placeholder_lang='en" onload="x')
+
+
+def test_a_utf8_host_a_browser_maps_to_a_tracker_is_one() -> None:
+    for host in ("www.googletagmanager\u3002com", "www.\uff47oogletagmanager.com"):
+        doc = f'<script async src="https://{host}/gtag/js?id=G-1"></script>'.encode()
+        assert b"data-cg-blocked" in run([doc], fragment=None), host
+        pixel = '<img src="https://www.facebook\u3002com/tr?id=1">'.encode()
+        assert b"data-cg-blocked" in run([pixel], fragment=None)

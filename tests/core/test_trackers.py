@@ -129,6 +129,38 @@ def test_url_host_path() -> None:
     assert url_host_path("mailto:x@y") == (None, "")
 
 
+def test_url_paths_lose_dot_segments_as_the_browser_requests_them() -> None:
+    for url in (
+        "https://www.facebook.com/./tr?id=1",
+        "https://www.facebook.com/a/../tr",
+        "https://www.facebook.com/%2e/tr",
+        "https://www.facebook.com/a/%2E%2E/tr",
+        "https://www.facebook.com/../../tr",
+    ):
+        assert url_host_path(url) == ("www.facebook.com", "/tr"), url
+    assert url_host_path("https://x.example/a/b/..") == ("x.example", "/a/")
+    assert url_host_path("https://x.example/a/.") == ("x.example", "/a/")
+    assert url_host_path("/a/./b") == (None, "/a/b")
+    assert url_host_path("https://x.example/a.b/c.") == ("x.example", "/a.b/c.")
+    m = TrackerMatcher()
+    found = m.match_url("https://www.facebook.com/x/../tr?id=1&ev=PageView")
+    assert found is not None and found.id == "meta-pixel"
+
+
+def test_hosts_are_mapped_to_ascii_as_the_browser_does() -> None:
+    """UTS #46: fullwidth letters, ideographic full stops and soft hyphens map
+    to the ASCII host the browser fetches."""
+    for host in (
+        "www.googletagmanager\u3002com",
+        "www.\uff47oogletagmanager.com",
+        "www.google\u00adtagmanager.com",
+        "WWW.GOOGLETAGMANAGER\uff0eCOM",
+    ):
+        assert url_host_path(f"https://{host}/gtag/js") == ("www.googletagmanager.com", "/gtag/js")
+    assert url_host_path("https://b\u00fccher.example/") == ("xn--bcher-kva.example", "/")
+    assert url_host_path("https://\udcff.example/")[0] == "\udcff.example"  # no valid IDN: as is
+
+
 def test_host_matches() -> None:
     assert host_matches("a.b.example", "b.example")
     assert host_matches("b.example", "b.example")
