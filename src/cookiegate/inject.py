@@ -177,16 +177,23 @@ _HEAD_NAMES = (
 )
 
 
-def _head_hold_from(buf: bytes) -> int:
-    """Where a possibly incomplete candidate tag starts in ``buf`` (searched in
-    the last ``_HEAD_HOLD`` bytes), or -1."""
-    lt = buf.find(b"<", max(0, len(buf) - _HEAD_HOLD))
+def _head_hold_from(buf: bytes, start: int = 0) -> int:
+    """Where a possibly incomplete candidate tag (or ``<!--``) starts in
+    ``buf[start:]`` (searched in the last ``_HEAD_HOLD`` bytes), or -1."""
+    lt = buf.find(b"<", max(start, len(buf) - _HEAD_HOLD))
     while lt >= 0:
         name = buf[lt + 1 : lt + 9].lower()
-        if any(n.startswith(name) or name.startswith(n) for n in _HEAD_NAMES):
+        if any(n.startswith(name) or name.startswith(n) for n in _HEAD_NAMES) or (
+            b"!--".startswith(name[:3]) and len(name) < 3
+        ):
             return lt
         lt = buf.find(b"<", lt + 1)
     return -1
+
+
+#: a candidate, or the start of a comment (whose tags are text to the browser)
+_HEAD_OR_COMMENT = re.compile(b"<!--|" + _HEAD_START.pattern, re.IGNORECASE)
+_COMMENT_CLOSE = re.compile(rb"--!?>")
 
 
 class HeadInserter:
@@ -194,54 +201,80 @@ class HeadInserter:
     before any of the page's scripts (Google Consent Mode's ``default``). When
     the page omits ``<head>`` it goes before the first ``<script>``, ``<meta>``,
     ``<link>``, ``<body>``... tag; when there is none of those, at the end.
+    Tags inside comments (``<!-- <head> -->``) do not count.
 
     Streaming, constant memory: bytes are held back only from a ``<`` that may
     start such a tag (at most 1 KiB: past that the bytes are sent and the search
-    goes on). After the insertion every chunk passes through untouched.
+    goes on), and the last bytes of an unfinished comment. After the insertion
+    every chunk passes through untouched.
     """
 
-    __slots__ = ("_buf", "_done", "fragment")
+    __slots__ = ("_buf", "_comment", "_done", "fragment")
 
     def __init__(self, fragment: bytes) -> None:
         self.fragment = fragment
         self._buf = b""
         self._done = False
+        self._comment = False  # inside a comment that started in an earlier chunk
 
     def feed(self, chunk: bytes) -> bytes:
         if self._done:
             return chunk
         buf = self._buf + chunk if self._buf else chunk
-        inserted = self._insert(buf)
-        if inserted is not None:
-            return inserted
-        # keep a possibly incomplete candidate tag
-        lt = _head_hold_from(buf)
-        if lt < 0:
-            self._buf = b""
-            return buf
-        self._buf = buf[lt:]
-        return buf[:lt]
+        return self._scan(buf, False)
 
     def close(self) -> bytes:
         if self._done:
             return b""
         buf, self._buf = self._buf, b""
-        inserted = self._insert(buf)
+        out = self._scan(buf, True)
+        if self._done:
+            return out
         self._done = True
-        return buf + self.fragment if inserted is None else inserted
+        return out + self._buf + self.fragment
 
     def finish(self, chunk: bytes) -> bytes:
         return self.feed(chunk) + self.close()
 
-    def _insert(self, buf: bytes) -> bytes | None:
-        """``buf`` with the fragment at its place, or ``None`` if none is found."""
-        m = _HEAD_START.search(buf)
-        if m is None:
-            return None
-        self._done = True
-        self._buf = b""
-        at = m.end() if m.group(0)[1:5].lower() == b"head" else m.start()
-        return buf[:at] + self.fragment + buf[at:]
+    def _scan(self, buf: bytes, final: bool) -> bytes:
+        """What of ``buf`` may go now (the fragment inserted, if its place is
+        found); the rest stays in ``_buf``."""
+        pos = 0
+        while True:
+            if self._comment:
+                end = _COMMENT_CLOSE.search(buf, pos)
+                if end is None:
+                    keep = len(buf) if final else max(pos, len(buf) - 3)  # "--!>" may be cut
+                    self._buf = buf[keep:]
+                    return buf[:keep]
+                self._comment = False
+                pos = end.end()
+                continue
+            m = _HEAD_OR_COMMENT.search(buf, pos)
+            if m is None:
+                lt = -1 if final else _head_hold_from(buf, pos)
+                if lt < 0:
+                    self._buf = b""
+                    return buf
+                self._buf = buf[lt:]
+                return buf[:lt]
+            if m.group(0) == b"<!--":
+                after = buf[m.end() : m.end() + 2]
+                if after[:1] == b">":  # "<!-->": an empty comment, closed
+                    pos = m.end() + 1
+                elif after == b"->":  # "<!--->"
+                    pos = m.end() + 2
+                elif len(after) < 2 and not final:
+                    self._buf = buf[m.start() :]  # "<!-->" may be cut
+                    return buf[: m.start()]
+                else:
+                    self._comment = True
+                    pos = m.end()
+                continue
+            self._done = True
+            self._buf = b""
+            at = m.end() if m.group(0)[1:5].lower() == b"head" else m.start()
+            return buf[:at] + self.fragment + buf[at:]
 
 
 class Chain:

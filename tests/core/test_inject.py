@@ -108,6 +108,13 @@ def run_head(chunks: list[bytes]) -> bytes:
         (b"<header><p>no head</p>", b"<header><p>no head</p>" + HEAD),
         (b"<meta charset=utf-8><title>t</title>", HEAD + b"<meta"),
         (b"plain text", b"plain text" + HEAD),
+        # tags in a comment are text to the browser: the default would never run there
+        (b"<!doctype html><!-- <script src=/old.js></script> --><html><head>", b"<head>" + HEAD),
+        (b"<html><!-- TODO: move <head> assets --><head><script>", b"<head>" + HEAD),
+        (b"<!--><head>", b"<!--><head>" + HEAD),
+        (b"<!---><meta x>", HEAD + b"<meta"),
+        (b"<!-- a --!><head>", b"--!><head>" + HEAD),
+        (b"<!-- never closed <head>", b"<head>" + HEAD),
     ],
 )
 def test_head_insertion(doc: bytes, expected: bytes) -> None:
@@ -119,7 +126,10 @@ def test_head_insertion(doc: bytes, expected: bytes) -> None:
 @given(
     st.lists(
         st.sampled_from(
-            [b"<head>", b"<HEAD class='<a>'>", b"<hea", b"d>", b"<script>", b"<p>", b"x", b"<"]
+            [
+                *(b"<head>", b"<HEAD class='<a>'>", b"<hea", b"d>", b"<script>", b"<p>", b"x"),
+                *(b"<", b"<!--", b"-->", b"--!>", b"<!", b"-", b">"),
+            ]
         )
     ),
     st.lists(st.integers(min_value=0, max_value=10_000), max_size=8),
