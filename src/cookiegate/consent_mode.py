@@ -166,8 +166,17 @@ class ConsentMode:
     """
 
     def __init__(
-        self, config: ConsentModeConfig | None = None, *, categories: Iterable[str] | None = None
+        self,
+        config: ConsentModeConfig | None = None,
+        *,
+        categories: Iterable[str] | None = None,
+        folded: Mapping[str, str] | None = None,
     ) -> None:
+        """``folded``: where the site's policy puts the catalogue's categories it
+        does not have (``Policy.catalog_categories``: without a ``marketing``
+        category, ads cookies are ``performance``). With the default mapping, the
+        signals of such a category then go with the category it is folded into:
+        consenting to the cookies consents to their signals."""
         config = ConsentModeConfig() if config is None else config
         if not isinstance(config, ConsentModeConfig):
             raise ConfigError("consent_mode", "must be a ConsentModeConfig")
@@ -178,7 +187,11 @@ class ConsentMode:
             for cat in list(mapping):
                 if cat not in known:
                     if is_default:
-                        del mapping[cat]
+                        signals = mapping.pop(cat)
+                        into = (folded or {}).get(cat)
+                        if into in known and into is not None:
+                            have = mapping.get(into, ())
+                            mapping[into] = (*have, *(s for s in signals if s not in have))
                         continue
                     raise ConfigError(
                         f"consent_mode.mapping.{cat}",

@@ -798,7 +798,9 @@ class Gate:
                 # the content-hashed URL, cached forever, under the gate's prefix
                 url = ui.asset_url("cookiegate-consent-mode.js")
                 consent_mode = dataclasses.replace(consent_mode, script_url=url)
-            self.consent_mode = ConsentMode(consent_mode, categories=policy.categories)
+            self.consent_mode = ConsentMode(
+                consent_mode, categories=policy.categories, folded=policy.catalog_categories
+            )
         elif consent_mode is not False:
             raise ConfigError("consent_mode", "must be True, False or a ConsentModeConfig")
         #: response headers need the HTML checks even for non-200 responses

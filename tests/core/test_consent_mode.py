@@ -52,6 +52,32 @@ def test_default_mapping_trimmed_to_the_policy() -> None:
     assert cm.signals_for(frozenset({"marketing"}))["ad_storage"] == "denied"
 
 
+def test_signals_follow_the_policys_fold_of_catalogue_categories() -> None:
+    """Without a marketing category the catalogue's ads cookies are the site's
+    performance ones: consenting to performance consents to the ad signals too
+    (else Google's ads tags would run while told ad_storage is denied)."""
+    from cookiegate import Policy
+
+    policy = Policy()  # strictly_necessary and performance only
+    assert policy.catalog_categories["marketing"] == "performance"
+    cm = ConsentMode(categories=policy.categories, folded=policy.catalog_categories)
+    granted = cm.signals_for(frozenset({"performance"}))
+    assert dict(granted) == dict.fromkeys(
+        (
+            "ad_storage",
+            "ad_user_data",
+            "ad_personalization",
+            "analytics_storage",
+            "functionality_storage",
+            "personalization_storage",
+            "security_storage",
+        ),
+        "granted",
+    )
+    refused = cm.signals_for(frozenset())
+    assert [k for k, v in refused.items() if v == "granted"] == ["security_storage"]
+
+
 def test_snippet_undecided_has_default_only() -> None:
     cm = ConsentMode()
     s = cm.default_snippet("n0nce", None)
