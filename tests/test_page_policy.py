@@ -12,7 +12,7 @@ from cookiegate import Gate
 from cookiegate.consent_mode import ConsentModeConfig
 from cookiegate.csp import CspConfig, allows_url
 
-from .conftest import Client, make_gate
+from .conftest import Client, make_gate, make_policy
 from .harness import Result
 
 GA = "https://www.google-analytics.com"
@@ -96,7 +96,22 @@ def test_consent_mode_default_comes_first_in_head(client_for: Callable[[Gate], C
     snippet = _head_script(page(client, cookie=f"cookiegate={accepted}"))
     update = json.loads(snippet.split("gtag('consent','update',", 1)[1].split(");", 1)[0])
     assert update["analytics_storage"] == "granted"
-    assert update["ad_storage"] == "denied"
+    # this policy has no marketing category: ads cookies are performance ones,
+    # and their signals follow (with a marketing category they would not)
+    assert update["ad_storage"] == "granted"
+    from cookiegate import Category
+
+    split = make_policy(
+        categories=[
+            Category("performance", "Performance", "Analytics."),
+            Category("marketing", "Marketing", "Ads."),
+        ]
+    )
+    gate = make_gate(split, consent_mode=True)
+    token = gate.make_token(["performance"])
+    snippet = _head_script(page(client_for(gate), cookie=f"cookiegate={token}"))
+    update = json.loads(snippet.split("gtag('consent','update',", 1)[1].split(");", 1)[0])
+    assert (update["analytics_storage"], update["ad_storage"]) == ("granted", "denied")
 
 
 def test_consent_mode_without_inline_script(client_for: Callable[[Gate], Client]) -> None:
