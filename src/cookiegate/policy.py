@@ -7,6 +7,7 @@ and any problem raises :class:`~cookiegate.errors.ConfigError` naming the field.
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -92,6 +93,8 @@ class CookieRule:
             return name == self.name
         if self._regex is None:  # pragma: no cover - set by _compile()
             return False
+        if len(name) > MAX_PATTERN_NAME:
+            return False  # a pattern never meets an absurd name (bounded work)
         return self._regex.fullmatch(name) is not None
 
     def fits(self, domain: str | None, path: str | None) -> bool:
@@ -133,6 +136,75 @@ class Beacon:
         return path == self.path
 
 
+#: longest cookie name a glob or regex rule is tried on (longer: no pattern
+#: matches it, so it is undeclared, non-necessary): the work per name is bounded
+MAX_PATTERN_NAME = 256
+#: a repeat up to more than this many times counts as unbounded
+_MANY = 16
+
+
+def _backtracks(pattern: str) -> bool:
+    """Whether ``pattern`` can take exponential time on a crafted name: a
+    repetition of varying count inside an unbounded one (``(a+)+``,
+    ``(a{1,3})*``), or an unbounded one of alternatives that may begin alike
+    (``(x|y|xy)+``). Possessive repetitions and atomic groups
+    never backtrack into themselves, so they are fine (``(a++_?)++``)."""
+    parser = importlib.import_module("re._parser")
+    try:
+        tree = parser.parse(pattern)
+    except Exception:  # re.compile has accepted it: be safe, not sorry
+        return False
+
+    def firsts(items: Any) -> set[object] | None:
+        """Literal first characters of a sequence (None: not all literal)."""
+        for op, av in items:
+            name = str(op)
+            if name == "LITERAL":
+                return {av}
+            if name == "SUBPATTERN":
+                return firsts(av[3])
+            return None
+        return None
+
+    def risky(items: Any, in_repeat: bool) -> bool:
+        for op, av in items:
+            name = str(op)
+            if name in ("MAX_REPEAT", "MIN_REPEAT"):
+                lo, hi, sub = av
+                many = hi == parser.MAXREPEAT or hi > _MANY
+                if lo != hi and in_repeat:
+                    return True  # (a+)+, (a{1,3})+: exponentially many ways to split
+                if risky(sub, in_repeat or many):
+                    return True
+                if many and branches_overlap(sub):
+                    return True
+            elif (
+                (name == "SUBPATTERN" and risky(av[3], in_repeat))
+                or (name == "BRANCH" and any(risky(b, in_repeat) for b in av[1]))
+                or (name in ("ASSERT", "ASSERT_NOT") and risky(av[1], False))
+            ):
+                return True
+            # POSSESSIVE_REPEAT, ATOMIC_GROUP: no backtracking into them
+        return False
+
+    def branches_overlap(items: Any) -> bool:
+        for op, av in items:
+            name = str(op)
+            if name == "SUBPATTERN":
+                return branches_overlap(av[3])
+            if name == "BRANCH":
+                seen: set[object] = set()
+                for b in av[1]:
+                    first = firsts(b)
+                    if first is None or first & seen:
+                        return True
+                    seen |= first
+            return False
+        return False
+
+    return risky(tree, False)
+
+
 def _compile(rule: CookieRule, where: str) -> CookieRule:
     if rule.match not in _MATCH_KINDS:
         raise ConfigError(f"{where}.match", f"must be one of {', '.join(_MATCH_KINDS)}")
@@ -147,6 +219,14 @@ def _compile(rule: CookieRule, where: str) -> CookieRule:
             regex = re.compile(rule.name)
         except re.error as exc:
             raise ConfigError(f"{where}.name", f"invalid regular expression: {exc}") from None
+        if _backtracks(rule.name):
+            raise ConfigError(
+                f"{where}.name",
+                "this regular expression can take exponential time on a crafted cookie "
+                "name (a repetition inside a repetition, or of alternatives that begin "
+                "alike); it runs on every visitor's cookie names: use a possessive "
+                "quantifier (++, *+) or an atomic group (?>...)",
+            )
     domain = rule.domain
     if domain is not None:
         if not isinstance(domain, str) or not domain.strip(". "):

@@ -241,3 +241,36 @@ def test_core_does_not_import_frameworks() -> None:
         "print(bad); sys.exit(1 if bad else 0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["([a-z0-9]+_?)+_id", "(a+)+", "(a*)*b", r"(\w+\s?)*$", "(a{1,3})+", "(x|y|xy)+", "(?:(a+))*"],
+)
+def test_a_regex_that_can_backtrack_exponentially_is_refused(pattern: str) -> None:
+    """Site regexes run on every visitor's cookie names: one with nested or
+    overlapping repetition would let a crafted name pin a CPU (ReDoS)."""
+    with pytest.raises(ConfigError, match="exponential") as info:
+        Policy(cookies=[CookieRule(pattern, "performance", match="regex")])
+    assert info.value.field == "cookies[0].name"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        *("_ga_.*", r"_pk_id\..*", "mp_[0-9a-f]+_mixpanel"),
+        *("([a-z0-9]++_?)++_id", "(?>a+)+b", "(a{3})+"),
+    ],
+)
+def test_safe_regexes_are_accepted(pattern: str) -> None:
+    Policy(cookies=[CookieRule(pattern, "performance", match="regex")])
+
+
+def test_patterns_are_not_tried_on_absurdly_long_names() -> None:
+    from cookiegate.policy import MAX_PATTERN_NAME
+
+    rule = Policy(cookies=[CookieRule("x.*", "performance", match="regex")]).rules[0]
+    assert rule.matches_name("x" * MAX_PATTERN_NAME)
+    assert not rule.matches_name("x" * (MAX_PATTERN_NAME + 1))  # undeclared: non-necessary
+    exact = CookieRule("y" * 300, "performance")
+    assert exact.matches_name("y" * 300)  # exact names have no such bound
