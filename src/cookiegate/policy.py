@@ -25,6 +25,12 @@ MatchKind = Literal["exact", "glob", "regex"]
 _MATCH_KINDS = ("exact", "glob", "regex")
 _CATEGORY_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 6265 token characters
+#: a host name (labels of letters, digits, '-' and '_', dot-separated; no scheme,
+#: port or path), as a cookie's Domain attribute names one
+_HOST_NAME = re.compile(
+    r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+    r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?"
+)
 #: Cookie Max-Age is capped by browsers at 400 days (rfc6265bis).
 MAX_COOKIE_AGE = 400 * 24 * 3600
 
@@ -227,9 +233,11 @@ def _compile(rule: CookieRule, where: str) -> CookieRule:
                 "alike); it runs on every visitor's cookie names: use a possessive "
                 "quantifier (++, *+) or an atomic group (?>...)",
             )
+    if rule.match == "exact" and not _COOKIE_NAME.fullmatch(rule.name):
+        raise ConfigError(f"{where}.name", "is not a cookie name (RFC 6265 token characters only)")
     domain = rule.domain
     if domain is not None:
-        if not isinstance(domain, str) or not domain.strip(". "):
+        if not isinstance(domain, str) or not _HOST_NAME.fullmatch(domain.strip().lstrip(".")):
             raise ConfigError(f"{where}.domain", "must be a host name such as 'example.com'")
         domain = domain.strip().lstrip(".").lower()
     if rule.path is not None and (not isinstance(rule.path, str) or not rule.path.startswith("/")):
@@ -321,7 +329,10 @@ def _beacon(raw: Beacon | Mapping[str, Any], where: str, cats: Mapping[str, Cate
         raise ConfigError(
             f"{where}.path", "must be a path starting with '/', optionally ending in '*'"
         )
-    if raw.category not in cats:
+    if any(c in raw.path for c in "?#") or not raw.path.isprintable() or " " in raw.path:
+        # a request's path never holds its query: such a route would never match
+        raise ConfigError(f"{where}.path", "must be a path only (no query, fragment or spaces)")
+    if not isinstance(raw.category, str) or raw.category not in cats:
         raise ConfigError(
             f"{where}.category", f"unknown category {raw.category!r} (known: {', '.join(cats)})"
         )
@@ -422,9 +433,19 @@ class Policy:
         mapping: dict[str, str] = {NECESSARY: NECESSARY, PERFORMANCE: PERFORMANCE}
         for name, fallback in _CATALOG_FALLBACK.items():
             mapping[name] = name if name in cats else fallback
+        if catalog_categories is not None and not isinstance(catalog_categories, Mapping):
+            raise ConfigError("catalog_categories", "must map a catalogue category to a site one")
         for key, target in (catalog_categories or {}).items():
-            if target not in cats:
-                raise ConfigError(f"catalog_categories.{key}", f"unknown category {target!r}")
+            where = f"catalog_categories.{key}"
+            if key not in mapping:
+                raise ConfigError(
+                    where, f"not a catalogue category (they are: {', '.join(sorted(mapping))})"
+                )
+            if not isinstance(target, str) or target not in cats:
+                raise ConfigError(where, f"unknown category {target!r}")
+            if key != NECESSARY and target == NECESSARY:
+                # the catalogue's tracking cookies would pass without consent
+                raise ConfigError(where, f"catalogue {key} cookies cannot be strictly necessary")
             mapping[key] = target
         if mapping[PERFORMANCE] not in cats:
             # A site without "performance" must say where analytics cookies go.
@@ -435,14 +456,26 @@ class Policy:
             )
         self.catalog_categories: Mapping[str, str] = mapping
 
-        if unknown_category is not None and unknown_category not in cats:
+        if unknown_category is not None and (
+            not isinstance(unknown_category, str) or unknown_category not in cats
+        ):
             raise ConfigError("unknown_category", f"unknown category {unknown_category!r}")
+        if unknown_category == NECESSARY:
+            raise ConfigError(
+                "unknown_category",
+                "undeclared cookies cannot be strictly necessary (they would pass without "
+                "consent): declare the necessary ones by name",
+            )
         self.unknown_category = unknown_category
 
         domains = []
+        if isinstance(expire_domains, str):
+            raise ConfigError("expire_domains", "must be a list of host names")
         for i, d in enumerate(expire_domains):
-            if not isinstance(d, str) or not d.strip(". "):
-                raise ConfigError(f"expire_domains[{i}]", "must be a host name")
+            if not isinstance(d, str) or not _HOST_NAME.fullmatch(d.strip().lstrip(".")):
+                raise ConfigError(
+                    f"expire_domains[{i}]", "must be a host name such as 'example.com'"
+                )
             domains.append(d.strip().lstrip(".").lower())
         self.expire_domains: tuple[str, ...] = tuple(domains)
         if texts is not None and not isinstance(texts, Mapping):

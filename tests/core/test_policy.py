@@ -274,3 +274,80 @@ def test_patterns_are_not_tried_on_absurdly_long_names() -> None:
     assert not rule.matches_name("x" * (MAX_PATTERN_NAME + 1))  # undeclared: non-necessary
     exact = CookieRule("y" * 300, "performance")
     assert exact.matches_name("y" * 300)  # exact names have no such bound
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "says"),
+    [
+        (
+            {"catalog_categories": {"marketing": "strictly_necessary"}},
+            "catalog_categories.marketing",
+            "cannot be strictly necessary",
+        ),
+        (
+            {"catalog_categories": {"marketting": "performance"}},
+            "catalog_categories.marketting",
+            "not a catalogue category",
+        ),
+        (
+            {"catalog_categories": {"marketing": ["performance"]}},
+            "catalog_categories.marketing",
+            "unknown category",
+        ),
+        ({"catalog_categories": "performance"}, "catalog_categories", "must map"),
+        (
+            {"unknown_category": "strictly_necessary"},
+            "unknown_category",
+            "cannot be strictly necessary",
+        ),
+        ({"unknown_category": ["performance"]}, "unknown_category", "unknown category"),
+        ({"expire_domains": ["https://example.com"]}, "expire_domains[0]", "host name"),
+        ({"expire_domains": "example.com"}, "expire_domains", "list of host names"),
+        (
+            {"cookies": [CookieRule("ab variant;", "performance")]},
+            "cookies[0].name",
+            "not a cookie name",
+        ),
+        (
+            {"cookies": [CookieRule("x", "performance", domain="example.com:8000")]},
+            "cookies[0].domain",
+            "host name",
+        ),
+        (
+            {"cookies": [CookieRule("x", "performance", domain="https://example.com/")]},
+            "cookies[0].domain",
+            "host name",
+        ),
+        (
+            {"beacons": [{"path": "/track?x=1", "category": "performance"}]},
+            "beacons[0].path",
+            "no query",
+        ),
+        (
+            {"beacons": [{"path": "/track", "category": ["performance"]}]},
+            "beacons[0].category",
+            "must be a string",
+        ),
+    ],
+)
+def test_config_mistakes_are_config_errors_naming_the_field(
+    options: dict[str, object], field: str, says: str
+) -> None:
+    """Every one of these was accepted (or raised a TypeError) and then never
+    worked; two made tracking cookies pass without consent."""
+    with pytest.raises(ConfigError, match=says) as info:
+        Policy(**options)  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+def test_valid_domains_and_catalogue_maps_still_pass() -> None:
+    Policy(
+        cookies=[CookieRule("x", "performance", domain=".Shop.Example.com")],
+        expire_domains=["example.com", ".example.org"],
+        catalog_categories={"marketing": "performance", "functional": "performance"},
+        unknown_category="performance",
+        beacons=[
+            {"path": "/track/", "category": "performance"},
+            {"path": "/gtm/*", "category": "performance"},
+        ],
+    )
