@@ -622,7 +622,11 @@ class Policy:
             "beacons",
         }
         for key in section:
-            if key not in allowed and key != "gate":
+            if key == "gate":
+                raise ConfigError(
+                    "gate", "the file holds the policy only: give Gate options to Gate(...)"
+                )
+            if key not in allowed:
                 raise ConfigError(str(key), "unknown key")
         categories: list[Category] | None = None
         if "categories" in section:

@@ -351,3 +351,9 @@ def test_valid_domains_and_catalogue_maps_still_pass() -> None:
             {"path": "/gtm/*", "category": "performance"},
         ],
     )
+
+
+def test_a_gate_table_in_the_policy_file_is_not_silently_ignored() -> None:
+    with pytest.raises(ConfigError, match="Gate") as info:
+        Policy.from_dict({"version": "1", "gate": {"gpc": False}})
+    assert info.value.field == "gate"
