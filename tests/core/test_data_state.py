@@ -289,7 +289,8 @@ def test_fast_run_known_cases() -> None:
         fast_run_ends_in_data(doc)
     # and it reads the usual markup to its end
     page = '<li class="card"><a href="/p/1"><img src="/i/1.webp" alt="A 1" width=400></a></li>\n'
-    assert _FAST_RUN.match(page.encode()).end() == len(page)
+    m = _FAST_RUN.match(page.encode())
+    assert m is not None and m.end() == len(page)
 
 
 @settings(max_examples=3000, deadline=None)

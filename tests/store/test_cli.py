@@ -61,7 +61,7 @@ def _one_line_error(result: Any) -> str:
     assert result.exit_code != 0, result.output
     assert isinstance(result.exception, SystemExit), result.exception  # no traceback
     assert "Traceback" not in result.output
-    lines = [x for x in result.output.splitlines() if x.startswith("Error")]
+    lines: list[str] = [x for x in str(result.output).splitlines() if x.startswith("Error")]
     assert len(lines) == 1, result.output
     return lines[0]
 
