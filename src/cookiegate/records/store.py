@@ -610,8 +610,7 @@ class Store:
                     doc = None
                 docs.append(doc if isinstance(doc, dict) else None)
             gone: set[str] = set()
-            if check_gone:
-                assert cutoff is not None
+            if check_gone and cutoff is not None:  # (check_gone implies a cutoff)
                 ids_here = {str(row.record_id) for row in rows}
                 suspects = {
                     str(d["prev_record_id"])
