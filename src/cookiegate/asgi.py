@@ -280,10 +280,16 @@ class CookieGateMiddleware:
         scope[SCOPE_KEY] = decision
 
         async def ws_send(message: Message) -> None:
-            # Set-Cookie of websocket.accept and of a denial response
+            # Set-Cookie of websocket.accept and of a denial response. The body of
+            # a denial response is never edited, so its headers are filtered as
+            # those of a non-page (its Content-Type set aside and put back):
+            # an HTML denial's Content-Length must stay the app's
             if message["type"] in _WS_HEADERS and message.get("headers"):
-                headers = decision.response_headers(message["headers"])
-                message = {**message, "headers": headers}
+                raw = list(message["headers"])
+                kept = [h for h in raw if bytes(h[0]).lower() != b"content-type"]
+                ctype = [h for h in raw if bytes(h[0]).lower() == b"content-type"]
+                headers = decision.response_headers(kept, message.get("status", 200))
+                message = {**message, "headers": [*headers, *ctype]}
             await send(message)
 
         await self.app(scope, receive, ws_send)

@@ -180,6 +180,41 @@ def test_websocket_denial_response_is_filtered() -> None:
     assert cookies == [b"session=s"]
 
 
+def test_websocket_html_denial_keeps_its_length() -> None:
+    """The body of a WebSocket denial response is never edited, so an HTML one
+    keeps the app's headers: before, the gate grew its Content-Length for a
+    settings control it never inserted (decided visitor) or dropped it
+    (undecided), and the client waited for bytes that never came."""
+    body = b"<html><body><h1>Forbidden</h1></body></html>"
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"set-cookie", b"_ga=1"),
+        ]
+        await send({"type": "websocket.http.response.start", "status": 403, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+
+    gate = make_gate()
+    for cookie in (f"cookiegate={gate.make_token(['performance'])}", ""):
+        scope = {
+            "type": "websocket",
+            "path": "/ws",
+            "scheme": "ws",
+            "headers": [(b"host", b"t"), (b"cookie", cookie.encode())],
+        }
+        sent = run(CookieGateMiddleware(app, gate=gate), scope, [{"type": "websocket.connect"}])
+        headers = dict(sent[0]["headers"])
+        assert headers[b"content-length"] == str(len(body)).encode(), cookie
+        assert headers[b"content-type"] == b"text/html; charset=utf-8"
+        assert sent[1]["body"] == body
+        assert (b"_ga=1" in [v for k, v in sent[0]["headers"] if k == b"set-cookie"]) is bool(
+            cookie
+        )
+
+
 def test_disconnect_mid_body_decides_nothing() -> None:
     decided: list[object] = []
     gate = make_gate(on_consent=decided.append)
