@@ -233,7 +233,8 @@ class CookieGateMiddleware:
                 headers = decision.response_headers(
                     message.get("headers", ()), message.get("status", 200)
                 )
-                message["headers"] = headers
+                # a copy: the app may send the same dict again (to the next visitor)
+                message = {**message, "headers": headers}
                 if decision.injector is not None and _unframed(headers):
                     held = _Held(message)
                     return
@@ -251,7 +252,7 @@ class CookieGateMiddleware:
                                 await held.flush(send)
                                 held = None
                         return
-                    message["body"] = body
+                    message = {**message, "body": body}
                 else:
                     body = decision.injector.finish(body)
                     if held is not None:
@@ -261,7 +262,7 @@ class CookieGateMiddleware:
                             held.body = []
                         length = str(len(body)).encode()
                         held.start["headers"].append((b"content-length", length))
-                    message["body"] = body
+                    message = {**message, "body": body}
             if held is not None:
                 await held.flush(send)
                 held = None

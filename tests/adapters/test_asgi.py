@@ -215,6 +215,39 @@ def test_websocket_html_denial_keeps_its_length() -> None:
         )
 
 
+def test_the_apps_message_dicts_are_never_edited_in_place() -> None:
+    """An app may send the same pre-built start and body dicts to every visitor:
+    one visitor's edits (a re-issued consent cookie, the inserted control) must
+    not reach the next visitor's response."""
+    page = b"<html><body><p>static</p></body></html>"
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"text/html"), (b"content-length", b"38")],
+    }
+    body = {"type": "http.response.body", "body": page}
+    start_headers = list(start["headers"])  # type: ignore[call-overload]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(start)
+        await send(body)
+
+    gate = make_gate()
+    mw = CookieGateMiddleware(app, gate=gate)
+    for granted in (["performance"], []):
+        cookie = f"cookiegate={gate.make_token(granted)}".encode()
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "scheme": "http",
+            "headers": [(b"host", b"t"), (b"cookie", cookie)],
+        }
+        sent = run(mw, scope, [{"type": "http.request", "body": b""}])
+        assert sent[1]["body"].count(b'id="cookiegate-settings"') == 1
+        assert start["headers"] == start_headers and body["body"] == page
+
+
 def test_disconnect_mid_body_decides_nothing() -> None:
     decided: list[object] = []
     gate = make_gate(on_consent=decided.append)
