@@ -181,9 +181,13 @@ class CookieGateMiddleware:
             return gated_write
 
         result = self.app(environ, gated_start_response)
-        if not self.gate.may_inject or (started and decision.injector is None):
+        if not self.gate.may_inject or (
+            started and decision.injector is None and _final(result, environ)
+        ):
             # Nothing to insert: the app's iterable goes back as is, so the server
-            # calls its close() directly.
+            # calls its close() directly (and may send a file_wrapper's file
+            # itself). Only an iterable that cannot start over: a generator may
+            # still call start_response again with exc_info, as an HTML page.
             return result
         return _Injecting(result, decision, hold)
 
@@ -259,6 +263,15 @@ class _Held:
                 write(b"".join(self.body))
                 self.body.clear()
         return write
+
+
+def _final(result: Iterable[bytes], environ: dict[str, Any]) -> bool:
+    """Whether the app can no longer call start_response for this response: its
+    body is a list or tuple (computed before it returned) or a file_wrapper."""
+    if isinstance(result, list | tuple):
+        return True
+    wrapper = environ.get("wsgi.file_wrapper")
+    return isinstance(wrapper, type) and isinstance(result, wrapper)
 
 
 class _Injecting:

@@ -64,11 +64,20 @@ def test_close_is_honoured() -> None:
         return lambda data: None
 
     result = CookieGateMiddleware(app, gate=make_gate())(environ(), start_response)
-    assert result is body  # the app's iterable is handed to the server as is
+    # an iterable that may still call start_response (exc_info) is wrapped;
+    # close() reaches the app's
     assert b"".join(result) == b"ab"
-    result.close()
+    result.close()  # type: ignore[attr-defined]
     assert body.closed
     assert [v for k, v in captured["headers"] if k == "set-cookie"] == ["session=s"]
+
+    def list_app(env: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return done
+
+    done = [b"x"]
+    # a list was computed before the app returned: handed to the server as is
+    assert CookieGateMiddleware(list_app, gate=make_gate())(environ(), start_response) is done
 
     # An HTML page is wrapped to insert the banner; close() still reaches the app.
     wrapped = CookieGateMiddleware(html_app, gate=make_gate())(environ(), start_response)
@@ -197,6 +206,43 @@ def test_exc_info_restart_forgets_the_first_responses_edits() -> None:
     out = b"".join(CookieGateMiddleware(app, gate=make_gate())(environ(), start_response))
     assert out == b"error"
     assert ("content-length", "5") in [(k.lower(), v) for k, v in got["headers"]]
+
+
+def test_a_generator_restarting_as_a_page_gets_the_page_edits() -> None:
+    """start_response (JSON) during the call, then a generator that fails before
+    its first byte and starts over with an HTML page (exc_info, PEP 3333): the
+    page gets the banner or control with an exact length, as any page does."""
+    got: dict[str, Any] = {}
+
+    def app(env: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "application/json")])
+
+        def body() -> Iterator[bytes]:
+            try:
+                raise ValueError("no data")
+            except ValueError:
+                start_response(
+                    "200 OK",
+                    [("Content-Type", "text/html"), ("Content-Length", str(len(PAGE_HTML)))],
+                    sys.exc_info(),
+                )
+            yield PAGE_HTML
+
+        return body()
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        got["headers"] = headers
+        return lambda data: None
+
+    gate = make_gate()
+    for cookie in (f"cookiegate={gate.make_token(['performance'])}", ""):
+        env = environ()
+        if cookie:
+            env["HTTP_COOKIE"] = cookie
+        out = b"".join(CookieGateMiddleware(app, gate=gate)(env, start_response))
+        assert b'id="cookiegate' in out, cookie
+        lengths = [v for k, v in got["headers"] if k.lower() == "content-length"]
+        assert lengths in ([], [str(len(out))]), (lengths, len(out))
 
 
 def test_write_goes_through_the_body_edits() -> None:
