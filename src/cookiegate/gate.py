@@ -34,7 +34,7 @@ from .cookies import (
 from .csp import CspBuilder, CspConfig, allows_inline_script, new_nonce, script_nonce
 from .errors import BadRequest, ConfigError, TokenError
 from .inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
-from .policy import MAX_COOKIE_AGE, NECESSARY, CookieRule, Policy
+from .policy import MAX_COOKIE_AGE, MAX_PATTERN_NAME, NECESSARY, CookieRule, Policy
 from .rewrite import EncodedHtmlRewriter, HtmlRewriter, RewriterProfile
 from .signals import LANGUAGE_TAG, gpc_enabled, is_bot
 from .token import ConsentCodec, FlashCodec
@@ -1063,6 +1063,7 @@ class Gate:
     def note_unknown(self, name: str, category: str | None) -> None:
         """Log an undeclared cookie once per name (bounded, so random names cannot
         flood the log)."""
+        name = name[:MAX_PATTERN_NAME]  # what is remembered stays small
         if category is not None or name in self._unknown_seen:
             return
         if len(self._unknown_seen) < 1000:
@@ -1080,6 +1081,8 @@ class Gate:
             return self._expiry_uncached(
                 name, _host_only(info.host), info.path, self.is_secure(info)
             )
+        if len(name) > MAX_PATTERN_NAME:  # not cached: long random names would fill memory
+            return self._expiry_uncached(name, "", "/", self.is_secure(info))
         return self._expiry_cached(name, "", "/", self.is_secure(info))
 
     def _expiry_uncached(self, name: str, host: str, path: str, secure: bool) -> tuple[bytes, ...]:
@@ -1269,7 +1272,7 @@ class Gate:
                 names = names[:MAX_EXPIRE]
             for name in names:
                 if name:
-                    if self._location_free:
+                    if self._location_free and len(name) <= MAX_PATTERN_NAME:
                         expire.extend(self._expiry_cached(name, "", "/", secure))
                     else:
                         expire.extend(self._expiry_uncached(name, host, path, secure))

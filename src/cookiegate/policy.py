@@ -550,9 +550,10 @@ class Policy:
         ranked.extend(p for p in self._patterns if p[1].matches_name(name))
         ranked.sort(key=lambda item: item[0])  # stable: keeps declaration order
         result = tuple(rule for _, rule in ranked)
-        if len(self._candidates_cache) >= 8192:
-            self._candidates_cache.clear()  # bounded: random names cannot grow memory
-        self._candidates_cache[name] = result
+        if len(name) <= MAX_PATTERN_NAME:  # long random names would fill memory
+            if len(self._candidates_cache) >= 8192:
+                self._candidates_cache.clear()  # bounded: random names cannot grow memory
+            self._candidates_cache[name] = result
         return result
 
     def rule_for(
@@ -578,9 +579,10 @@ class Policy:
         cands = self.candidates(name)
         if not cands or (cands[0].domain is None and cands[0].path is None):
             cat = cands[0].category if cands else None
-            if len(fast) >= 8192:
-                fast.clear()
-            fast[name] = cat
+            if len(name) <= MAX_PATTERN_NAME:  # bounded in entries and in bytes
+                if len(fast) >= 8192:
+                    fast.clear()
+                fast[name] = cat
             return cat
         rule = self.rule_for(name, domain, path)
         return rule.category if rule else None

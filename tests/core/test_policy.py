@@ -357,3 +357,20 @@ def test_a_gate_table_in_the_policy_file_is_not_silently_ignored() -> None:
     with pytest.raises(ConfigError, match="Gate") as info:
         Policy.from_dict({"version": "1", "gate": {"gpc": False}})
     assert info.value.field == "gate"
+
+
+def test_long_names_are_not_remembered() -> None:
+    """The per-name caches are bounded in entries; names longer than the pattern
+    bound are not kept at all, so long random names cannot fill memory."""
+    from cookiegate.policy import MAX_PATTERN_NAME
+
+    policy = Policy()
+    for i in range(50):
+        name = f"{i}" + "x" * 30_000
+        assert policy.category_of(name) is None
+    assert policy._candidates_cache == {} and policy._fast == {}
+    assert policy.category_of("_ga") == "performance"
+    assert "_ga" in policy._fast
+    short = "y" * MAX_PATTERN_NAME
+    policy.category_of(short)
+    assert short in policy._fast
