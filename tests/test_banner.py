@@ -352,3 +352,16 @@ def test_edited_pages_lose_the_apps_validators(client_for: Callable[[Gate], Clie
     assert lengths in ([], [str(len(twice.body))])
     plain = client("GET", "/plain", [])
     assert plain.header("etag") is None  # (the harness sends none for non-pages)
+
+
+def test_fragment_caches_are_bounded_in_bytes() -> None:
+    """Each page path gets its own finished banner (the path is in its links):
+    random query strings must not hold more than the byte budget."""
+    from cookiegate.gate import _FRAGMENT_BUDGET, RequestInfo
+
+    gate = make_gate()
+    for i in range(3000):
+        d = gate.begin(RequestInfo("GET", "/p", "http", "h", f"q={i}{'x' * 1500}", None))
+        assert gate.page_fragment(d, "text/html")
+    held = sum(len(v) for v in gate._fragment_bytes.values())
+    assert 0 < held <= _FRAGMENT_BUDGET

@@ -545,6 +545,9 @@ def safe_next(value: object) -> str | None:
 #: :func:`safe_next` accepts, so the cache holds at most ~2 MiB
 _safe_next_cached = lru_cache(maxsize=1024)(safe_next)
 
+#: most bytes of finished fragments each fragment cache keeps (then it starts again)
+_FRAGMENT_BUDGET = 8 * 1024 * 1024
+
 #: statuses whose responses have no body to edit
 _BODYLESS = frozenset({204, 205, 304})
 
@@ -820,6 +823,8 @@ class Gate:
             raise ConfigError("trackers", "given, but block_trackers is False")
         self._unblock_tag: str | None = None
         self._fragment_bytes: dict[tuple[Any, ...], bytes] = {}
+        self._fragment_size = 0
+        self._quick_fragment_size = 0
         #: page_fragment of quick decisions, by the raw values it depends on
         self._quick_fragments: dict[
             tuple[Any, ...], tuple[bytes | None, tuple[str | None, str] | None]
@@ -1473,8 +1478,10 @@ class Gate:
         done = self._quick_fragments.get(frozen)
         if done is None:
             fragment = self._page_fragment(decision, content_type, None)
-            if len(self._quick_fragments) >= 1024:
-                self._quick_fragments.clear()  # bounded
+            self._quick_fragment_size += len(fragment or b"")
+            if len(self._quick_fragments) >= 1024 or self._quick_fragment_size > _FRAGMENT_BUDGET:
+                self._quick_fragments.clear()  # bounded, in entries and in bytes
+                self._quick_fragment_size = len(fragment or b"")
             # with the banner's locale: the tracking gate asks for it next (_locale)
             self._quick_fragments[frozen] = (fragment, decision._negotiated)
             return fragment
@@ -1531,8 +1538,11 @@ class Gate:
             html += self._unblock_tag.replace("></script>", nonce_attr + "></script>")
         encoded = html.encode(_charset(content_type), "xmlcharrefreplace")
         if key is not None:
-            if len(self._fragment_bytes) >= 4096:
+            # bounded in entries and in bytes (each holds the page's path)
+            self._fragment_size += len(encoded)
+            if len(self._fragment_bytes) >= 4096 or self._fragment_size > _FRAGMENT_BUDGET:
                 self._fragment_bytes.clear()
+                self._fragment_size = len(encoded)
             self._fragment_bytes[key] = encoded
         return encoded
 
