@@ -282,31 +282,44 @@ class Decision(RequestConsent):
         Mode, a header name not in lower case...) takes the general path, which
         gives the same answer for the cases answered here."""
         depends = self.queried or bool(self.removed)
-        vary = coded = False
+        coded = False
+        vary_at = -1  # the first Vary
         ctype: bytes | None = None
+        # where the one Content-Length is (-1: none, -2: several or a validator
+        # to drop: the page's headers then take _edited_body_headers)
+        length_at = -1
+        at = 0
         for name, value in headers:
             if name == b"set-cookie":
                 depends = True
             elif name == b"content-type":
                 ctype = value  # the last one counts, as in the general path
+            elif name == b"content-length":
+                length_at = at if length_at == -1 else -2
             elif name == b"vary":
-                vary = True
+                if vary_at < 0:
+                    vary_at = at
             elif name == b"content-encoding":
                 coded = True
+            elif name == b"etag" or name == b"last-modified":
+                length_at = -2
             elif name not in _PLAIN_HEADERS and (
                 name == b"content-security-policy" or not name.islower()
             ):
                 return None
+            at += 1  # noqa: SIM113 (a counter: cheaper than enumerate on every response)
         if ctype is not None:
             kind = _CONTENT_KINDS.get(ctype) or _content_kind(ctype)
             if kind[0]:
-                page = self._complete_page_headers(headers, kind[1], status, coded)
+                page = self._complete_page_headers(
+                    headers, kind[1], status, coded, length_at, vary_at
+                )
                 if page is not _UNEDITED:
                     return page
                 depends = True  # the page of a visitor who granted everything, sent as written
         out = list(headers)
         if depends:
-            if not vary:
+            if vary_at < 0:
                 out.append((b"vary", self.gate.vary_value))
             else:  # the last Vary (as the general path does)
                 at = max(i for i, item in enumerate(out) if item[0] == b"vary")
@@ -319,11 +332,18 @@ class Decision(RequestConsent):
         text_type: str | None,
         status: int,
         coded: bool,
+        length_at: int = -2,
+        vary_at: int = -1,
     ) -> list[tuple[bytes, bytes]] | None:
         """:meth:`_complete_headers` for an HTML response: the settings control
         goes into an uncompressed 200 page (a pure insertion: ``Content-Length``
         stays exact). :data:`_UNEDITED` when the gate puts no control there
-        (``settings_control=False``); ``None`` for every other case (general path)."""
+        (``settings_control=False``); ``None`` for every other case (general path).
+
+        ``length_at``: where the headers' one ``Content-Length`` is, when there
+        is no ``ETag`` / ``Last-Modified`` (``-1``: no length; ``-2``: anything
+        else, for :func:`_edited_body_headers`); ``vary_at``: where the first
+        ``Vary`` is then."""
         gate = self.gate
         if (
             status != 200
@@ -342,7 +362,14 @@ class Decision(RequestConsent):
         fragment = gate.page_fragment(self, text_type, None)
         if fragment is None:
             return None
-        out, vary_at, _ = _edited_body_headers(headers, len(fragment))
+        length = _content_length(headers[length_at][1]) if length_at >= 0 else None
+        if length_at == -1 or length is not None:
+            # the usual page: nothing to drop, the length grows (one pass, above)
+            out = list(headers)
+            if length is not None:
+                out[length_at] = (b"content-length", str(length + len(fragment)).encode())
+        else:
+            out, vary_at, _ = _edited_body_headers(headers, len(fragment))
         if self._method() != "HEAD":  # HEAD: GET's headers, no body to edit
             self.injector = HtmlInjector(fragment)
         vary = gate.page_vary_value  # the control speaks the visitor's language
