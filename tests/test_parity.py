@@ -815,6 +815,23 @@ ROWS += [
         status=204,
         app_called=False,
     ),
+    *(
+        Row(
+            f"beacon prefix route, its directory {path!r}: 204 (frameworks route it there)",
+            path=path,
+            policy=BEACONS,
+            status=204,
+            app_called=False,
+        )
+        for path in ("/gtm/", "/gtm", "//gtm/", "/gtm//", "//gtm//g")
+    ),
+    Row(
+        "a path that only starts like a beacon prefix reaches the app",
+        path="/gtmx",
+        policy=BEACONS,
+        app_called=True,
+        headers_lack={"x-cookiegate-blocked"},
+    ),
     Row(
         "beacon route, consented: the app answers",
         path="/track",

@@ -34,7 +34,14 @@ from .cookies import (
 from .csp import CspBuilder, CspConfig, allows_inline_script, new_nonce, script_nonce
 from .errors import BadRequest, ConfigError, TokenError
 from .inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
-from .policy import MAX_COOKIE_AGE, MAX_PATTERN_NAME, NECESSARY, CookieRule, Policy
+from .policy import (
+    MAX_COOKIE_AGE,
+    MAX_PATTERN_NAME,
+    NECESSARY,
+    CookieRule,
+    Policy,
+    route_key,
+)
 from .rewrite import EncodedHtmlRewriter, HtmlRewriter, RewriterProfile
 from .signals import LANGUAGE_TAG, gpc_enabled, is_bot
 from .token import ConsentCodec, FlashCodec
@@ -578,13 +585,6 @@ _FRAGMENT_BUDGET = 8 * 1024 * 1024
 #: statuses whose responses have no body to edit
 _BODYLESS = frozenset({204, 205, 304})
 
-_SLASHES = re.compile(r"/{2,}")
-
-
-def _route_key(path: str) -> str:
-    """``path`` with runs of slashes merged and no trailing one (``/`` stays)."""
-    return _SLASHES.sub("/", path).rstrip("/") or "/"
-
 
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]|\\")
 
@@ -721,7 +721,7 @@ class Gate:
         # or ignore a trailing one route them: /collect/ and /collect alike),
         # prefixes longest first
         self._beacon_exact = {
-            _route_key(b.path): b.category for b in policy.beacons if b.path[-1:] != "*"
+            route_key(b.path): b.category for b in policy.beacons if b.path[-1:] != "*"
         }
         self._beacon_prefixes = tuple(
             sorted(
@@ -736,7 +736,7 @@ class Gate:
             prefix,
             *((self._gpc_path,) if self._gpc_path else ()),
             *self._beacon_exact,
-            *(p for p, _ in self._beacon_prefixes),
+            *(p.rstrip("/") or "/" for p, _ in self._beacon_prefixes),
         )
         for i, beacon in enumerate(policy.beacons):
             if beacon.path.startswith(prefix) or prefix.startswith(beacon.path.rstrip("*")):
@@ -1209,16 +1209,20 @@ class Gate:
         category = self._beacon_exact.get(path)
         if category is not None:
             return category
+        key = path
         if "//" in path or (path[-1:] == "/" and len(path) > 1):
             # /track/ and //track reach /track in frameworks that merge slashes
             # or ignore a trailing one (Flask strict_slashes=False, werkzeug),
             # and /collect a route declared /collect/
-            path = _route_key(path)
-            category = self._beacon_exact.get(path)
+            key = route_key(path)
+            category = self._beacon_exact.get(key)
             if category is not None:
                 return category
+        # a prefix (/gtm/*) covers its directory as those frameworks route it:
+        # /gtm/, /gtm//, /gtm and //gtm/x (the key with a slash after it)
+        dir_key = key + "/"
         for prefix, cat in self._beacon_prefixes:
-            if path.startswith(prefix):
+            if path.startswith(prefix) or dir_key.startswith(prefix):
                 return cat
         return None
 

@@ -126,8 +126,10 @@ class Beacon:
     are answered ``204 No Content`` by cookiegate and never reach the app.
 
     :param path: an exact path (``/track``), or a prefix ending in ``*``
-        (``/gtm/*`` matches ``/gtm/`` and everything under it; ``/collect*``
-        matches ``/collect`` and ``/collect.js``).
+        (``/gtm/*`` matches ``/gtm``, ``/gtm/`` and everything under it;
+        ``/collect*`` matches ``/collect`` and ``/collect.js``). Paths are
+        compared as frameworks that merge slashes or ignore a trailing one route
+        them: ``/track/`` and ``//track`` are ``/track``.
     :param category: the consent category the route needs.
     """
 
@@ -137,9 +139,21 @@ class Beacon:
     purpose: str = ""
 
     def matches(self, path: str) -> bool:
+        """Whether a request to ``path`` is this beacon (as the gate decides)."""
+        key = route_key(path)
         if self.path.endswith("*"):
-            return path.startswith(self.path[:-1])
-        return path == self.path
+            prefix = self.path[:-1]
+            return path.startswith(prefix) or (key + "/").startswith(prefix)
+        return key == route_key(self.path)
+
+
+_SLASH_RUNS = re.compile(r"/{2,}")
+
+
+def route_key(path: str) -> str:
+    """``path`` with runs of slashes merged and no trailing one (``/`` stays):
+    the route a framework that merges slashes or ignores a trailing one serves."""
+    return _SLASH_RUNS.sub("/", path).rstrip("/") or "/"
 
 
 #: longest cookie name a glob or regex rule is tried on (longer: no pattern

@@ -193,6 +193,7 @@ def test_beacons_from_toml(tmp_path: Path) -> None:
         ("/gtm/*", "performance"),
     ]
     assert p.beacons[1].matches("/gtm/js") and not p.beacons[1].matches("/gtmx")
+    assert all(p.beacons[1].matches(x) for x in ("/gtm/", "/gtm", "//gtm//js", "/gtm//"))
     assert p.beacons[0].matches("/track") and not p.beacons[0].matches("/track/x")
 
 
