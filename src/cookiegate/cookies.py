@@ -71,7 +71,9 @@ class SetCookie:
     def is_deletion(self, now: float | None = None) -> bool:
         """Whether this header deletes the cookie (Max-Age <= 0 or Expires in the past)."""
         ma = self.attrs.get("max-age")
-        if ma is not None and re.fullmatch(r"-?[0-9]+", ma):
+        if ma is not None:
+            if not re.fullmatch(r"-?[0-9]+", ma):
+                return False  # "+N", "Ns", "forever": browsers may keep the cookie
             # no int(): thousands of digits must not raise
             return ma[0] == "-" or not ma.lstrip("0")
         expires = self.attrs.get("expires")
@@ -89,11 +91,16 @@ _WSP_B = b" \t"
 #: a valid ``Max-Age`` attribute (after a ``;``, trimmed of WSP only): optional
 #: minus sign, ASCII digits
 _MAX_AGE = re.compile(rb";[ \t]*max-age[ \t]*=[ \t]*(-?[0-9]+)[ \t]*(?=;|\Z)")
+#: any ``Max-Age`` attribute, whatever its value
+_ANY_MAX_AGE = re.compile(rb";[ \t]*max-age[ \t]*(?:=|(?=;|\Z))")
 
 
 def is_deletion_header(raw: bytes, now: float | None = None) -> bool:
     """Whether a raw ``Set-Cookie`` value deletes its cookie: ``Max-Age <= 0``
-    (the last valid Max-Age wins over Expires) or an ``Expires`` in the past.
+    (the last Max-Age wins over Expires) or an ``Expires`` in the past.
+    A ``Max-Age`` that is not an optional minus and digits (``+N``, ``Ns``,
+    ``forever``) makes it no deletion, whatever else it says: Chromium reads
+    ``+N`` as N, Firefox ``Ns`` as N and ``forever`` as a session cookie.
     Never raises; cheaper than :func:`parse_set_cookie` (hot path)."""
     return deletion_verdict(raw, now)[0]
 
@@ -107,6 +114,11 @@ def deletion_verdict(raw: bytes, now: float | None = None) -> tuple[bool, bool]:
         return False, True
     if low.find(b"max-age") >= 0:  # find, not ``in``: see gate._content_kind
         found = _MAX_AGE.findall(low, semi)  # every valid one; the last wins
+        if len(found) != len(_ANY_MAX_AGE.findall(low, semi)):
+            # a Max-Age cookiegate does not read as browsers all do (Chromium
+            # takes "+N", Firefox "Ns" and makes "forever" a session cookie,
+            # whatever Expires says): it may set the cookie, so it is no deletion
+            return False, True
         if found:
             value = found[-1]
             # no int(): thousands of digits must not raise

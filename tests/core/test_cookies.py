@@ -87,9 +87,16 @@ def test_max_age_wins_over_expires() -> None:
     for raw in (
         b"a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; max-age=0",
         b"a=1; MAX-AGE = -5",
-        b"a=1; Max-Age=x; expires=Thu, 01 Jan 1970 00:00:00 GMT",
     ):
         assert is_deletion_header(raw)
+    # a Max-Age browsers read otherwise than RFC 6265 (Chromium "+N" as N, Firefox
+    # "Ns" as N and "forever" as a session cookie) is never taken for a deletion
+    past = b"; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+    for ma in (b"+31536000", b"31536000s", b"forever", b"x", b""):
+        for raw in (b"_ga=1" + past + b"; Max-Age=" + ma, b"_ga=1; Max-Age=" + ma + past):
+            assert not is_deletion_header(raw), raw
+            assert not parse_set_cookie(raw.decode()).is_deletion(), raw
+    assert not is_deletion_header(b"_ga=1; Max-Age" + past)
     assert not parse_set_cookie(
         "a=1; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
     ).is_deletion()
@@ -139,9 +146,16 @@ def test_expire_cookie_prefixes() -> None:
 
 def _deletion_reference(raw: bytes) -> bool:
     """The plain reading of :func:`is_deletion_header`: split on ``;``, trim space
-    and tab (RFC 6265 5.2's WSP, as browsers do), the last valid Max-Age wins,
-    else the last valid Expires."""
+    and tab (RFC 6265 5.2's WSP, as browsers do); any Max-Age that is not an
+    optional minus and digits: no deletion; else the last Max-Age wins, else the
+    last valid Expires."""
     attrs = raw.lower().split(b";")[1:]
+    for part in attrs:  # any Max-Age that is not -?digits: no deletion
+        key, _, value = part.partition(b"=")
+        if key.strip(b" \t") == b"max-age":
+            value = value.strip(b" \t")
+            if not (value[1:] if value[:1] == b"-" else value).isdigit():
+                return False
     for part in reversed(attrs):
         key, _, value = part.partition(b"=")
         if key.strip(b" \t") == b"max-age":
