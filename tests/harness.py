@@ -113,6 +113,17 @@ def _app_response(
         if path == "/tracked-gz":
             body = gzip.compress(TRACKED)
             headers.append(("content-encoding", "gzip"))
+        if "bom" in params:  # ?bom=le|be: UTF-16, told by its byte-order mark
+            order = params["bom"][0]
+            body = {"le": b"\xff\xfe", "be": b"\xfe\xff"}[order] + TRACKED.decode().encode(
+                f"utf-16-{order}"
+            )
+        if "ctype" in params:
+            headers[0] = ("content-type", params["ctype"][0])
+        headers += [("content-encoding", v) for v in params.get("ce", [])]
+        if "range" in params:  # ?status=206&range=1: the page's first bytes
+            body = body[:100]
+            headers.append(("content-range", f"bytes 0-99/{len(TRACKED)}"))
         headers.append(("content-length", str(len(body))))
         # ?status=404: the same page as an error page (or a 201, a 500...)
         return int(params.get("status", ["200"])[0]), headers, body

@@ -33,7 +33,7 @@ from .cookies import (
 )
 from .csp import CspBuilder, CspConfig, allows_inline_script, new_nonce, script_nonce
 from .errors import BadRequest, ConfigError, TokenError
-from .inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
+from .inject import BodyFilter, Chain, HeadInserter, HtmlInjector, even, is_injectable
 from .policy import (
     MAX_COOKIE_AGE,
     MAX_PATTERN_NAME,
@@ -42,7 +42,7 @@ from .policy import (
     Policy,
     route_key,
 )
-from .rewrite import EncodedHtmlRewriter, HtmlRewriter, RewriterProfile
+from .rewrite import EncodedHtmlRewriter, HtmlRewriter, RewriterProfile, is_ascii_compatible
 from .signals import LANGUAGE_TAG, gpc_enabled, is_bot
 from .token import ConsentCodec, FlashCodec
 from .trackers import TrackerMatcher, load_trackers
@@ -462,7 +462,8 @@ class Decision(RequestConsent):
                 if name == b"content-type":
                     ctype = item[1]
                 elif name == b"content-encoding":
-                    cenc = item[1]
+                    # several lines are one list of codings (RFC 9110 5.3)
+                    cenc = item[1] if cenc is None else cenc + b", " + item[1]
                 elif name == b"content-security-policy":
                     if page_work:
                         (app_csp := app_csp or []).append(item[1])
@@ -510,11 +511,11 @@ class Decision(RequestConsent):
                 added: int | None = None
                 if injector is None and fragment is not None:
                     injector = HtmlInjector(fragment)
-                    added = len(fragment)
+                    added = len(injector.fragment)
                 if gate.consent_mode is not None:
                     granted = state.granted if state.decided else None
                     inline = allows_inline_script(enforced, nonce)
-                    head = gate.consent_mode.head_fragment(granted, nonce, inline=inline)
+                    head = even(gate.consent_mode.head_fragment(granted, nonce, inline=inline))
                     if injector is None:
                         added = 0
                     injector = Chain(HeadInserter(head), injector or HtmlInjector(b""))
@@ -582,8 +583,9 @@ _safe_next_cached = lru_cache(maxsize=1024)(safe_next)
 #: most bytes of finished fragments each fragment cache keeps (then it starts again)
 _FRAGMENT_BUDGET = 8 * 1024 * 1024
 
-#: statuses whose responses have no body to edit
-_BODYLESS = frozenset({204, 205, 304})
+#: statuses whose responses have no body to edit (206: a byte range of the
+#: page, which must stay the bytes its Content-Range names)
+_BODYLESS = frozenset({204, 205, 206, 304})
 
 
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]|\\")
@@ -1567,7 +1569,8 @@ class Gate:
             # re-activates what the tracking gate neutralised, after consent
             nonce_attr = f' nonce="{nonce}"' if nonce else ""
             html += self._unblock_tag.replace("></script>", nonce_attr + "></script>")
-        encoded = html.encode(_charset(content_type), "xmlcharrefreplace")
+        # an even length: a UTF-16 page gets as many bytes of spaces (inject.even)
+        encoded = even(html.encode(_charset(content_type), "xmlcharrefreplace"))
         if key is not None:
             # bounded in entries and in bytes (each holds the page's path)
             self._fragment_size += len(encoded)
@@ -2125,7 +2128,20 @@ def _content_kind(content_type: bytes) -> tuple[bool, str | None]:
     if kind is None:
         page = content_type.lower().find(b"htm") >= 0
         text = content_type.decode("latin-1") if page else None
-        kind = (page, text if page and is_injectable(text, None) else None)
+        editable = (
+            page
+            and is_injectable(text, None)
+            # a UTF-16 page (or any charset ASCII bytes are not text in) is sent
+            # as written: inserted ASCII would be garbage to the browser
+            and is_ascii_compatible(_declared_charset(text))
+        )
+        if page and not editable and text is not None and is_injectable(text, None):
+            log.warning(
+                "cookiegate: pages of Content-Type %r are sent as written, without the"
+                " banner or the tracking gate: their charset is not ASCII-compatible",
+                text,
+            )
+        kind = (page, text if editable else None)
         if len(_CONTENT_KINDS) >= 256:
             _CONTENT_KINDS.clear()
         _CONTENT_KINDS[content_type] = kind

@@ -29,6 +29,27 @@ class BodyFilter(Protocol):
         ...
 
 
+#: a UTF-16 byte-order mark -> a space in that byte order. Such a page (which
+#: browsers read as UTF-16 whatever its Content-Type says) is not edited: where a
+#: fragment would go, as many bytes of spaces go at its end instead, so that a
+#: Content-Length grown by the fragment stays exact (the gate's fragments have an
+#: even length, :func:`even`; an odd one ends the padding with a newline byte)
+_BOM_SPACE = {b"\xff\xfe": b" \x00", b"\xfe\xff": b"\x00 "}
+
+
+def even(fragment: bytes) -> bytes:
+    """``fragment`` with a newline added when its length is odd (see
+    :data:`_BOM_SPACE`)."""
+    return fragment + b"\n" if len(fragment) % 2 else fragment
+
+
+def _spaces(lead: bytes, size: int) -> bytes | None:
+    """The padding a page starting with ``lead`` gets instead of a ``size``-byte
+    fragment, or ``None`` when the page is edited as usual."""
+    unit = _BOM_SPACE.get(lead[:2])
+    return None if unit is None else unit * (size // 2) + b"\n" * (size % 2)
+
+
 #: ``</body`` followed by a character that ends the tag name, or the end
 _BODY_END_AT_EOF = re.compile(rb"</body(?=[\t\n\f\r />]|$)", re.IGNORECASE)
 _TAG_NAME_END = frozenset(b"\t\n\f\r />")
@@ -38,11 +59,14 @@ class HtmlInjector:
     """Insert ``fragment`` into a streamed HTML body.
 
     :param fragment: the bytes to insert (already encoded in the page's charset).
+        A body starting with a UTF-16 byte-order mark gets as many bytes of
+        UTF-16 spaces at its end instead (give an even-length fragment,
+        :func:`even`, for the padding to be whole characters).
     :param max_hold: how many bytes at the end of the body are held back and
         searched for ``</body>``.
     """
 
-    __slots__ = ("_done", "_held", "_held_len", "fragment", "max_hold")
+    __slots__ = ("_done", "_held", "_held_len", "_lead", "fragment", "max_hold")
 
     def __init__(self, fragment: bytes, *, max_hold: int = 64 * 1024) -> None:
         self.fragment = fragment
@@ -50,6 +74,7 @@ class HtmlInjector:
         self._held: deque[bytes] | None = None  # made on the first feed (finish needs none)
         self._held_len = 0
         self._done = False
+        self._lead = b""  # the body's first two bytes (a byte-order mark?)
 
     def feed(self, chunk: bytes) -> bytes:
         """Take the next body chunk; return what may be sent now."""
@@ -57,6 +82,8 @@ class HtmlInjector:
             return chunk
         if not chunk:
             return b""
+        if len(self._lead) < 2:
+            self._lead = (self._lead + chunk)[:2]
         held = self._held
         if held is None:
             held = self._held = deque()
@@ -82,6 +109,9 @@ class HtmlInjector:
         data = b"".join(held) if held else b""
         self._held = None
         self._held_len = 0
+        spaces = _spaces(self._lead, len(self.fragment))
+        if spaces is not None:
+            return data + spaces
         return self._insert(data)
 
     def finish(self, chunk: bytes) -> bytes:
@@ -98,6 +128,8 @@ class HtmlInjector:
         at = chunk.rfind(b"</body")
         end = at + 6
         n = len(chunk)
+        if chunk[:2] in _BOM_SPACE:
+            return chunk + (_spaces(chunk, len(self.fragment)) or b"")
         if (
             at >= 0
             and n - at <= self.max_hold
@@ -207,25 +239,43 @@ class HeadInserter:
     start such a tag (at most 1 KiB: past that the bytes are sent and the search
     goes on), and the last bytes of an unfinished comment. After the insertion
     every chunk passes through untouched.
+
+    A body starting with a UTF-16 byte-order mark is not edited: it gets as
+    many bytes of UTF-16 spaces at its end as the fragment has (see
+    :class:`HtmlInjector`).
     """
 
-    __slots__ = ("_buf", "_comment", "_done", "fragment")
+    __slots__ = ("_buf", "_comment", "_done", "_padding", "_sniffed", "fragment")
 
     def __init__(self, fragment: bytes) -> None:
         self.fragment = fragment
         self._buf = b""
         self._done = False
         self._comment = False  # inside a comment that started in an earlier chunk
+        self._sniffed = False  # the body's first two bytes were looked at
+        self._padding = b""  # what a UTF-16 body gets at its end
 
     def feed(self, chunk: bytes) -> bytes:
         if self._done:
             return chunk
         buf = self._buf + chunk if self._buf else chunk
+        if not self._sniffed:
+            if len(buf) < 2:
+                self._buf = buf
+                return b""
+            self._sniffed = True
+            spaces = _spaces(buf, len(self.fragment))
+            if spaces is not None:  # UTF-16: sent as written
+                self._done = True
+                self._buf = b""
+                self._padding = spaces
+                return buf
         return self._scan(buf, False)
 
     def close(self) -> bytes:
         if self._done:
-            return b""
+            padding, self._padding = self._padding, b""
+            return padding
         buf, self._buf = self._buf, b""
         out = self._scan(buf, True)
         if self._done:

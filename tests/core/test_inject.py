@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from cookiegate.inject import BodyFilter, Chain, HeadInserter, HtmlInjector, is_injectable
+from cookiegate.inject import BodyFilter, Chain, HeadInserter, HtmlInjector, even, is_injectable
 
 FRAG = b"<div id=cg></div>"
 
@@ -187,3 +187,32 @@ def test_finish_takes_any_bytes_like_body(kind: type) -> None:
     doc = b"<html><body><p>x</p></body></html>"
     out = HtmlInjector(FRAG).finish(kind(doc))
     assert bytes(out) == doc.replace(b"</body>", FRAG + b"</body>")
+
+
+@pytest.mark.parametrize(("bom", "codec"), [(b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")])
+@pytest.mark.parametrize("size", [1, 2, 7, 4096])
+def test_a_utf16_body_is_not_edited_and_keeps_the_promised_length(
+    bom: bytes, codec: str, size: int
+) -> None:
+    """A body starting with a UTF-16 byte-order mark gets, instead of the
+    fragment, as many bytes of UTF-16 spaces at its end: the Content-Length a
+    pure insertion promised stays exact and the page still decodes (whole
+    characters for an even fragment, as the gate's are: ``even``)."""
+    page = bom + "<html><head></head><body><p>héllo</p></body></html>".encode(codec)
+    fragment = even(b"<div>control</div>!")
+    assert len(fragment) % 2 == 0 and even(fragment) == fragment
+    makers = (
+        lambda: HtmlInjector(fragment),
+        lambda: HeadInserter(fragment),
+        lambda: Chain(HeadInserter(fragment), HtmlInjector(fragment)),
+    )
+    for make in makers:
+        outs = [make().finish(page)]
+        stage = make()
+        pieces = [page[i : i + size] for i in range(0, len(page), size)]
+        outs.append(b"".join(stage.feed(p) for p in pieces) + stage.close())
+        for out in outs:
+            assert out.startswith(page)
+            added = len(out) - len(page)
+            assert added in (len(fragment), 2 * len(fragment))
+            assert out[len(page) :].decode(codec) == " " * (added // 2)
