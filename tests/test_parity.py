@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cookiegate import ConsentChange, Gate
+from cookiegate.gate import MAX_EXPIRE
 
 from .conftest import KEY, KEY_OLD, Client, make_gate, make_policy
 from .harness import Result, make_asgi
@@ -1115,3 +1116,29 @@ def test_unknown_cookie_logged_once(
             client("GET", "/unknown", [("cookie", "mystery=1")])
     hits = [r for r in caplog.records if "mystery" in r.getMessage()]
     assert len(hits) == 1
+
+
+def test_a_decision_expires_a_bounded_number_of_refused_cookies(
+    client_for: Callable[[Gate], Client],
+) -> None:
+    """POST consent / withdraw expire the refused cookies the browser sends, at
+    most MAX_EXPIRE names (as on app responses), each once: a 12 KB Cookie
+    header of distinct names made 4,501 Set-Cookie headers."""
+    gate = make_gate()
+    names = [f"u{i}" for i in range(1500)]
+    cookie = "; ".join(f"{n}=1" for n in ["_ga", "_ga", *names])
+    for path in ("/_cookiegate/consent", "/_cookiegate/withdraw"):
+        res = client_for(gate)(
+            "POST",
+            path,
+            [
+                ("cookie", cookie),
+                ("origin", "http://shop.test"),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            body=b"action=reject_all",
+        )
+        assert res.status in (200, 303), res.body
+        expired = [n for n in res.set_cookie_names() if n != "cookiegate"]
+        assert 0 < len(set(expired)) <= MAX_EXPIRE
+        assert expired.count("_ga") == 1

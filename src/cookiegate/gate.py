@@ -1728,13 +1728,20 @@ class Gate:
         ]
         expired: list[str] = []
         if info.cookie:
+            seen: set[str] = set()
             for name, _segment in parse_cookie_header(info.cookie):
-                if not name or name in expired:
+                if not name or name in seen or name in self._own_cookies:
                     continue
-                if name in self._own_cookies:
-                    continue
+                seen.add(name)
                 category = self.policy.category_of(name, _host_only(info.host), info.path)
                 if not self.allowed(current, category):
+                    if len(expired) == MAX_EXPIRE:  # bounded headers, as on app responses
+                        log.warning(
+                            "cookiegate: more than %d refused cookies sent; expiring the first %d",
+                            MAX_EXPIRE,
+                            MAX_EXPIRE,
+                        )
+                        break
                     expired.append(name)
                     headers.extend(
                         ("set-cookie", v.decode("latin-1")) for v in self._expiry_for(name, info)
