@@ -614,7 +614,9 @@ class Gate:
         withdrawal over https, e.g. ``('"storage"',)``. Empty = not sent.
         ``"cookies"`` also logs visitors out (it clears every cookie of the site).
     :param trusted_origins: extra origins (``https://shop.example``) allowed to
-        POST to the consent endpoints.
+        POST to the consent endpoints; the scheme counts (``http://shop.example``
+        is another origin). The site's own host may post over any scheme but
+        plain http to a request that came over https.
     :param on_consent: called with a :class:`ConsentChange` after each decision;
         must not block (it runs on the request path).
     :param max_body: largest accepted body for the consent endpoints, in bytes.
@@ -762,8 +764,10 @@ class Gate:
             parts = urlsplit(o) if isinstance(o, str) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ConfigError(f"trusted_origins[{i}]", "must look like 'https://example.com'")
-            origins.add(parts.netloc.lower())
-        self.trusted_hosts = frozenset(origins)
+            origins.add(f"{parts.scheme}://{parts.netloc.lower()}")
+        #: the trusted origins as ``scheme://host[:port]`` (the scheme counts: a
+        #: page served over plain http can be altered on the way)
+        self.trusted_origins = frozenset(origins)
         if on_consent is not None and not callable(on_consent):
             raise ConfigError("on_consent", "must be callable")
         self.on_consent = on_consent
@@ -1661,12 +1665,11 @@ class Gate:
         name this host or a trusted one. Without either (non-browser clients) the
         post is accepted."""
         info = decision.info
-        netloc = _origin_netloc(info.origin)
+        scheme, netloc = _origin_parts(info.origin)
+        trusted = bool(netloc) and f"{scheme}://{netloc}" in self.trusted_origins
         if info.sec_fetch_site is not None:
             site = info.sec_fetch_site.strip().lower()
-            if site in ("same-origin", "none") or (
-                site in ("same-site", "cross-site") and netloc in self.trusted_hosts
-            ):
+            if site in ("same-origin", "none") or (site in ("same-site", "cross-site") and trusted):
                 decision.needs_body = True
                 return
             decision.response = _error(
@@ -1675,7 +1678,10 @@ class Gate:
             return
         if info.origin is not None:
             host = info.host.strip().lower()
-            if not netloc or (netloc != host and netloc not in self.trusted_hosts):
+            # this host: any scheme but http for a request that came over https
+            # (behind a TLS proxy the request may say http, the browser https)
+            own = netloc == host and not (scheme == "http" and self.is_secure(info))
+            if not (own or trusted):
                 decision.response = _error(
                     403,
                     f"cross-site request refused (Origin {info.origin.strip()[:100]!r} "
@@ -2181,18 +2187,21 @@ def _charset(content_type: str | None) -> str:
     return "utf-8"
 
 
-def _origin_netloc(origin: str | None) -> str:
-    """The lower-cased ``host[:port]`` of an http(s) ``Origin``, or ``""``."""
+def _origin_parts(origin: str | None) -> tuple[str, str]:
+    """The scheme and lower-cased ``host[:port]`` of an http(s) ``Origin``, or
+    ``("", "")``."""
     if origin is None:
-        return ""
+        return "", ""
     origin = origin.strip()
     if origin == "null":
-        return ""
+        return "", ""
     try:
         parts = urlsplit(origin)
     except ValueError:
-        return ""
-    return parts.netloc.lower() if parts.scheme in ("http", "https") else ""
+        return "", ""
+    if parts.scheme not in ("http", "https"):
+        return "", ""
+    return parts.scheme, parts.netloc.lower()
 
 
 def _host_only(host: str) -> str:
