@@ -1295,7 +1295,13 @@ class Gate:
                 kept.append(segment)
                 continue
             category = policy.category_of(name, host or None, path)
-            if self.allowed(state, category):
+            allowed = self.allowed(state, category)
+            if allowed and not name:
+                # no "=": a browser's nameless cookie, but werkzeug, PHP and
+                # others read "_ga" as a cookie named _ga: both readings must pass
+                alias = segment.strip(" \t")
+                allowed = self.allowed(state, policy.category_of(alias, host or None, path))
+            if allowed:
                 kept.append(segment)
             else:
                 removed.append(name)

@@ -247,3 +247,23 @@ def test_content_kind_is_the_plain_definition(content_type: bytes) -> None:
     for i in range(300):
         gate_module._content_kind(b"text/x-%d" % i)
     assert len(gate_module._CONTENT_KINDS) <= 256
+
+
+def test_a_nameless_cookie_passes_only_if_its_value_read_as_a_name_would() -> None:
+    """``_ga`` without ``=`` is a nameless cookie to a browser and to cookiegate,
+    but werkzeug (Flask) and PHP read it as a cookie named ``_ga``: it reaches
+    the app only when both readings are allowed."""
+    from cookiegate import Category
+
+    policy = make_policy(
+        categories=[Category("performance", "P", "p"), Category("functional", "F", "f")],
+        unknown_category="functional",
+    )
+    gate = make_gate(policy)
+    functional = gate.make_token(["functional"])
+    decision = gate.begin(RequestInfo("GET", "/", cookie=f"_ga; cookiegate={functional}; mine"))
+    assert decision.cookie_header is not None
+    assert "_ga" not in decision.cookie_header and "mine" in decision.cookie_header
+    everything = gate.make_token(["functional", "performance"])
+    decision = gate.begin(RequestInfo("GET", "/", cookie=f"_ga; cookiegate={everything}"))
+    assert decision.cookie_header is None  # all kept: the header goes as it came
