@@ -817,6 +817,13 @@ class Gate:
             from .ui import UI
 
             ui = UI(policy, prefix=prefix, own_cookies=self.own_cookie_rules())
+        elif ui is not None and getattr(ui, "prefix", prefix) != prefix:
+            # its forms would post where the gate does not answer: no choice saved
+            raise ConfigError(
+                "ui",
+                f"the UI's prefix {ui.prefix!r} is not the gate's {prefix!r}: "
+                f"build it with UI(policy, prefix={prefix!r}, ...)",
+            )
         self.ui: UI | None = ui
         self.hide_from_bots = bool(hide_from_bots)
         if not isinstance(settings_control, bool):

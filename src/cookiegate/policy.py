@@ -249,6 +249,12 @@ def _compile(rule: CookieRule, where: str) -> CookieRule:
             )
     if rule.match == "exact" and not _COOKIE_NAME.fullmatch(rule.name):
         raise ConfigError(f"{where}.name", "is not a cookie name (RFC 6265 token characters only)")
+    if rule.match == "exact" and "*" in rule.name:
+        # a legal name character, but a site writing "ab_*" means a glob: as an
+        # exact name it would never match, and ab_x would stay undeclared
+        raise ConfigError(
+            f"{where}.name", f'{rule.name!r} is an exact name; for a pattern set match = "glob"'
+        )
     domain = rule.domain
     if domain is not None:
         if not isinstance(domain, str) or not _HOST_NAME.fullmatch(domain.strip().lstrip(".")):

@@ -43,6 +43,19 @@ def test_gate_config_errors(kwargs: dict[str, Any], field: str) -> None:
     assert exc.value.field == field
 
 
+def test_a_ui_must_share_the_gates_prefix() -> None:
+    """A UI built with its default prefix under ``Gate(prefix="/cg/")`` rendered
+    forms posting to /_cookiegate/consent, which reached the app: no choice
+    could be saved without JavaScript."""
+    from cookiegate.ui import UI
+
+    policy = make_policy()
+    with pytest.raises(ConfigError, match="prefix='/cg/'") as exc:
+        Gate(policy, secret_keys=[KEY], prefix="/cg/", ui=UI(policy))
+    assert exc.value.field == "ui"
+    Gate(policy, secret_keys=[KEY], prefix="/cg/", ui=UI(policy, prefix="/cg/"))
+
+
 def test_policy_type_checked() -> None:
     with pytest.raises(ConfigError) as exc:
         Gate({"version": 1}, secret_keys=[KEY])  # type: ignore[arg-type]

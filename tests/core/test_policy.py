@@ -310,6 +310,16 @@ def test_patterns_are_not_tried_on_absurdly_long_names() -> None:
             "not a cookie name",
         ),
         (
+            {"cookies": [CookieRule("ab_*", "performance")]},
+            "cookies[0].name",
+            'match = "glob"',
+        ),
+        (
+            {"cookies": [{"name": "_pk_id.*", "category": "performance"}]},
+            "cookies[0].name",
+            "exact name",
+        ),
+        (
             {"cookies": [CookieRule("x", "performance", domain="example.com:8000")]},
             "cookies[0].domain",
             "host name",
