@@ -1315,10 +1315,21 @@ class EncodedHtmlRewriter:
     (cookiegate does not depend on it); otherwise, and for any other coding
     (``zstd``, ``compress``, several codings, ...), the body is passed through
     untouched - never corrupted - without the banner, and a warning is logged;
-    :attr:`passthrough` tells the caller. A body that fails to decode (the app
-    sent a corrupt stream) is passed through from that point: the client gets
-    the re-encoded start followed by the original remaining bytes, a stream as
-    broken as the app's was, never an exception.
+    :attr:`passthrough` tells the caller.
+
+    A gzip body may hold several members (RFC 1952): a new one is started only
+    where the bytes after a member begin with the gzip magic ``1f 8b``. Other
+    bytes after the end of the compressed stream (zero padding, which ``gzip -d``
+    and browsers ignore; anything after a deflate stream) are dropped, with a
+    warning: the client gets the whole rewritten body, encoded and finished.
+
+    A body that fails to decode (the app sent a corrupt stream) never raises:
+    while nothing has been sent yet, the body is passed through as it came from
+    there on (the bytes read so far, at most ``max_inflate`` of them, then the
+    rest), a stream as broken as the app's; once re-encoded bytes have been
+    sent, no raw byte is ever appended to them: the encoded stream is finished
+    with what was decoded (the client gets a valid, truncated page) and the
+    rest of the body is dropped, with a warning.
 
     Decompression is bounded: each input chunk is inflated ``max_inflate`` bytes
     at a time, so a compression bomb cannot grow memory.
@@ -1327,10 +1338,17 @@ class EncodedHtmlRewriter:
     __slots__ = (
         "_brotli",
         "_dec",
+        "_dropped",
         "_enc",
+        "_ended",
+        "_errors",
         "_failed",
+        "_finished",
         "_head",
+        "_magic",
         "_max",
+        "_raw",
+        "_raw_len",
         "coding",
         "passthrough",
         "rewriter",
@@ -1346,15 +1364,27 @@ class EncodedHtmlRewriter:
         self.rewriter = rewriter
         self.coding = (content_encoding or "identity").strip().lower()
         self.passthrough = False
+        #: the body did not decode before anything was sent: passed through raw
         self._failed = False
+        #: the encoded stream was finished early (a decode failure after output)
+        self._finished = False
+        #: the compressed stream ended; ``_dropped``: what followed it is dropped
+        self._ended = False
+        self._dropped = False
+        #: gzip: the first byte after a member, when it may start the magic
+        self._magic = b""
         self._brotli: Any = None
         self._dec: Any = None
         self._enc: Any = None
+        self._errors: tuple[type[Exception], ...] = (zlib.error, OSError, ValueError)
         #: deflate: the first bytes, until two tell zlib from raw deflate
         self._head: bytes | None = None
         self._max = max_inflate
+        #: the input so far, while no output has been sent (for a raw pass-through)
+        self._raw: list[bytes] | None = []
+        self._raw_len = 0
         if self.coding in ("identity", ""):
-            pass
+            self._raw = None
         elif self.coding in ("gzip", "x-gzip"):
             self._dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
             self._enc = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
@@ -1373,6 +1403,7 @@ class EncodedHtmlRewriter:
 
     def _pass(self, why: str) -> None:
         self.passthrough = True
+        self._raw = None
         msg = f"{why}: body passed through untouched, without the banner"
         _warn_once(self.rewriter, msg)
 
@@ -1380,6 +1411,15 @@ class EncodedHtmlRewriter:
         """Take the next encoded chunk; return encoded bytes that may be sent now."""
         if self.passthrough or self._failed:
             return bytes(chunk)
+        if self._finished or self._dropped:
+            return b""
+        raw = self._raw
+        if raw is not None:
+            if self._raw_len + len(chunk) <= self._max:
+                raw.append(bytes(chunk))
+                self._raw_len += len(chunk)
+            else:  # too much to keep: a failure now ends the encoded stream instead
+                self._raw = None
         if self._head is not None:
             chunk = self._head + chunk
             if len(chunk) < 2:
@@ -1393,29 +1433,57 @@ class EncodedHtmlRewriter:
             if self._brotli is not None:
                 out.append(self._compress(self.rewriter.feed(bytes(self._dec.process(chunk)))))
             else:
-                # inflate at most max_inflate bytes at a time and pass each piece
-                # on at once: a compression bomb never sits in memory
-                data = bytes(chunk)
-                while data:
-                    piece = self._dec.decompress(data, self._max)
-                    data = self._dec.unconsumed_tail
-                    if not data and self._dec.eof and self._dec.unused_data:
-                        # a gzip body may hold several members (RFC 1952): go on
-                        data = self._dec.unused_data
-                        self._dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                    out.append(self._compress(self.rewriter.feed(piece)))
-        except (zlib.error, OSError, ValueError) as exc:
-            out = [self._fail(exc, chunk)]  # the input is corrupt: forward it as is
-        return b"".join(out)
+                self._inflate(bytes(chunk), out)
+        except self._errors as exc:
+            return self._fail(exc, out)
+        sent = b"".join(out)
+        if sent:
+            self._raw = None
+        return sent
+
+    def _inflate(self, data: bytes, out: list[bytes]) -> None:
+        """Inflate ``data`` at most max_inflate bytes at a time and pass each
+        piece on at once: a compression bomb never sits in memory."""
+        if self._ended:
+            data = self._magic + data
+            self._magic = b""
+        more = False  # whether zlib may still hold output of the input it read
+        while data or more:
+            if self._ended:  # the bytes after the end of the compressed stream
+                if self.coding == "deflate" or data[:2] != b"\x1f\x8b"[: len(data)]:
+                    self._drop()
+                    return
+                if len(data) < 2:
+                    self._magic = data  # "1f": the next chunk tells
+                    return
+                # another gzip member (RFC 1952): go on
+                self._dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._ended = False
+            dec = self._dec
+            piece = dec.decompress(data, self._max)
+            data = dec.unconsumed_tail
+            more = len(piece) == self._max
+            if dec.eof:
+                self._ended = True
+                data = dec.unused_data
+                more = False
+            out.append(self._compress(self.rewriter.feed(piece)))
+
+    def _drop(self) -> None:
+        self._dropped = True
+        _warn_once(self.rewriter, f"bytes after the end of the {self.coding} stream dropped")
 
     def close(self) -> bytes:
         """End of body: the rest, encoded and finished."""
-        if self.passthrough or self._failed:
+        if self.passthrough or self._failed or self._finished:
             return b""
         if self._head is not None:  # a deflate body of less than two bytes
-            return self._fail(ValueError("truncated"), self._head)
+            return self._fail(ValueError("truncated"), [])
+        if self._magic:  # one byte after the last gzip member: not a member
+            self._drop()
         if self._dec is None:
             return self.rewriter.close()
+        self._finished = True
         return self._compress(self.rewriter.close(), final=True)
 
     def _sniff_deflate(self, start: bytes) -> None:
@@ -1439,8 +1507,24 @@ class EncodedHtmlRewriter:
         packed: bytes = self._enc.compress(data)
         return packed + bytes(self._enc.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH))
 
-    def _fail(self, exc: Exception, chunk: bytes) -> bytes:
-        self._failed = True
-        msg = f"the {self.coding} body does not decode ({exc}); rest passed through"
-        _warn_once(self.rewriter, msg)
-        return bytes(chunk)
+    def _fail(self, exc: Exception, out: list[bytes]) -> bytes:
+        """The body does not decode: ``out`` is what this call produced before."""
+        if self._raw is not None:  # nothing sent yet: the body as it came
+            self._failed = True
+            raw = b"".join(self._raw)
+            self._raw = None
+            _warn_once(
+                self.rewriter, f"the {self.coding} body does not decode ({exc}); passed through"
+            )
+            return raw
+        # encoded bytes went out: end that stream with what was decoded
+        self._finished = True
+        _warn_once(
+            self.rewriter,
+            f"the {self.coding} body does not decode ({exc}); "
+            "the encoded body ends there, the rest dropped",
+        )
+        if self._enc is None:  # a deflate body that never started
+            return b"".join(out)
+        out.append(self._compress(self.rewriter.close(), final=True))
+        return b"".join(out)

@@ -1,0 +1,123 @@
+"""EncodedHtmlRewriter: what follows a compressed stream, and bodies that fail to decode."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import pytest
+
+from cookiegate.rewrite import EncodedHtmlRewriter, HtmlRewriter
+
+FRAG = b"<div id=cg-banner-x></div>"
+PERF = frozenset({"performance"})
+GTAG = b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
+PAGE = b"<html><head>" + GTAG + b"</head><body><p>" + b"x" * 3000 + b"</p></body></html>"
+
+
+def rewritten(doc: bytes) -> bytes:
+    r = HtmlRewriter(PERF, FRAG)
+    return r.feed(doc) + r.close()
+
+
+def encode(r: EncodedHtmlRewriter, chunks: list[bytes]) -> bytes:
+    return b"".join(r.feed(c) for c in chunks) + r.close()
+
+
+def decode(body: bytes, wbits: int) -> bytes:
+    """Decode strictly: one complete stream, nothing after it."""
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(body)
+    assert d.eof, "the stream is not finished"
+    assert not d.unused_data, "bytes after the stream"
+    return out
+
+
+def splits(body: bytes) -> list[list[bytes]]:
+    """The body in one piece, and in two at a sample of cuts (all near the end)."""
+    cuts = sorted(
+        {*range(0, len(body) + 1, max(1, len(body) // 13)), *range(len(body) - 12, len(body) + 1)}
+    )
+    return [[body]] + [[body[:c], body[c:]] for c in cuts if 0 <= c <= len(body)]
+
+
+@pytest.mark.parametrize("trailer", [b"\x00" * 8, b"\x00", b"garbage\n", b"\x1f", b"\x1f\x00\x00"])
+def test_bytes_after_a_gzip_stream_are_dropped(trailer: bytes) -> None:
+    """Zero padding (or other bytes) after the last gzip member, which gzip -d
+    and browsers ignore, were read as a new member: the decode error then made
+    the rewriter append raw bytes to its re-encoded ones (an undecodable
+    stream), or send a body in one piece raw with its trackers live."""
+    body = gzip.compress(PAGE) + trailer
+    for chunks in splits(body):
+        inner = HtmlRewriter(PERF, FRAG)
+        r = EncodedHtmlRewriter(inner, "gzip")
+        out = encode(r, chunks)
+        assert decode(out, 31) == rewritten(PAGE), [len(c) for c in chunks]
+        assert b"data-cg-src" in decode(out, 31)
+        assert any("after the end of the gzip stream" in w for w in inner.warnings)
+
+
+def test_a_second_gzip_member_cut_after_its_first_magic_byte() -> None:
+    first, second = b"<html><body><p>one</p>", b"<p>two</p>" + GTAG + b"</body></html>"
+    a, b = gzip.compress(first), gzip.compress(second)
+    for chunks in ([a + b[:1], b[1:]], [a, b[:1], b[1:2], b[2:]]):
+        inner = HtmlRewriter(PERF, FRAG)
+        out = encode(EncodedHtmlRewriter(inner, "gzip"), chunks)
+        assert decode(out, 31) == rewritten(first + second)
+        assert not inner.warnings
+
+
+@pytest.mark.parametrize("wbits", [zlib.MAX_WBITS, -zlib.MAX_WBITS])
+@pytest.mark.parametrize("trailer", [b"\x00" * 4, gzip.compress(b"<p>more</p>" + GTAG)])
+def test_bytes_after_a_deflate_stream_are_dropped(wbits: int, trailer: bytes) -> None:
+    """After a zlib or raw deflate stream a gzip decompressor was started on
+    what followed (deflate has no members): a gzip member there was decoded
+    into the page, zero padding broke it."""
+    enc = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    body = enc.compress(PAGE) + enc.flush() + trailer
+    for chunks in splits(body):
+        inner = HtmlRewriter(PERF, FRAG)
+        out = encode(EncodedHtmlRewriter(inner, "deflate"), chunks)
+        assert decode(out, wbits) == rewritten(PAGE), [len(c) for c in chunks]
+        assert any("after the end of the deflate stream" in w for w in inner.warnings)
+
+
+def test_a_decode_failure_after_output_ends_the_encoded_stream() -> None:
+    """Once re-encoded bytes went out, a corrupt rest of the body is dropped and
+    the encoded stream finished: no raw byte is appended to re-encoded ones."""
+    good = gzip.compress(PAGE, mtime=0)
+    inner = HtmlRewriter(PERF, FRAG)
+    r = EncodedHtmlRewriter(inner, "gzip")
+    first = r.feed(good[:-20])
+    assert first  # output went out
+    rest = r.feed(b"\xff" * 64) + r.feed(b"more garbage") + r.close()
+    out = decode(first + rest, 31)
+    assert PAGE.startswith(out[: len(b"<html><head>")])
+    assert b"data-cg-src" in out and out.endswith(FRAG)
+    assert any("does not decode" in w and "dropped" in w for w in inner.warnings)
+    assert r.close() == b""
+
+
+def test_a_decode_failure_before_any_output_passes_the_body_as_it_came() -> None:
+    """Nothing sent yet: the whole body goes out as the app sent it, also the
+    chunks already read that produced no output (a gzip header alone)."""
+    good = gzip.compress(PAGE)
+    bad = good[:10] + b"\xff" * 40 + good[50:]
+    for cut in (1, 10, 30, len(bad)):
+        inner = HtmlRewriter(PERF, FRAG)
+        r = EncodedHtmlRewriter(inner, "gzip")
+        out = r.feed(bad[:cut]) + r.feed(bad[cut:]) + r.feed(b"tail") + r.close()
+        assert out == bad + b"tail", cut
+        assert any("passed through" in w for w in inner.warnings)
+
+
+def test_a_body_decoded_piecewise_with_a_small_inflate_limit() -> None:
+    """A tiny ``max_inflate`` (the limit reached again and again, also with all
+    of a chunk read) loses no output."""
+    for wbits in (zlib.MAX_WBITS, -zlib.MAX_WBITS, 31):
+        enc = zlib.compressobj(9, zlib.DEFLATED, wbits)
+        body = enc.compress(PAGE + b"a" * 100_000) + enc.flush()
+        coding = "gzip" if wbits == 31 else "deflate"
+        r = EncodedHtmlRewriter(HtmlRewriter(PERF, FRAG), coding, max_inflate=7)
+        out = b"".join(r.feed(body[i : i + 3]) for i in range(0, len(body), 3)) + r.close()
+        assert decode(out, wbits) == rewritten(PAGE + b"a" * 100_000)
