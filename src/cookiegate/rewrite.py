@@ -1398,6 +1398,9 @@ class EncodedHtmlRewriter:
             else:
                 self._dec = self._brotli.Decompressor()
                 self._enc = self._brotli.Compressor()
+                error = getattr(self._brotli, "error", None)
+                if isinstance(error, type) and issubclass(error, Exception):
+                    self._errors += (error,)  # a corrupt br body
         else:
             self._pass(f"unsupported Content-Encoding {content_encoding!r}")
 

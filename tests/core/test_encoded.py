@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import sys
+import types
 import zlib
 
 import pytest
@@ -121,3 +123,116 @@ def test_a_body_decoded_piecewise_with_a_small_inflate_limit() -> None:
         r = EncodedHtmlRewriter(HtmlRewriter(PERF, FRAG), coding, max_inflate=7)
         out = b"".join(r.feed(body[i : i + 3]) for i in range(0, len(body), 3)) + r.close()
         assert decode(out, wbits) == rewritten(PAGE + b"a" * 100_000)
+
+
+# -- br (the brotli module is optional: a stand-in with its API, and the real one if installed)
+
+
+class _BrotliError(Exception):
+    pass
+
+
+class _FakeDecompressor:
+    """brotli.Decompressor's API (>= 1.2: output_buffer_limit), on raw deflate."""
+
+    def __init__(self) -> None:
+        self._d = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._tail = b""
+        self.sizes: list[int] = []
+
+    def process(self, data: bytes, output_buffer_limit: int = 0) -> bytes:
+        if self._tail and data:
+            raise _BrotliError("more input before can_accept_more_data()")
+        if self._d.eof and data:
+            raise _BrotliError("bytes after the end of the stream")
+        try:
+            out = self._d.decompress(self._tail + data, output_buffer_limit)
+        except zlib.error as exc:
+            raise _BrotliError(str(exc)) from None
+        self._tail = self._d.unconsumed_tail
+        self.sizes.append(len(out))
+        return out
+
+    def can_accept_more_data(self) -> bool:
+        return not self._tail
+
+    def is_finished(self) -> bool:
+        return self._d.eof
+
+
+class _OldFakeDecompressor:
+    """brotli.Decompressor before 1.2: process(data) inflates all of it."""
+
+    def __init__(self) -> None:
+        self._d = zlib.decompressobj(-zlib.MAX_WBITS)
+
+    def process(self, data: bytes) -> bytes:
+        try:
+            return self._d.decompress(data)
+        except zlib.error as exc:
+            raise _BrotliError(str(exc)) from None
+
+    def is_finished(self) -> bool:
+        return self._d.eof
+
+
+class _FakeCompressor:
+    def __init__(self) -> None:
+        self._c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+
+    def process(self, data: bytes) -> bytes:
+        return self._c.compress(data)
+
+    def flush(self) -> bytes:
+        return self._c.flush(zlib.Z_SYNC_FLUSH)
+
+    def finish(self) -> bytes:
+        return self._c.flush(zlib.Z_FINISH)
+
+
+def _fake_brotli(monkeypatch: pytest.MonkeyPatch, decompressor: type) -> None:
+    mod = types.ModuleType("brotli")
+    mod.error = _BrotliError  # type: ignore[attr-defined]
+    mod.Decompressor = decompressor  # type: ignore[attr-defined]
+    mod.Compressor = _FakeCompressor  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "brotli", mod)
+
+
+def _fake_br(doc: bytes) -> bytes:
+    c = _FakeCompressor()
+    return c.process(doc) + c.finish()
+
+
+@pytest.mark.parametrize("decompressor", [_FakeDecompressor, _OldFakeDecompressor])
+def test_a_corrupt_br_body_does_not_raise(
+    monkeypatch: pytest.MonkeyPatch, decompressor: type
+) -> None:
+    """brotli.error was not caught: a corrupt br body raised out of both adapters."""
+    _fake_brotli(monkeypatch, decompressor)
+    good = _fake_br(PAGE)
+    corrupt = b"\xff" * 8 + good
+    inner = HtmlRewriter(PERF, FRAG)
+    r = EncodedHtmlRewriter(inner, "br")
+    assert r.feed(corrupt) + r.close() == corrupt
+    assert inner.warnings
+    # after output went out: the encoded stream is finished, the rest dropped
+    inner = HtmlRewriter(PERF, FRAG)
+    r = EncodedHtmlRewriter(inner, "br")
+    if r.passthrough:  # a brotli without bounded decoding: passed through
+        assert r.feed(good[:-10]) + r.feed(b"\xff" * 9) + r.close() == good[:-10] + b"\xff" * 9
+        return
+    first = r.feed(good[:-10])
+    assert first
+    out = first + r.feed(b"\xff" * 9) + r.feed(b"x") + r.close()
+    d = zlib.decompressobj(-zlib.MAX_WBITS)
+    assert b"data-cg-src" in d.decompress(out) and d.eof
+
+
+def test_real_brotli_corrupt_body() -> None:
+    brotli = pytest.importorskip("brotli")
+    good = brotli.compress(PAGE)
+    corrupt = good[:5] + b"\x00garbage\xff" * 4 + good[5:]
+    inner = HtmlRewriter(PERF, FRAG)
+    r = EncodedHtmlRewriter(inner, "br")
+    assert r.feed(corrupt) + r.close() == corrupt
+    assert inner.warnings
