@@ -1311,11 +1311,11 @@ class EncodedHtmlRewriter:
     ``deflate`` is the zlib format (RFC 9110) or, as some servers send it and
     every browser reads it, a raw deflate stream: told apart by the zlib header
     (RFC 1950: CM 8 and a check that divides by 31) and encoded again as it came.
-    ``br`` is handled the same way when the ``brotli`` module is importable
-    (cookiegate does not depend on it); otherwise, and for any other coding
-    (``zstd``, ``compress``, several codings, ...), the body is passed through
-    untouched - never corrupted - without the banner, and a warning is logged;
-    :attr:`passthrough` tells the caller.
+    ``br`` is handled the same way when the ``brotli`` module (>= 1.2) is
+    importable (cookiegate does not depend on it); otherwise, and for any other
+    coding (``zstd``, ``compress``, several codings, ...), the body is passed
+    through untouched - never corrupted - without the banner, and a warning is
+    logged; :attr:`passthrough` tells the caller.
 
     A gzip body may hold several members (RFC 1952): a new one is started only
     where the bytes after a member begin with the gzip magic ``1f 8b``. Other
@@ -1332,7 +1332,9 @@ class EncodedHtmlRewriter:
     rest of the body is dropped, with a warning.
 
     Decompression is bounded: each input chunk is inflated ``max_inflate`` bytes
-    at a time, so a compression bomb cannot grow memory.
+    at a time (br: about that many, with ``output_buffer_limit``; a ``brotli``
+    module older than 1.2 has no such limit, and br bodies are then passed
+    through as undecodable), so a compression bomb cannot grow memory.
     """
 
     __slots__ = (
@@ -1397,6 +1399,12 @@ class EncodedHtmlRewriter:
                 self._pass("br body and the brotli module is not installed")
             else:
                 self._dec = self._brotli.Decompressor()
+                if not hasattr(self._dec, "can_accept_more_data"):
+                    # brotli < 1.2 inflates a whole chunk at once: a bomb of a
+                    # few hundred bytes would take hundreds of MB
+                    self._brotli = self._dec = None
+                    self._pass("br body and the brotli module cannot decode in bounded steps")
+                    return
                 self._enc = self._brotli.Compressor()
                 error = getattr(self._brotli, "error", None)
                 if isinstance(error, type) and issubclass(error, Exception):
@@ -1434,7 +1442,7 @@ class EncodedHtmlRewriter:
         out: list[bytes] = []
         try:
             if self._brotli is not None:
-                out.append(self._compress(self.rewriter.feed(bytes(self._dec.process(chunk)))))
+                self._unbrotli(bytes(chunk), out)
             else:
                 self._inflate(bytes(chunk), out)
         except self._errors as exc:
@@ -1471,6 +1479,20 @@ class EncodedHtmlRewriter:
                 data = dec.unused_data
                 more = False
             out.append(self._compress(self.rewriter.feed(piece)))
+
+    def _unbrotli(self, data: bytes, out: list[bytes]) -> None:
+        """Decode br ``data`` about max_inflate bytes at a time (brotli >= 1.2)."""
+        dec = self._dec
+        if dec.is_finished():
+            if data:
+                self._drop()
+            return
+        while True:
+            piece = bytes(dec.process(data, output_buffer_limit=self._max))
+            data = b""  # the rest of it is inside the decoder
+            out.append(self._compress(self.rewriter.feed(piece)))
+            if dec.is_finished() or (not piece and dec.can_accept_more_data()):
+                return
 
     def _drop(self) -> None:
         self._dropped = True

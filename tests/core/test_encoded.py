@@ -236,3 +236,82 @@ def test_real_brotli_corrupt_body() -> None:
     r = EncodedHtmlRewriter(inner, "br")
     assert r.feed(corrupt) + r.close() == corrupt
     assert inner.warnings
+
+
+class _Recorder:
+    """A body stage that records the size of each piece it is fed."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        self.sizes.append(len(chunk))
+        self.total += len(chunk)
+        return b""
+
+    def close(self) -> bytes:
+        return b""
+
+    def finish(self, chunk: bytes) -> bytes:
+        return self.feed(chunk) + self.close()
+
+
+def test_a_br_bomb_is_decoded_in_bounded_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decompressor.process(chunk) inflated a whole chunk at once: a br body of a
+    few hundred bytes took hundreds of MB. It is decoded max_inflate bytes at a
+    time now (output_buffer_limit, can_accept_more_data: brotli >= 1.2)."""
+    _fake_brotli(monkeypatch, _FakeDecompressor)
+    size = 8 * 1024 * 1024
+    body = _fake_br(b"<p>" + b" " * size + b"</p>")
+    assert len(body) < 16 * 1024
+    rec = _Recorder()
+    r = EncodedHtmlRewriter(rec, "br", max_inflate=64 * 1024)
+    assert not r.passthrough
+    r.feed(body[:100])
+    r.feed(body[100:])
+    r.close()
+    assert rec.total == size + 7
+    assert max(rec.sizes) <= 64 * 1024
+
+
+def test_br_passes_through_when_brotli_cannot_decode_in_bounded_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A brotli module older than 1.2 has no output limit: br is then treated
+    as not decodable (passed through untouched, with the warning)."""
+    _fake_brotli(monkeypatch, _OldFakeDecompressor)
+    body = _fake_br(PAGE)
+    inner = HtmlRewriter(PERF, FRAG)
+    r = EncodedHtmlRewriter(inner, "br")
+    assert r.passthrough
+    assert r.feed(body[:10]) + r.feed(body[10:]) + r.close() == body
+
+
+def test_br_after_the_end_of_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_brotli(monkeypatch, _FakeDecompressor)
+    body = _fake_br(PAGE)
+    inner = HtmlRewriter(PERF, FRAG)
+    r = EncodedHtmlRewriter(inner, "br")
+    out = r.feed(body) + r.feed(b"\x00\x00") + r.close()
+    assert decode(out, -zlib.MAX_WBITS) == rewritten(PAGE)
+    assert any("after the end of the br stream" in w for w in inner.warnings)
+
+
+def test_real_brotli_bomb_in_bounded_steps() -> None:
+    brotli = pytest.importorskip("brotli")
+    if not hasattr(brotli.Decompressor(), "can_accept_more_data"):
+        pytest.skip("brotli < 1.2")
+    c = brotli.Compressor(quality=5)
+    block = b" " * (1 << 20)
+    body = c.process(b"<p>") + b"".join(c.process(block) for _ in range(16)) + c.finish()
+    rec = _Recorder()
+    r = EncodedHtmlRewriter(rec, "br", max_inflate=64 * 1024)
+    r.feed(body)
+    r.close()
+    assert rec.total == 3 + 16 * (1 << 20)
+    assert max(rec.sizes) <= 2 * 64 * 1024  # the buffer stops growing past the limit
+    good = brotli.compress(PAGE)
+    r = EncodedHtmlRewriter(HtmlRewriter(PERF, FRAG), "br", max_inflate=256)
+    out = b"".join(r.feed(good[i : i + 7]) for i in range(0, len(good), 7)) + r.close()
+    assert brotli.decompress(out) == rewritten(PAGE)
