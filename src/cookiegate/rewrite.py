@@ -111,19 +111,24 @@ Charsets: the rewriter works on bytes and is correct for every ASCII-compatible
 encoding in which the bytes ``<``, ``>``, ``"``, ``'``, ``=``, ``/`` only stand
 for themselves: UTF-8 (a BOM passes through), ISO-8859-*, Windows-125x,
 Shift_JIS, EUC-*, GBK/GB18030, Big5. A body starting with a UTF-16 BOM, or
-declared (``charset=``) as UTF-16/UTF-32/UTF-7/ISO-2022-*, is passed through
-untouched *without* the banner, with a warning: the caller must then send the
-banner another way. Compressed bodies: see :class:`EncodedHtmlRewriter`.
+declared (``charset=``) as UTF-16 (by any WHATWG label: ``unicode``, ``ucs-2``,
+``csunicode``, ``unicodefffe``, ...), ISO-2022-JP, an encoding WHATWG decodes as
+"replacement" (ISO-2022-KR/CN, HZ), UTF-32, UTF-7 or EBCDIC (see
+:func:`is_ascii_compatible`), is passed through untouched *without* the
+banner, with a warning: the caller must then send the banner another way.
+Compressed bodies: see :class:`EncodedHtmlRewriter`.
 """
 
 from __future__ import annotations
 
+import codecs
 import html
 import importlib
 import logging
 import re
 import zlib
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from .inject import BodyFilter
@@ -317,7 +322,78 @@ _JS_TYPES = frozenset(
 _HINT_RELS = frozenset(
     {"preconnect", "dns-prefetch", "preload", "prefetch", "modulepreload", "prerender"}
 )
-_NON_ASCII_CHARSETS = ("utf-16", "utf-32", "utf-7", "iso-2022", "ucs-2", "ucs-4", "utf16", "utf32")
+#: WHATWG Encoding labels (what a browser decodes a ``charset=`` with) of the
+#: encodings that are not ASCII-compatible: UTF-16LE, UTF-16BE, ISO-2022-JP, and
+#: "replacement" (ISO-2022-KR/CN, HZ: the whole body decodes to one U+FFFD).
+#: Every other WHATWG label names an ASCII-compatible encoding.
+_WHATWG_NON_ASCII = frozenset(
+    {
+        # UTF-16LE
+        "csunicode",
+        "iso-10646-ucs-2",
+        "ucs-2",
+        "unicode",
+        "unicodefeff",
+        "utf-16",
+        "utf-16le",
+        # UTF-16BE
+        "unicodefffe",
+        "utf-16be",
+        # ISO-2022-JP
+        "csiso2022jp",
+        "iso-2022-jp",
+        # replacement
+        "csiso2022kr",
+        "hz-gb-2312",
+        "iso-2022-cn",
+        "iso-2022-cn-ext",
+        "iso-2022-kr",
+        "replacement",
+    }
+)
+#: the WHATWG labels of UTF-8 (never mistaken for another encoding below)
+_WHATWG_UTF8 = frozenset(
+    {"unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "utf-8", "utf8", "x-unicode20utf8"}
+)
+#: other names of such encodings (browsers ignore a label they do not know;
+#: passing the page through is the safe reading of what the app meant)
+_NON_ASCII_CHARSETS = (
+    "utf-16",
+    "utf_16",
+    "utf16",
+    "utf-32",
+    "utf_32",
+    "utf32",
+    "utf-7",
+    "utf_7",
+    "utf7",
+    "ucs-2",
+    "ucs2",
+    "ucs-4",
+    "ucs4",
+    "iso-2022",
+    "iso_2022",
+    "iso2022",
+    "csiso2022",
+)
+#: Python codecs (canonical names) whose ASCII bytes are not always ASCII text:
+#: stateful encodings that shift into other character sets
+_NON_ASCII_CODECS = frozenset(
+    {
+        "utf-7",
+        "hz",
+        "iso2022_jp",
+        "iso2022_jp_1",
+        "iso2022_jp_2",
+        "iso2022_jp_2004",
+        "iso2022_jp_3",
+        "iso2022_jp_ext",
+        "iso2022_kr",
+    }
+)
+#: the bytes the rewriter reads and writes: in an ASCII-compatible codec they
+#: encode and decode as themselves
+_ASCII_PROBE = "<>\"'=/ \t\n\r!#&;-?azAZ09"
 
 _MISSING: Any = object()
 #: most memoised decisions per configuration (then the memo starts again)
@@ -364,11 +440,41 @@ _LANG_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 
 
 def is_ascii_compatible(charset: str | None) -> bool:
-    """Whether the rewriter can work on a body in ``charset`` (``None``: assume yes)."""
+    """Whether the rewriter can work on a body in ``charset`` (``None``: assume yes).
+
+    Not for a WHATWG label of UTF-16LE/BE (``utf-16``, ``unicode``, ``ucs-2``,
+    ``csunicode``, ``unicodefffe``, ...), ISO-2022-JP or the replacement
+    encoding (``iso-2022-kr``, ``hz-gb-2312``, ...); other WHATWG labels are
+    ASCII-compatible. A name browsers do not know is not ASCII-compatible when it
+    names UTF-16/UTF-32/UTF-7/UCS-2/UCS-4/ISO-2022/HZ, or a Python codec in which
+    ASCII is not itself (EBCDIC, ...)."""
     if not charset:
         return True
-    cs = charset.strip().strip("\"'").lower()
-    return not cs.startswith(_NON_ASCII_CHARSETS)
+    return _ascii_compatible(charset.strip(" \t\n\f\r\"'").lower())
+
+
+@lru_cache(maxsize=256)
+def _ascii_compatible(label: str) -> bool:
+    if label in _WHATWG_NON_ASCII:
+        return False
+    if label in _WHATWG_UTF8:
+        return True
+    if label.startswith(_NON_ASCII_CHARSETS):
+        return False
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return True  # unknown: a browser ignores the label
+    if name in _NON_ASCII_CODECS:
+        return False
+    try:
+        ascii = _ASCII_PROBE.encode("ascii")
+        encoded = _ASCII_PROBE.encode(name)
+        if encoded.startswith(codecs.BOM_UTF8):  # utf-8-sig
+            encoded = encoded[len(codecs.BOM_UTF8) :]
+        return encoded == ascii and ascii.decode(name) == _ASCII_PROBE
+    except (LookupError, UnicodeError, ValueError):
+        return True  # not a text codec (base64, rot13, ...): no charset to a browser
 
 
 class _Attrs:
