@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from . import SCOPE_KEY, consent_of
 from .consent import RequestConsent
@@ -29,8 +30,11 @@ __all__ = ["CookieGateMiddleware", "consent"]
 _WS_HEADERS = ("websocket.accept", "websocket.http.response.start")
 
 
-def consent(request: Any) -> RequestConsent:
-    """The visitor's consent for a Starlette/FastAPI ``Request`` (or an ASGI scope)."""
+def consent(request: HTTPConnection) -> RequestConsent:
+    """The visitor's consent for a Starlette/FastAPI ``Request`` or ``WebSocket``.
+
+    Annotated with Starlette's ``HTTPConnection``, so FastAPI can inject it:
+    ``Depends(consent)``. For a bare ASGI scope use :func:`cookiegate.consent_of`."""
     return consent_of(request)
 
 

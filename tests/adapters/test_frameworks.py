@@ -55,13 +55,9 @@ def of(set_cookies: list[str], name: str) -> list[str]:
 # -- FastAPI -----------------------------------------------------------------
 
 
-def visitor_consent(request: Request) -> RequestConsent:
-    """A FastAPI dependency (module level: the annotations are strings, resolved in
-    the module's namespace)."""
-    return consent(request)
-
-
-Consent = Annotated[RequestConsent, Depends(visitor_consent)]
+#: ``cookiegate.asgi.consent`` is a FastAPI dependency as it is (its parameter
+#: is a Starlette ``HTTPConnection``, which FastAPI injects)
+Consent = Annotated[RequestConsent, Depends(consent)]
 
 
 def fastapi_app(gate: Gate) -> FastAPI:
