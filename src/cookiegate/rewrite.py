@@ -80,7 +80,8 @@ after a ``</body>`` is held for the banner at most ``max_hold`` bytes (then the
 banner goes to the next ``</body>`` or the end, like ``HtmlInjector``). A tag
 longer than ``max_tag`` is passed through as text, unexamined, and a warning is
 logged (logger ``cookiegate.rewrite``). Held bytes are examined again with each
-new chunk (cost proportional to what is held, per chunk).
+new chunk that may end them (cost proportional to what is held, per such
+chunk; see ``HtmlRewriter._wait``).
 
 Speed
 -----
@@ -406,6 +407,13 @@ _MEMO_ITEM = 4096
 #: (then the memo starts again)
 _REGION_ITEM = 32 * 1024
 _REGION_BUDGET = 1024 * 1024
+#: a held tag or inline script this long (bytes) is not examined again with
+#: every chunk, only with one that may end it (see ``HtmlRewriter._wait``); at
+#: least 8: shorter holds include a "<" or "<!--x" waiting for the bytes that
+#: tell what it starts
+_WAIT_MIN = 512
+#: what may follow ``<script`` in a script start tag
+_SCRIPT_NAME_END = frozenset(b"\t\n\f\r />")
 
 
 class _RegionMemo(dict[bytes, int]):
@@ -638,11 +646,14 @@ class HtmlRewriter:
         "_foreign",
         "_memo",
         "_noscript",
+        "_pend",
         "_plain",
         "_raw_end",
         "_sniffed",
         "_state",
         "_tails",
+        "_wait_limit",
+        "_wait_script",
         "blocked",
         "fragment",
         "marker_attrs",
@@ -708,6 +719,12 @@ class HtmlRewriter:
         self._after_len = 0
         self._closed = False
         self._sniffed = False
+        #: while a long tag or inline script is held (``_buf``) and waits for
+        #: a chunk that may end it: the most bytes it may reach before it is
+        #: examined again (0: not waiting), and the chunks since, not examined
+        self._wait_limit = 0
+        self._wait_script = False
+        self._pend: bytearray | None = None
         if charset and not is_ascii_compatible(charset):
             self._passthrough(f"charset {charset!r} is not ASCII-compatible")
 
@@ -717,7 +734,32 @@ class HtmlRewriter:
         """Take the next body chunk; return what may be sent now."""
         if self._state == _PASS:
             return bytes(chunk)
-        buf = self._buf + chunk if self._buf else bytes(chunk)
+        if self._wait_limit:
+            # a long tag or inline script is held: examine it again only once a
+            # chunk may end it, or a hold limit is reached (a chunk as long as
+            # what is held costs as much as a look: it gets one)
+            buf = self._buf
+            pend = self._pend
+            size = len(buf) + len(chunk) + (len(pend) if pend is not None else 0)
+            if len(chunk) < len(buf) and size <= self._wait_limit:
+                if type(chunk) is not bytes:
+                    chunk = bytes(chunk)  # ">" in a memoryview is never true
+                if self._wait_script:
+                    tail = buf[-16:] + pend[-16:] if pend is not None else buf[-16:]
+                    ends = b"/script" in _fold(bytes(tail[-16:]) + chunk)
+                else:
+                    ends = b">" in chunk
+                if not ends:
+                    if pend is None:
+                        self._pend = bytearray(chunk)
+                    else:
+                        pend += chunk
+                    return b""
+            self._wait_limit = 0
+            self._pend = None
+            buf = b"".join((buf, pend, chunk)) if pend is not None else buf + chunk
+        else:
+            buf = self._buf + chunk if self._buf else bytes(chunk)
         if not self._sniffed:
             if len(buf) < 2:
                 self._buf = buf
@@ -727,13 +769,21 @@ class HtmlRewriter:
                 self._passthrough("the body starts with a UTF-16 byte-order mark")
                 self._buf = b""
                 return buf
-        return b"".join(self._run(buf, False))
+        out = b"".join(self._run(buf, False))
+        if len(self._buf) >= _WAIT_MIN and self._state == _DATA:
+            self._wait()
+        return out
 
     def close(self) -> bytes:
         """End of body: return the rest, with the fragment inserted."""
         if self._closed:
             return b""
         self._closed = True
+        if self._wait_limit:
+            self._wait_limit = 0
+            if self._pend is not None:
+                self._buf += self._pend
+                self._pend = None
         if self._state == _PASS:
             rest, self._buf = self._buf, b""
             return rest
@@ -762,6 +812,47 @@ class HtmlRewriter:
         return self.close()
 
     # -- internals ----------------------------------------------------------
+
+    def _wait(self) -> None:
+        """Let the held bytes wait for a chunk that may end them, when that
+        changes nothing.
+
+        Examining them again costs their length, with every chunk: a 64 KB
+        inline script in 1-byte chunks took 19 s. Until a limit is reached
+        (the held bytes stay within ``max_tag`` / ``max_script``), another
+        look at them with more bytes gives nothing and the same hold, unless
+        the new bytes hold what can end them. A tag (or ``<!x`` / ``</x``
+        markup; not a ``<!--`` comment nor ``<plaintext``, which are streamed
+        once read from their ``<``) held at its ``<`` ends only at a ``>``:
+        without one in the new bytes it is still unfinished, and what lies in
+        it is read as its attributes (not in ``<noscript>``, where a
+        ``</noscript`` in a tag counts). An inline script ends at a
+        ``</script`` (``/script`` in the fold) starting 9 bytes before the
+        end of the buffer: in the new bytes or the 16 before them. So every
+        feed returns what it would have returned after a look: the output
+        does not change, chunk by chunk."""
+        held = self._buf
+        if held[0] != 60:  # "<"
+            return
+        if (
+            held[:7].lower() == b"<script"
+            and held[7] in _SCRIPT_NAME_END
+            and (m := _TAG_REST.match(held, 7)) is not None
+        ):
+            # a complete script start tag held at its "<": an inline script
+            # waiting for its end tag (held while n - end < max_script; also
+            # in SVG / MathML, where it is decided before its content is read)
+            self._wait_script = True
+            self._wait_limit = m.end() + self.max_script - 1
+        elif self._noscript:
+            return  # in <noscript>, a "</noscript" inside a tag counts as well
+        elif held[:10].lower().startswith((b"<!--", b"<plaintext")):
+            # held as unfinished markup around a later token; read from its own
+            # "<", a comment is streamed and <plaintext> switches state
+            return
+        else:
+            self._wait_script = False
+            self._wait_limit = self.max_tag
 
     def _remember(self, key: object, value: object, size: int) -> None:
         if size <= _MEMO_ITEM:
