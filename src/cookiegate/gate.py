@@ -2107,6 +2107,7 @@ def _edited_body_headers(
     vary_at = -1
     lengths = 0
     length_value = b""
+    length_at = 0  # where the length was (a grown one goes back there)
     for item in headers:  # one pass: this runs on every page
         name = item[0]
         if not name.islower():
@@ -2115,13 +2116,16 @@ def _edited_body_headers(
             if name == b"content-length":
                 lengths += 1
                 length_value = item[1]
+                length_at = len(out)
             continue
         if name == b"vary" and vary_at < 0:
             vary_at = len(out)
         out.append(item)
     length = _content_length(length_value) if lengths == 1 else None
     if added is not None and length is not None:
-        out.append((b"content-length", str(length + added).encode()))
+        out.insert(length_at, (b"content-length", str(length + added).encode()))
+        if 0 <= length_at <= vary_at:
+            vary_at += 1
     return out, vary_at, length
 
 
