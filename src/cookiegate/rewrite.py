@@ -1602,7 +1602,9 @@ class EncodedHtmlRewriter:
                     self._brotli = self._dec = None
                     self._pass("br body and the brotli module cannot decode in bounded steps")
                     return
-                self._enc = self._brotli.Compressor()
+                # quality 5, as servers compress dynamic pages: the default 11
+                # re-encodes at ~0.7 MB/s (40 ms for a 30 KB page), 5 at ~80
+                self._enc = self._brotli.Compressor(quality=5)
                 error = getattr(self._brotli, "error", None)
                 if isinstance(error, type) and issubclass(error, Exception):
                     self._errors += (error,)  # a corrupt br body

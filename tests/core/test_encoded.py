@@ -177,7 +177,8 @@ class _OldFakeDecompressor:
 
 
 class _FakeCompressor:
-    def __init__(self) -> None:
+    def __init__(self, quality: int = 11) -> None:
+        assert 0 <= quality <= 11
         self._c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
 
     def process(self, data: bytes) -> bytes:
