@@ -653,6 +653,7 @@ class HtmlRewriter:
         "_state",
         "_tails",
         "_wait_limit",
+        "_wait_noscript",
         "_wait_script",
         "blocked",
         "fragment",
@@ -724,6 +725,7 @@ class HtmlRewriter:
         #: examined again (0: not waiting), and the chunks since, not examined
         self._wait_limit = 0
         self._wait_script = False
+        self._wait_noscript = False
         self._pend: bytearray | None = None
         if charset and not is_ascii_compatible(charset):
             self._passthrough(f"charset {charset!r} is not ASCII-compatible")
@@ -749,6 +751,10 @@ class HtmlRewriter:
                     ends = b"/script" in _fold(bytes(tail[-16:]) + chunk)
                 else:
                     ends = b">" in chunk
+                    if not ends and self._wait_noscript:
+                        # in <noscript> a "</noscript" ends the tag as well
+                        tail = buf[-16:] + pend[-16:] if pend is not None else buf[-16:]
+                        ends = b"</noscript" in _fold(bytes(tail[-16:]) + chunk)
                 if not ends:
                     if pend is None:
                         self._pend = bytearray(chunk)
@@ -825,8 +831,8 @@ class HtmlRewriter:
         markup; not a ``<!--`` comment nor ``<plaintext``, which are streamed
         once read from their ``<``) held at its ``<`` ends only at a ``>``:
         without one in the new bytes it is still unfinished, and what lies in
-        it is read as its attributes (not in ``<noscript>``, where a
-        ``</noscript`` in a tag counts). An inline script ends at a
+        it is read as its attributes (in ``<noscript>`` a ``</noscript`` in
+        the new bytes or the 16 before them ends it as well). An inline script ends at a
         ``</script`` (``/script`` in the fold) starting 9 bytes before the
         end of the buffer: in the new bytes or the 16 before them. So every
         feed returns what it would have returned after a look: the output
@@ -844,14 +850,14 @@ class HtmlRewriter:
             # in SVG / MathML, where it is decided before its content is read)
             self._wait_script = True
             self._wait_limit = m.end() + self.max_script - 1
-        elif self._noscript:
-            return  # in <noscript>, a "</noscript" inside a tag counts as well
         elif held[:10].lower().startswith((b"<!--", b"<plaintext")):
             # held as unfinished markup around a later token; read from its own
             # "<", a comment is streamed and <plaintext> switches state
             return
         else:
             self._wait_script = False
+            # in <noscript>, a "</noscript" inside a tag counts as well
+            self._wait_noscript = bool(self._noscript)
             self._wait_limit = self.max_tag
 
     def _remember(self, key: object, value: object, size: int) -> None:

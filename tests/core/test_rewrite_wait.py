@@ -111,6 +111,9 @@ def test_waiting_on_real_pages_changes_no_feed() -> None:
         b"<html><body><script>" + b"var a=1;" * 8000 + b"</script></body></html>",
         b"<html><body><div title='" + b"a" * 65000 + b"'></div></body></html>",
         b"<html><body><script>" + b"if(a>b)c();" * 6000 + b"</script></body></html>",
+        # in <noscript> a tag also ends at "</noscript": it waited for nothing
+        b"<html><body><noscript><img alt='" + b"a" * 30000 + b"'></noscript></body></html>",
+        b"<body><noscript><img alt='" + b"a" * 30000 + b"</noscript>'>x</body>",
     ],
 )
 def test_one_byte_chunks_are_linear(monkeypatch: pytest.MonkeyPatch, doc: bytes) -> None:
