@@ -57,6 +57,9 @@ class SetCookie:
     name: str
     value: str
     attrs: dict[str, str] = field(default_factory=dict)
+    #: some ``Max-Age`` attribute (not only the last, which ``attrs`` keeps) is
+    #: not an optional minus and digits: then the header is no deletion
+    odd_max_age: bool = False
 
     @property
     def domain(self) -> str | None:
@@ -69,11 +72,12 @@ class SetCookie:
         return p if p and p.startswith("/") else None
 
     def is_deletion(self, now: float | None = None) -> bool:
-        """Whether this header deletes the cookie (Max-Age <= 0 or Expires in the past)."""
+        """Whether this header deletes the cookie (Max-Age <= 0 or Expires in the
+        past), as :func:`is_deletion_header` decides."""
         ma = self.attrs.get("max-age")
+        if self.odd_max_age:
+            return False  # "+N", "Ns", "forever": browsers may keep the cookie
         if ma is not None:
-            if not re.fullmatch(r"-?[0-9]+", ma):
-                return False  # "+N", "Ns", "forever": browsers may keep the cookie
             # no int(): thousands of digits must not raise
             return ma[0] == "-" or not ma.lstrip("0")
         expires = self.attrs.get("expires")
@@ -91,6 +95,7 @@ _WSP_B = b" \t"
 #: a valid ``Max-Age`` attribute (after a ``;``, trimmed of WSP only): optional
 #: minus sign, ASCII digits
 _MAX_AGE = re.compile(rb";[ \t]*max-age[ \t]*=[ \t]*(-?[0-9]+)[ \t]*(?=;|\Z)")
+_MAX_AGE_VALUE = re.compile(r"-?[0-9]+")
 #: any ``Max-Age`` attribute, whatever its value
 _ANY_MAX_AGE = re.compile(rb";[ \t]*max-age[ \t]*(?:=|(?=;|\Z))")
 
@@ -129,9 +134,12 @@ def deletion_verdict(raw: bytes, now: float | None = None) -> tuple[bool, bool]:
     for part in reversed(attrs):
         key, _, value = part.partition(b"=")
         if key.strip(_WSP_B) == b"expires":
+            # the last Expires counts, as in Chromium and Firefox: an invalid
+            # one makes a session cookie, whatever an earlier one said
             ts = parse_cookie_date(value.strip(_WSP_B).decode("latin-1"))
-            if ts is not None:
-                return ts <= (time.time() if now is None else now), False
+            if ts is None:
+                return False, True
+            return ts <= (time.time() if now is None else now), False
     return False, False
 
 
@@ -149,12 +157,15 @@ def parse_set_cookie(header_value: str) -> SetCookie:
     else:
         name, value = "", head.strip(_WSP)
     attrs: dict[str, str] = {}
+    odd = False
     for part in parts[1:]:
         key, _, val = part.partition("=")
         key = key.strip(_WSP).lower()
         if key:
-            attrs[key] = val.strip(_WSP)
-    return SetCookie(name, value, attrs)
+            attrs[key] = val = val.strip(_WSP)
+            if key == "max-age" and not _MAX_AGE_VALUE.fullmatch(val):
+                odd = True
+    return SetCookie(name, value, attrs, odd)
 
 
 _DELIM = re.compile(r"[\x09\x20-\x2F\x3B-\x40\x5B-\x60\x7B-\x7E]+")

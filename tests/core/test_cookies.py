@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import time
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cookiegate.cookies import (
@@ -148,7 +148,7 @@ def _deletion_reference(raw: bytes) -> bool:
     """The plain reading of :func:`is_deletion_header`: split on ``;``, trim space
     and tab (RFC 6265 5.2's WSP, as browsers do); any Max-Age that is not an
     optional minus and digits: no deletion; else the last Max-Age wins, else the
-    last valid Expires."""
+    last Expires (an invalid one: no deletion)."""
     attrs = raw.lower().split(b";")[1:]
     for part in attrs:  # any Max-Age that is not -?digits: no deletion
         key, _, value = part.partition(b"=")
@@ -163,12 +163,11 @@ def _deletion_reference(raw: bytes) -> bool:
             digits = value[1:] if value[:1] == b"-" else value
             if digits.isdigit():
                 return value[:1] == b"-" or set(digits) == {ord("0")}
-    for part in reversed(attrs):
+    for part in reversed(attrs):  # the last Expires: invalid, a session cookie
         key, _, value = part.partition(b"=")
         if key.strip(b" \t") == b"expires":
             ts = parse_cookie_date(value.strip(b" \t").decode("latin-1"))
-            if ts is not None:
-                return ts <= time.time()
+            return ts is not None and ts <= time.time()
     return False
 
 
@@ -248,3 +247,17 @@ def test_only_space_and_tab_are_trimmed_around_attributes() -> None:
     for text in ("_ga=1;\tMax-Age=0 ", "_ga=1; \tMax-Age\t=\t-1", f"_ga=1;\t{past}\t"):
         assert is_deletion_header(text.encode("latin-1")), text
         assert parse_set_cookie(text).is_deletion(), text
+
+
+@settings(max_examples=500)
+@given(_ATTR_BYTES)
+@example(b"a=1; expires=Thu, 01 Jan 1970 00:00:00 GMT; expires=x5")
+@example(b"a=1; Max-Age=+5; Max-Age=0")
+@example(b"a=1; Max-Age=0; Max-Age=x")
+def test_a_parsed_set_cookie_and_the_raw_check_agree_on_deletion(raw: bytes) -> None:
+    """``SetCookie.is_deletion`` (the API) and ``is_deletion_header`` (the gate's
+    hot path) give one answer, also with several Max-Age / Expires attributes."""
+    for now in (0.0, 2.2e9):
+        assert parse_set_cookie(raw.decode("latin-1")).is_deletion(now) is is_deletion_header(
+            raw, now
+        ), raw
