@@ -1007,6 +1007,12 @@ class Gate:
         }
         return self.codec.dumps(payload)
 
+    @property
+    def trusted_hosts(self) -> frozenset[str]:
+        """The ``host[:port]`` of :attr:`trusted_origins` (kept for code that read
+        it before the scheme counted)."""
+        return frozenset(o.split("://", 1)[1] for o in self.trusted_origins)
+
     def is_secure(self, info: RequestInfo) -> bool:
         return info.scheme in _SECURE_SCHEMES if self.secure is None else self.secure
 

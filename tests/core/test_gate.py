@@ -280,3 +280,9 @@ def test_a_nameless_cookie_passes_only_if_its_value_read_as_a_name_would() -> No
     everything = gate.make_token(["functional", "performance"])
     decision = gate.begin(RequestInfo("GET", "/", cookie=f"_ga; cookiegate={everything}"))
     assert decision.cookie_header is None  # all kept: the header goes as it came
+
+
+def test_trusted_origins_keep_their_scheme_and_the_old_host_view() -> None:
+    gate = make_gate(trusted_origins=["https://Partner.example", "http://shop.test:8080"])
+    assert gate.trusted_origins == {"https://partner.example", "http://shop.test:8080"}
+    assert gate.trusted_hosts == {"partner.example", "shop.test:8080"}
