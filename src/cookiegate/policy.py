@@ -632,6 +632,18 @@ class Policy:
         if not isinstance(data, Mapping):
             raise ConfigError("<root>", "must be a table/mapping")
         section = data.get("policy", data)
+        if section is not data:
+            if not isinstance(section, Mapping):
+                raise ConfigError("policy", "must be a table ([policy])")
+            others = sorted(str(k) for k in data if k != "policy")
+            if others:
+                # in TOML, [[cookies]] after [policy] is a top-level table: it
+                # would be dropped without a word
+                raise ConfigError(
+                    others[0],
+                    "the file has a [policy] table: put every key under it "
+                    f"([policy.{others[0]}] / [[policy.{others[0]}]]) or drop [policy]",
+                )
         allowed = {
             "version",
             "categories",
@@ -706,9 +718,17 @@ class Policy:
         """Load a policy from a ``cookiegate.toml`` file."""
         try:
             with open(path, "rb") as fh:
-                data = tomllib.load(fh)
+                raw = fh.read()
         except FileNotFoundError:
             raise ConfigError(str(path), "file not found") from None
+        except OSError as exc:  # a directory, no permission, a name too long...
+            raise ConfigError(str(path), exc.strerror or type(exc).__name__) from None
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # a UTF-8 byte-order mark (some editors write one)
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(str(path), f"not UTF-8 (byte {exc.start})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(path), f"invalid TOML: {exc}") from None
         return cls.from_dict(data)

@@ -208,6 +208,10 @@ def test_beacons_from_toml(tmp_path: Path) -> None:
         ("use_catalog = 'yes'", "use_catalog"),
         ("beacons = 3", "beacons"),
         ("[[beacons]]\npath = 1\ncategory = 'performance'", "beacons[0].path"),
+        # [[cookies]] after [policy] is a top-level table in TOML: it was dropped
+        ("[policy]\nversion = '2'\n[[cookies]]\nname = 'x'\ncategory = 'nope'", "cookies"),
+        ("version = '2'\n[policy]\nunknown_category = 'performance'", "version"),
+        ("policy = 3", "policy"),
     ],
 )
 def test_from_toml_errors(tmp_path: Path, text: str, field: str | None) -> None:
@@ -221,6 +225,30 @@ def test_from_toml_errors(tmp_path: Path, text: str, field: str | None) -> None:
 def test_missing_toml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         Policy.from_toml(tmp_path / "nope.toml")
+
+
+def test_unreadable_toml_files_are_config_errors(tmp_path: Path) -> None:
+    """A directory, a path through a file, a non-UTF-8 file: one ConfigError
+    naming the path (the CLI printed tracebacks); a UTF-8 BOM is read past."""
+    (tmp_path / "latin1.toml").write_bytes(b'version = "caf\xe9"\n')
+    (tmp_path / "file.toml").write_text('version = "1"\n', "utf-8")
+    for path, says in (
+        (tmp_path, "directory"),
+        (tmp_path / "file.toml" / "x", "directory"),
+        (tmp_path / "latin1.toml", "not UTF-8"),
+    ):
+        with pytest.raises(ConfigError, match=says) as exc:
+            Policy.from_toml(path)
+        assert exc.value.field == str(path)
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b'\xef\xbb\xbfversion = "7"\n')
+    assert Policy.from_toml(bom).version == "7"
+    nested = tmp_path / "nested.toml"
+    nested.write_text(
+        '[policy]\nversion = "3"\n[[policy.cookies]]\nname = "x"\ncategory = "performance"\n',
+        "utf-8",
+    )
+    assert [r.name for r in Policy.from_toml(nested).rules if r.origin == "site"] == ["x"]
 
 
 def test_unreadable_catalogue_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
