@@ -11,6 +11,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .errors import ConfigError
 from .policy import Policy
@@ -21,6 +22,30 @@ def _load(path: Path | None) -> Policy:
         return Policy.from_toml(path) if path is not None else Policy()
     except ConfigError as exc:
         raise click.ClickException(f"invalid policy: {exc}") from None
+
+
+def _gate(policy: Policy, prefix: str) -> Any:
+    """The gate this policy makes (with a throwaway key): it checks what only a
+    gate checks (texts, beacons against the prefix) and knows its own cookies."""
+    from .gate import Gate
+
+    try:
+        return Gate(policy, secret_keys=["cookiegate-cli-check-only-0000"], prefix=prefix)
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid policy: {exc}") from None
+
+
+def _console() -> Console:
+    """Rich's console; piped, wide enough that table cells are not cut at 80."""
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+prefix_option = click.option(
+    "--prefix",
+    default="/_cookiegate/",
+    show_default=True,
+    help="The Gate's prefix (beacon routes may not overlap it).",
+)
 
 
 policy_option = click.option(
@@ -40,10 +65,12 @@ def main() -> None:
 
 @main.command()
 @policy_option
-def check(policy_path: Path | None) -> None:
-    """Validate a policy file and summarise it."""
+@prefix_option
+def check(policy_path: Path | None, prefix: str) -> None:
+    """Validate a policy file (as Gate(...) would) and summarise it."""
     policy = _load(policy_path)
-    console = Console()
+    _gate(policy, prefix)
+    console = _console()
     table = Table(title=f"policy version {policy.version}")
     table.add_column("category")
     table.add_column("always on")
@@ -52,29 +79,37 @@ def check(policy_path: Path | None) -> None:
     for name, cat in policy.categories.items():
         site = sum(1 for r in policy.rules if r.category == name and r.origin == "site")
         cat_n = sum(1 for r in policy.rules if r.category == name and r.origin == "catalog")
-        table.add_row(cat.label or name, "yes" if cat.necessary else "no", str(site), str(cat_n))
+        # the site's texts are not Rich markup ("[/beta]" in a label)
+        table.add_row(
+            Text(cat.label or name), "yes" if cat.necessary else "no", str(site), str(cat_n)
+        )
     console.print(table)
 
 
 @main.command()
 @policy_option
+@prefix_option
 @click.argument("names", nargs=-1, required=True)
-def classify(policy_path: Path | None, names: tuple[str, ...]) -> None:
+def classify(policy_path: Path | None, prefix: str, names: tuple[str, ...]) -> None:
     """Show how cookie NAMES are classified. Exits 1 if any is undeclared."""
     policy = _load(policy_path)
-    console = Console()
+    gate = _gate(policy, prefix)
+    own = {part: rule for rule in gate.own_cookie_rules() for part in rule.name.split(" / ")}
+    console = _console()
     table = Table()
     for col in ("cookie", "category", "vendor", "lifetime", "rule"):
         table.add_column(col, no_wrap=col in ("cookie", "category"))
     unknown = False
     for name in names:
-        rule = policy.rule_for(name)
+        rule = own.get(name) or policy.rule_for(name)
         if rule is None:
             unknown = True
-            table.add_row(name, "[red]undeclared (blocked until consent)[/red]", "", "", "")
+            undeclared = Text("undeclared (blocked until consent)", style="red")
+            table.add_row(Text(name), undeclared, "", "", "")
         else:
+            origin = "cookiegate" if name in own else f"{rule.origin}:{rule.match}"
             table.add_row(
-                name, rule.category, rule.vendor, rule.lifetime, f"{rule.origin}:{rule.match}"
+                *(Text(v) for v in (name, rule.category, rule.vendor, rule.lifetime, origin))
             )
     console.print(table)
     if unknown:
@@ -83,16 +118,18 @@ def classify(policy_path: Path | None, names: tuple[str, ...]) -> None:
 
 @main.command()
 @policy_option
+@prefix_option
 @click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="md", show_default=True)
 @click.option("--locale", default="en", show_default=True, help="en, ko, de, fr or es")
 @click.option("--catalog/--no-catalog", default=False, help="Also list catalogue cookies.")
-def declare(policy_path: Path | None, fmt: str, locale: str, catalog: bool) -> None:
-    """Print the cookie declaration, for a privacy policy."""
-    from .ui import LOCALES, UI
+def declare(policy_path: Path | None, prefix: str, fmt: str, locale: str, catalog: bool) -> None:
+    """Print the cookie declaration, for a privacy policy (cookiegate's own
+    cookies included, as on the site's declaration page)."""
+    from .ui import LOCALES
 
     if locale not in LOCALES:
         raise click.BadParameter(f"must be one of {', '.join(LOCALES)}", param_hint="--locale")
-    ui = UI(_load(policy_path))
+    ui = _gate(_load(policy_path), prefix).ui
     if fmt == "md":
         click.echo(ui.declaration_markdown(locale=locale, include_catalog=catalog), nl=False)
     else:

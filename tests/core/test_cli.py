@@ -48,3 +48,40 @@ def test_declare_markdown_and_html(tmp_path: Path) -> None:
     assert 'lang="ko"' in html.output and "ab_variant" in html.output
     bad = runner.invoke(main, ["declare", "--locale", "xx"])
     assert bad.exit_code == 2
+
+
+def test_check_validates_what_the_gate_validates(tmp_path: Path) -> None:
+    """texts and beacon routes are checked by Gate(...): check and declare passed
+    them (exit 0, or a traceback)."""
+    runner = CliRunner()
+    for text, says in (
+        ('version = "1"\n[texts.xx]\npolicy_text = "hi"\n', "texts.xx"),
+        ('[[beacons]]\npath = "/_cookiegate/consent"\ncategory = "performance"\n', "beacons[0]"),
+    ):
+        policy = tmp_path / "cookiegate.toml"
+        policy.write_text(text, "utf-8")
+        for command in ("check", "declare"):
+            res = runner.invoke(main, [command, "--policy", str(policy)])
+            assert res.exit_code == 1, (command, res.output)
+            assert says in res.output and "Traceback" not in res.output
+    res = runner.invoke(main, ["check", "--policy", str(policy), "--prefix", "/cg/"])
+    assert res.exit_code == 0, res.output
+
+
+def test_the_sites_texts_are_not_rich_markup(tmp_path: Path) -> None:
+    policy = tmp_path / "cookiegate.toml"
+    policy.write_text('[categories.performance]\nlabel = "Performance [/beta]"\n', "utf-8")
+    res = CliRunner().invoke(main, ["check", "--policy", str(policy)])
+    assert res.exit_code == 0, res.output
+    assert "Performance [/beta]" in res.output
+    res = CliRunner().invoke(main, ["classify", "[/red]", "[bold]x"])
+    assert res.exit_code == 1 and "[/red]" in res.output and "[bold]x" in res.output
+
+
+def test_cookiegates_own_cookies_are_declared_and_classified() -> None:
+    runner = CliRunner()
+    res = runner.invoke(main, ["declare"])
+    assert res.exit_code == 0 and "cookiegate_theme" in res.output
+    res = runner.invoke(main, ["classify", "cookiegate", "__Host-cookiegate", "cookiegate_theme"])
+    assert res.exit_code == 0, res.output
+    assert "undeclared" not in res.output
