@@ -540,3 +540,24 @@ def test_my_data_says_when_it_is_incomplete(sqlite_db: DB) -> None:
         assert rec.my_data(None)["complete"] is True
     finally:
         rec.close()
+
+
+def test_the_default_journal_is_per_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Journal lines do not say which database they are for: a process replays
+    the orphan journals of its directory into its own database. Two databases
+    side by side (or two PostgreSQL URLs from one working directory) had one
+    directory, so records meant for one were committed into the other."""
+    from cookiegate.records import default_journal_dir
+
+    monkeypatch.chdir(tmp_path)
+    a = default_journal_dir(f"sqlite:///{tmp_path}/a.db")
+    b = default_journal_dir(f"sqlite:///{tmp_path}/b.db")
+    assert a != b and a.parent == b.parent == tmp_path / "cookiegate-journal"
+    assert default_journal_dir("a.db") == a  # the same file, however it is named
+    pg = "postgresql+psycopg://u:secret@127.0.0.1/test"
+    assert default_journal_dir(pg) == default_journal_dir(pg.replace("secret", "other"))
+    assert default_journal_dir(pg) != default_journal_dir(pg, schema="s2")
+    assert default_journal_dir(pg) != default_journal_dir(pg.replace("/test", "/prod"))
+    assert "secret" not in str(default_journal_dir(pg))

@@ -14,6 +14,7 @@ See ``docs/records.md`` for the record, the chain, the journal and retention.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Mapping
@@ -160,13 +161,34 @@ def ua_family(user_agent: str | None) -> str | None:
     return str(family) if family else None
 
 
+
+def default_journal_dir(db: str, schema: str | None = None) -> Path:
+    """The journal directory of a database: ``cookiegate-journal/<key>/`` next to
+    a SQLite file (else in the working directory), ``<key>`` a digest of the
+    database (its URL without the password; a SQLite file by its absolute path)
+    and schema. Two processes writing to different databases from the same
+    directory never replay each other's journals."""
+    url = make_url(normalise_url(db))
+    if url.get_backend_name() == "sqlite" and url.database:
+        target = Path(url.database).resolve()
+        base = target.parent
+        name = f"sqlite:{target}"
+    else:
+        base = Path.cwd()
+        name = url._replace(password=None).render_as_string(hide_password=False)
+    key = hashlib.sha256(f"{name}\n{schema or ''}".encode()).hexdigest()[:16]
+    return base / "cookiegate-journal" / key
+
 class Recorder:
     """Records every consent event, off the request path.
 
     :param db: SQLAlchemy URL or SQLite file path (default
         ``sqlite:///cookiegate-records.db`` in the working directory).
-    :param journal_dir: where the journal files go (default: next to the SQLite
-        file, else ``./cookiegate-journal``).
+    :param journal_dir: where the journal files go (default: a directory per
+        database and schema under ``cookiegate-journal/``, next to the SQLite
+        file, else in the working directory: :func:`default_journal_dir`). A
+        process replays the orphan journals it finds there into *its* database,
+        so a directory given here must serve one database only.
     :param schema: PostgreSQL schema for the tables.
     :param ip: ``"none"`` (default: no IP kept), ``"truncate"`` (/24, /48) or
         ``"hash"`` (HMAC-SHA-256 with ``ip_key``).
@@ -225,11 +247,7 @@ class Recorder:
         self.purge_interval = float(purge_interval)
         self._next_purge = time.monotonic() + min(60.0, self.purge_interval)
         if journal_dir is None:
-            url = make_url(normalise_url(db))
-            if url.get_backend_name() == "sqlite" and url.database:
-                journal_dir = Path(url.database).resolve().parent / "cookiegate-journal"
-            else:
-                journal_dir = Path("cookiegate-journal").resolve()
+            journal_dir = default_journal_dir(db, schema)
         self.writer = Writer(
             self.store,
             journal_dir,
