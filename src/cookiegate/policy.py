@@ -167,8 +167,9 @@ def _backtracks(pattern: str) -> bool:
     """Whether ``pattern`` can take exponential time on a crafted name: a
     repetition of varying count inside an unbounded one (``(a+)+``,
     ``(a{1,3})*``), or an unbounded one of alternatives that may begin alike
-    (``(x|y|xy)+``). Possessive repetitions and atomic groups
-    never backtrack into themselves, so they are fine (``(a++_?)++``)."""
+    (``(x|y|xy)+``); or cubic time or worse (:func:`_chained`). Possessive
+    repetitions and atomic groups never backtrack into themselves, so they are
+    fine (``(a++_?)++``)."""
     parser = importlib.import_module("re._parser")
     try:
         tree = parser.parse(pattern)
@@ -222,7 +223,106 @@ def _backtracks(pattern: str) -> bool:
             return False
         return False
 
-    return risky(tree, False)
+    return risky(tree, False) or _chained(tree, parser)
+
+
+#: the characters a cookie name may hold (RFC 6265 token: printable ASCII)
+_NAME_CHARS = frozenset(range(0x21, 0x7F))
+
+
+def _chained(tree: Any, parser: Any) -> bool:
+    """Whether ``tree`` has three or more unbounded repetitions in a row that can
+    trade characters (``.*_.*_.*x``, ``a*a*a*b``, ``\\w+_\\w+_\\w+``): each
+    may end anywhere the next may begin, so a name of n characters is split in
+    about n**3 ways (a second of CPU per request at 256 characters). Two in a row
+    stay quadratic (fine); a separator the previous one cannot match ends the
+    chain (``[A-Z0-9]+\\.[0-9]+\\.[0-9]+`` is linear)."""
+    sre = importlib.import_module("re._constants")
+    categories = {
+        str(sre.CATEGORY_DIGIT): frozenset(range(0x30, 0x3A)),
+        str(sre.CATEGORY_WORD): frozenset(c for c in _NAME_CHARS if chr(c).isalnum() or c == 0x5F),
+        str(sre.CATEGORY_SPACE): frozenset(),
+    }
+
+    def one(op: Any, av: Any) -> frozenset[int] | None:
+        """The name characters one item matches (None: not a one-character item)."""
+        name = str(op)
+        if name == "LITERAL":
+            return frozenset({av}) & _NAME_CHARS
+        if name == "NOT_LITERAL":
+            return _NAME_CHARS - {av}
+        if name == "ANY":
+            return _NAME_CHARS
+        if name == "CATEGORY":
+            base = categories.get(str(av).replace("NOT_", ""))
+            if base is None:
+                return _NAME_CHARS
+            return _NAME_CHARS - base if "NOT_" in str(av) else base
+        if name == "IN":
+            chars: set[int] = set()
+            negate = False
+            for sub_op, sub_av in av:
+                sub = str(sub_op)
+                if sub == "NEGATE":
+                    negate = True
+                elif sub == "RANGE":
+                    chars.update(range(sub_av[0], sub_av[1] + 1))
+                else:
+                    chars.update(one(sub_op, sub_av) or _NAME_CHARS)
+            found = frozenset(chars) & _NAME_CHARS
+            return _NAME_CHARS - found if negate else found
+        return None
+
+    def walk(items: Any) -> bool:
+        chain = 0
+        last: frozenset[int] | None = None  # the set of the chain's last repetition
+        for op, av in items:
+            name = str(op)
+            if name in ("MAX_REPEAT", "MIN_REPEAT"):
+                lo, hi, sub = av
+                if walk(sub):
+                    return True
+                body = one(*sub[0]) if len(sub) == 1 else None
+                unbounded = hi == parser.MAXREPEAT or hi > _MANY
+                if body is None or not unbounded:
+                    # a bounded part that is not optional: can the repetition take it?
+                    fits = body is not None and (lo == 0 or last is None or body <= last)
+                    if last is not None and not fits:
+                        chain, last = 0, None
+                    continue
+                if last is not None and body & last:
+                    chain += 1
+                else:
+                    chain = 1
+                last = body
+                if chain >= 3:
+                    return True
+                continue
+            if name == "SUBPATTERN":
+                if walk(av[3]):
+                    return True
+                chain, last = 0, None
+                continue
+            if name == "BRANCH":
+                if any(walk(b) for b in av[1]):
+                    return True
+                chain, last = 0, None
+                continue
+            if name in ("ASSERT", "ASSERT_NOT"):
+                if walk(av[1]):
+                    return True
+                continue  # takes no characters
+            if name == "AT":
+                continue
+            body = one(op, av)
+            if last is not None and (body is None or not body <= last):
+                chain, last = 0, None  # a separator the repetition cannot take
+            # POSSESSIVE_REPEAT, ATOMIC_GROUP: no backtracking into them
+            if name in ("POSSESSIVE_REPEAT", "ATOMIC_GROUP"):
+                chain, last = 0, None
+        return False
+
+    return walk(tree)
 
 
 def _compile(rule: CookieRule, where: str) -> CookieRule:
@@ -242,9 +342,10 @@ def _compile(rule: CookieRule, where: str) -> CookieRule:
         if _backtracks(rule.name):
             raise ConfigError(
                 f"{where}.name",
-                "this regular expression can take exponential time on a crafted cookie "
-                "name (a repetition inside a repetition, or of alternatives that begin "
-                "alike); it runs on every visitor's cookie names: use a possessive "
+                "this regular expression can take exponential (or cubic) time on a "
+                "crafted cookie name (a repetition inside a repetition, of alternatives "
+                "that begin alike, or three in a row that can trade characters, as in "
+                ".*_.*_.*); it runs on every visitor's cookie names: use a possessive "
                 "quantifier (++, *+) or an atomic group (?>...)",
             )
     if rule.match == "exact" and not _COOKIE_NAME.fullmatch(rule.name):

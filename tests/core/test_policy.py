@@ -274,7 +274,12 @@ def test_core_does_not_import_frameworks() -> None:
 
 @pytest.mark.parametrize(
     "pattern",
-    ["([a-z0-9]+_?)+_id", "(a+)+", "(a*)*b", r"(\w+\s?)*$", "(a{1,3})+", "(x|y|xy)+", "(?:(a+))*"],
+    [
+        *("([a-z0-9]+_?)+_id", "(a+)+", "(a*)*b", r"(\w+\s?)*$", "(a{1,3})+", "(x|y|xy)+"),
+        "(?:(a+))*",
+        # three (or more) in a row that trade characters: n**3 ways to split a name
+        *(".*_.*_.*_.*_x", "a*a*a*a*a*b", r"\w+_\w+_\w+", "a.*?b.*?c.*?d", ".+-.+-.+"),
+    ],
 )
 def test_a_regex_that_can_backtrack_exponentially_is_refused(pattern: str) -> None:
     """Site regexes run on every visitor's cookie names: one with nested or
@@ -289,6 +294,9 @@ def test_a_regex_that_can_backtrack_exponentially_is_refused(pattern: str) -> No
     [
         *("_ga_.*", r"_pk_id\..*", "mp_[0-9a-f]+_mixpanel"),
         *("([a-z0-9]++_?)++_id", "(?>a+)+b", "(a{3})+"),
+        # a separator the repetitions cannot take keeps them linear; two stay quadratic
+        *(r"_ga_[A-Z0-9]+\.[0-9]+\.[0-9]+", r"_pk_id\.\d+\.[0-9a-f]+", "[a-z]+_[a-z]+_[a-z]+"),
+        *(".*_.*", r"x\d+y\d+z\d+", "[^_]+_[^_]+_[^_]+", ".*+_.*+_.*+_x", "(?>.*)_.*_.*"),
     ],
 )
 def test_safe_regexes_are_accepted(pattern: str) -> None:

@@ -161,7 +161,6 @@ def ua_family(user_agent: str | None) -> str | None:
     return str(family) if family else None
 
 
-
 def default_journal_dir(db: str, schema: str | None = None) -> Path:
     """The journal directory of a database: ``cookiegate-journal/<key>/`` next to
     a SQLite file (else in the working directory), ``<key>`` a digest of the
@@ -178,6 +177,7 @@ def default_journal_dir(db: str, schema: str | None = None) -> Path:
         name = url._replace(password=None).render_as_string(hide_password=False)
     key = hashlib.sha256(f"{name}\n{schema or ''}".encode()).hexdigest()[:16]
     return base / "cookiegate-journal" / key
+
 
 class Recorder:
     """Records every consent event, off the request path.
