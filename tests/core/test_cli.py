@@ -85,3 +85,11 @@ def test_cookiegates_own_cookies_are_declared_and_classified() -> None:
     res = runner.invoke(main, ["classify", "cookiegate", "__Host-cookiegate", "cookiegate_theme"])
     assert res.exit_code == 0, res.output
     assert "undeclared" not in res.output
+
+
+def test_a_database_driver_that_is_not_supported_is_one_line() -> None:
+    res = CliRunner().invoke(
+        main, ["records", "migrate", "--db", "postgresql+psycopg2://u:pw@127.0.0.1:1/db"]
+    )
+    assert res.exit_code == 1
+    assert "driver 'psycopg2' is not supported" in res.output and "Traceback" not in res.output

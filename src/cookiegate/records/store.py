@@ -268,6 +268,12 @@ class Store:
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
             raise ConfigError("url", "only sqlite and postgresql (+psycopg) are supported")
+        driver = parsed.get_driver_name()
+        if driver not in ("pysqlite", "psycopg"):
+            raise ConfigError(
+                "url",
+                f"driver {driver!r} is not supported: use sqlite:/// or postgresql+psycopg://",
+            )
         if schema is not None and (self.dialect != "postgresql" or not schema.isidentifier()):
             raise ConfigError("schema", "must be an identifier, and only for PostgreSQL")
         self.schema = schema
