@@ -379,6 +379,11 @@ design-test cookie on every visit. cookiegate keeps them away until you allow
 {self.consent_forms(visit)}"""
         return self._layout(visit, "Demo shop", main)
 
+    def not_found_page(self, visit: Visit) -> str:
+        """The page of an unknown path (both apps answer 404 with it)."""
+        main = f'<p>There is no page at <code>{esc(visit.path)}</code>. <a href="/">Home</a></p>'
+        return self._layout(visit, "Not found", main)
+
     def consent_forms(self, visit: Visit) -> str:
         """What the visitor chose, and a plain link to change it (cookiegate's
         banner, injected into every page, offers the choice itself)."""

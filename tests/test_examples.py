@@ -427,3 +427,11 @@ def test_consent_records_follow_the_member(site: Site, tmp_path: Any) -> None:
     finally:
         gate.records = None
         recorder.close()
+
+
+def test_an_unknown_path_is_the_same_404_page_in_both(site: Site) -> None:
+    resp = site.get("/no-such-page?x=<b>")
+    assert resp.status_code == 404
+    assert resp.headers["content-type"].startswith("text/html")
+    assert "There is no page at <code>/no-such-page</code>" in resp.text
+    assert "Cookie" in resp.headers["vary"]  # a page cookiegate edits: it varies

@@ -119,6 +119,11 @@ def track() -> Response:
     return _empty(204, {"Cache-Control": "no-store"})
 
 
+@app.errorhandler(404)
+def not_found(error: Exception) -> Response:
+    return _html(shop.not_found_page(_visit()), 404)
+
+
 @app.get("/whoami")
 def whoami() -> Response:
     return _html(shop.whoami_page(_visit()))

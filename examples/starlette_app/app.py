@@ -116,7 +116,12 @@ async def whoami_json(request: Request) -> Response:
     return Response(body, media_type="application/json", headers=dict(PAGE_HEADERS))
 
 
+async def not_found(request: Request, exc: Exception) -> Response:
+    return _html(shop.not_found_page(_visit(request)), 404)
+
+
 app = Starlette(
+    exception_handlers={404: not_found},
     routes=[
         Route("/", home),
         Route("/login", login, methods=["GET", "POST"]),

@@ -369,7 +369,7 @@ def purge(db_url: str, schema: str | None, days: int) -> None:
     before = int((time.time() - days * 86400) * 1000)
     with _database_errors(db_url):
         total = store.count_before(before)
-        with Progress(console=Console(stderr=True)) as progress:
+        with Progress(console=Console(stderr=True), transient=True) as progress:
             task = progress.add_task("purging", total=total)
             n = store.purge(before, lambda k: progress.advance(task, k))
     click.echo(f"purged {n} record(s) older than {days} days")
