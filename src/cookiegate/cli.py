@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,13 +52,44 @@ prefix_option = click.option(
 policy_option = click.option(
     "--policy",
     "policy_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="cookiegate.toml to load (default: built-in defaults and catalogue).",
 )
 
 
-@click.group()
+class _Group(click.Group):
+    """Exit codes that keep their meaning: 1 is a failed check (or a refused
+    confirmation), 2 a usage error, 130 an interruption (Ctrl-C), 141 a closed
+    output pipe (``| head``) - click gives 1 for the last two."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        kwargs["standalone_mode"] = False
+        try:
+            try:
+                return super().main(*args, **kwargs)
+            finally:
+                sys.stdout.flush()
+        except click.Abort as exc:
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                sys.exit(130)
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            # nobody reads the rest: no traceback, and none when Python flushes
+            with contextlib.suppress(OSError, ValueError):  # no real file (tests)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="cookiegate")
 def main() -> None:
     """cookiegate: cookie consent and tracking gate."""

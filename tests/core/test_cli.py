@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cookiegate.cli import main
@@ -93,3 +94,34 @@ def test_a_database_driver_that_is_not_supported_is_one_line() -> None:
     )
     assert res.exit_code == 1
     assert "driver 'psycopg2' is not supported" in res.output and "Traceback" not in res.output
+
+
+def test_exit_codes_keep_their_meaning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """1 is a failed check (or a refused confirmation), 2 a usage error (a
+    missing --policy file as much as a directory), 130 Ctrl-C, 141 a closed
+    pipe: click gave 1 for the last two and for a missing file."""
+    from rich.console import Console
+
+    from cookiegate.policy import Policy
+
+    runner = CliRunner()
+    assert runner.invoke(main, ["check", "--policy", str(tmp_path / "no.toml")]).exit_code == 2
+    assert runner.invoke(main, ["check", "--policy", str(tmp_path)]).exit_code == 2
+    assert runner.invoke(main, ["classify", "no_such_cookie"]).exit_code == 1
+    policy = tmp_path / "cookiegate.toml"
+    policy.write_text('version = "1"\n', "utf-8")
+
+    def interrupted(path: object) -> Policy:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(Policy, "from_toml", staticmethod(interrupted))
+        assert runner.invoke(main, ["check", "--policy", str(policy)]).exit_code == 130
+
+    def closed(self: Console, *args: object, **kwargs: object) -> None:
+        raise BrokenPipeError
+
+    with monkeypatch.context() as m:
+        m.setattr(Console, "print", closed)
+        res = runner.invoke(main, ["check"])
+        assert res.exit_code == 141 and "Traceback" not in res.output
