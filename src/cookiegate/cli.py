@@ -69,9 +69,12 @@ class _Group(click.Group):
         kwargs["standalone_mode"] = False
         try:
             try:
-                return super().main(*args, **kwargs)
+                code = super().main(*args, **kwargs)
             finally:
                 sys.stdout.flush()
+            if isinstance(code, int) and code:  # a ctx.exit(n): the code, as standalone
+                sys.exit(code)
+            return code
         except click.Abort as exc:
             if isinstance(exc.__cause__, KeyboardInterrupt):
                 sys.exit(130)
