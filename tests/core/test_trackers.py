@@ -122,6 +122,41 @@ def test_match_url(url: str, expected: str | None) -> None:
     assert tid(url) == expected  # cached answer is the same
 
 
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://plausible.io/js/script.js", "plausible"),
+        ("https://cdn.usefathom.com/script.js", "fathom"),
+        ("https://api2.amplitude.com/2/httpapi", "amplitude"),
+        ("https://eu.i.posthog.com/e/", "posthog"),
+        ("https://cdn.us.heap-api.com/config/1/heap_config.js", "heap"),
+        ("https://sc-static.net/scevent.min.js", "snap-pixel"),
+        ("https://alb.reddit.com/rp.gif?id=1", "reddit-pixel"),
+        ("https://www.redditstatic.com/ads/pixel.js", "reddit-pixel"),
+        ("https://mc.yandex.ru/metrika/tag.js", "yandex-metrica"),
+        ("https://assets.adobedtm.com/launch-x.min.js", "adobe-analytics"),
+        ("https://dpm.demdex.net/id", "adobe-audience-manager"),
+        ("https://static.cloudflareinsights.com/beacon.min.js", "cloudflare-web-analytics"),
+        ("https://shop.example/cdn-cgi/rum", "cloudflare-web-analytics"),
+        ("https://t.contentsquare.net/uxa/abc.js", "contentsquare"),
+        ("https://sgtm.shop.example/g/collect?v=2", "google-analytics"),  # server-side GA
+        ("https://adservice.google.com/ddm/fls/z", "google-ads"),
+        ("https://www.google.com/ccm/collect?en=conversion", "google-ads"),
+        ("https://www.google.de/pagead/1p-user-list/1/", "google-ads"),
+        ("https://js.hsleadflows.net/leadflows.js", "hubspot"),
+        # not trackers
+        ("https://www.redditstatic.com/shreddit/x.js", None),
+        ("https://shop.example/cdn-cgi/challenge-platform/h/b", None),
+        ("https://www.google.com/recaptcha/api.js", None),
+        ("https://fonts.googleapis.com/css2?family=Inter", None),
+    ],
+)
+def test_the_vendors_of_standards_6_2(url: str, expected: str | None) -> None:
+    """The analytics and ad vendors standards.md 6.2 lists beyond the first 17
+    (and the gaps a review found in those): their loaders and beacons."""
+    assert tid(url) == expected
+
+
 def test_url_host_path() -> None:
     assert url_host_path("HTTPS://A.Example.:443/P/Q?x#y") == ("a.example", "/p/q")
     assert url_host_path("//[::1]:80/x") == ("[::1]", "/x")
@@ -188,6 +223,17 @@ def test_host_matches() -> None:
         ),
         (b"document.querySelector('.menu').classList.toggle('open');", None),
         (b"window.config = {analytics: false};", None),
+        # the Ads base tag has GA's gtag('js' too: Ads (marketing) comes first
+        (b"gtag('js', new Date()); gtag('config', 'AW-123456789');", "google-ads"),
+        (b"gtag('event', 'conversion', {'send_to': 'AW-1/abc'});", "google-ads"),
+        (b"gtag('js', new Date()); gtag('config', 'G-1');", "google-analytics"),
+        (b"var _mtm = window._mtm = window._mtm || []; _mtm.push({'mtm.startTime': 1});", "matomo"),
+        (b"fetch('/api/matomo.json')", None),  # not the loader's 'matomo.js'
+        (b"window.plausible = window.plausible || function() {};", "plausible"),
+        (b"posthog.init('phc_x', {api_host: 'https://eu.i.posthog.com'});", "posthog"),
+        (b"heap.load('1');", "heap"),
+        (b"snaptr('init', 'x');", "snap-pixel"),
+        (b"rdt('init', 't2_x');", "reddit-pixel"),
     ],
 )
 def test_match_script(snippet: bytes, expected: str | None) -> None:
