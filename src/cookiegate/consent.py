@@ -151,3 +151,16 @@ class RequestConsent:
 
     def __repr__(self) -> str:
         return f"RequestConsent({self._state!r})"
+
+
+#: what ``my-data`` holds of a visitor with no records (no consent id, or the
+#: gate keeps none): shared by the gate and the records package, which the
+#: core does not import (it needs SQLAlchemy)
+EMPTY_MY_DATA: dict[str, object] = {
+    "records": [],
+    "receipt": None,
+    "account_linked": False,
+    "telemetry": 0,
+    "complete": True,  # every record written is in ``records`` (false during an outage)
+    "pending": 0,
+}

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .consent import METHODS, UNDECIDED, ConsentState, RequestConsent, new_consent_id
+from .consent import (
+    EMPTY_MY_DATA,
+    METHODS,
+    UNDECIDED,
+    ConsentState,
+    RequestConsent,
+    new_consent_id,
+)
 from .consent_mode import ConsentMode, ConsentModeConfig
 from .cookies import (
     cookie_values,
@@ -1947,13 +1954,8 @@ class Gate:
             "generated_at": int(time.time()),
             "consent": state.as_json(self.policy.optional),
             "recording": self.records is not None,
-            "records": [],
-            "receipt": None,
-            "account_linked": False,
-            "telemetry": 0,
-            # every record written is in ``records`` (false during an outage)
-            "complete": True,
-            "pending": 0,
+            **EMPTY_MY_DATA,
+            "records": [],  # a list of this document's own
         }
         if self.records is not None:
             try:

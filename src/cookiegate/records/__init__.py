@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from sqlalchemy.engine import make_url
 
+from cookiegate.consent import EMPTY_MY_DATA
 from cookiegate.errors import ConfigError, CookieGateError
 
 from .model import (
@@ -354,14 +355,7 @@ class Recorder:
         ``pending`` is how many records and links (of any visitor) were still
         queued or journalled, and ``records`` may lack the latest ones."""
         if consent_id is None:
-            return {
-                "records": [],
-                "receipt": None,
-                "account_linked": False,
-                "telemetry": 0,
-                "complete": True,
-                "pending": 0,
-            }
+            return {**EMPTY_MY_DATA, "records": []}
         complete = self.writer.flush(timeout=1.0)
         pending = 0 if complete else max(1, self.writer.pending())
         history = self.store.history(consent_id)
