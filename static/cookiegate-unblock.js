@@ -12,8 +12,8 @@
  * ({category: true|false}). For every granted category it restores, in document
  * order:
  *  - <script data-cg-blocked=C>: re-created (type from data-cg-type, src from
- *    data-cg-src, other attributes copied); external scripts are awaited one
- *    after the other so execution order is preserved;
+ *    data-cg-src, data-src or src, other attributes copied); external scripts
+ *    are awaited one after the other so execution order is preserved;
  *  - <script type="text/plain" data-category=C> / data-cookiecategory=C (the
  *    convention of other consent tools, left untouched by the server): same;
  *  - <img>: srcset / src from data-cg-srcset / data-cg-src;
@@ -21,7 +21,7 @@
  *    (data-cg-unhide), the preceding placeholder [data-cg-placeholder] removed;
  *  - <link>: href from data-cg-href; <a>/<area>: ping from data-cg-ping.
  * A placeholder's button [data-cg-load=C] posts consent for C, merged with the
- * current state, to the consent endpoint as JSON, then restores (focus moves to
+ * current state (the latest decision: a category withdrawn since stays refused), to the consent endpoint as JSON, then restores (focus moves to
  * the restored iframe) and tells the banner (window.cookiegate.decided).
  * Re-created scripts keep the nonce of the neutralised ones (a CSP nonce is
  * hidden from getAttribute once parsed). With data-cg-reload on this tag (the
@@ -85,14 +85,16 @@
       var attrs = old.attributes;
       for (var i = 0; i < attrs.length; i++) {
         var n = attrs[i].name;
-        if (n === "type" || n === "data-cg-blocked" || n === "data-cg-tracker" ||
+        if (n === "type" || n === "src" || n === "data-cg-blocked" || n === "data-cg-tracker" ||
             n === "data-cg-src" || n === "data-cg-type" || n === "data-cg-queued") continue;
         s.setAttribute(n, attrs[i].value);
       }
       if (old.nonce) s.nonce = old.nonce;  // getAttribute("nonce") reads "" once parsed
       var type = old.getAttribute("data-cg-type");
       if (type) s.setAttribute("type", type);
-      var src = old.getAttribute("data-cg-src") || old.getAttribute("data-src");
+      // a site-marked <script type="text/plain" src=...> is external too: awaited
+      var src = old.getAttribute("data-cg-src") || old.getAttribute("data-src") ||
+        old.getAttribute("src");
       if (src) {
         s.async = false;
         s.onload = s.onerror = function () { resolve(); };
@@ -109,11 +111,12 @@
     var names = [];
     var fresh = false;
     for (var k in categories) {
-      if (Object.prototype.hasOwnProperty.call(categories, k) && categories[k] === true) {
+      if (!Object.prototype.hasOwnProperty.call(categories, k)) continue;
+      if (categories[k] === true) {
         if (granted[k] !== true) fresh = true;
-        granted[k] = true;
         names.push(k);
       }
+      granted[k] = categories[k] === true;  // the latest state: a withdrawal clears it
     }
     if (!names.length) return;
     if (RELOAD && started && fresh && document.querySelector(
@@ -172,10 +175,10 @@
     for (var k in current) {
       if (Object.prototype.hasOwnProperty.call(current, k)) merged[k] = current[k] === true;
     }
-    for (var g in granted) {
-      if (Object.prototype.hasOwnProperty.call(granted, g)) merged[g] = true;
+    for (var g in granted) {  // the latest decision this page saw (true or false)
+      if (Object.prototype.hasOwnProperty.call(granted, g)) merged[g] = granted[g];
     }
-    merged[category] = true;
+    merged[category] = true;  // only this category is added
     if (button && button === document.activeElement) {
       // disabling the button below moves focus to <body>: remember where it was
       focusAfter = button.closest ? button.closest("[data-cg-placeholder]") : null;

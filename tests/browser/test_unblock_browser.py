@@ -103,3 +103,68 @@ def test_unblock_restores_granted_categories(browser: Browser) -> None:
         assert page.evaluate("window.__log") == ["gtag.js", "inline", "hotjar", "marked"]
     finally:
         context.close()
+
+
+ORDER_PAGE = b"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>order</title>
+<script>window.__log = [];</script>
+<script type="text/plain" data-category="performance" src="/b1.js"></script>
+<script type="text/plain" data-category="performance">
+  window.__log.push(window.B1 ? "B2 after B1" : "B2 before B1");
+</script>
+</head><body>
+<iframe id="yt" width="320" height="180" src="https://www.youtube.com/embed/x"></iframe>
+<script src="/static/cookiegate-unblock.js"></script>
+</body></html>
+"""
+
+
+def test_marked_external_script_is_awaited_and_withdrawal_is_kept(browser: Browser) -> None:
+    """A site-marked ``type="text/plain"`` script with a real ``src`` runs before
+    the marked script after it; a placeholder pressed after a withdrawal grants
+    only its own category (the withdrawn one stays refused)."""
+    matcher = TrackerMatcher(category_map={"marketing": "marketing"})
+    rw = HtmlRewriter(frozenset({"performance", "marketing"}), b"", trackers=matcher)
+    page_bytes = rw.feed(ORDER_PAGE) + rw.close()
+    posted: list[Any] = []
+
+    def handle(route: Route) -> None:
+        url = route.request.url
+        if url == ORIGIN + "/":
+            route.fulfill(status=200, content_type="text/html", body=page_bytes)
+        elif url.endswith("/static/cookiegate-unblock.js"):
+            route.fulfill(
+                status=200,
+                content_type="text/javascript",
+                body=(ROOT / "static" / "cookiegate-unblock.js").read_bytes(),
+            )
+        elif url.endswith("/b1.js"):
+            body = 'window.B1 = 1; window.__log.push("B1");'
+            route.fulfill(status=200, content_type="text/javascript", body=body)
+        elif url == ORIGIN + "/_cookiegate/consent":
+            posted.append(json.loads(route.request.post_data or "null"))
+            route.fulfill(status=200, content_type="application/json", body="{}")
+        else:
+            route.fulfill(status=200, content_type="text/html", body="<p>video</p>")
+
+    context = browser.new_context()
+    context.set_default_timeout(5_000)
+    try:
+        context.route("**/*", handle)
+        page = context.new_page()
+        page.goto(ORIGIN + "/")
+        page.wait_for_load_state("load")
+        assert page.evaluate("window.__log") == []
+        event = (
+            "c => document.dispatchEvent(new CustomEvent('cookiegate:consent',"
+            " {detail: {categories: c}}))"
+        )
+        page.evaluate(event, {"performance": True, "marketing": False})
+        page.wait_for_function("window.__log.length === 2")
+        assert page.evaluate("window.__log") == ["B1", "B2 after B1"]
+        page.evaluate(event, {"performance": False, "marketing": False})  # withdrawn
+        page.locator("[data-cg-load=marketing]").click()
+        page.wait_for_function("document.getElementById('yt').getAttribute('src') !== null")
+        assert posted == [{"categories": {"performance": False, "marketing": True}}]
+    finally:
+        context.close()
