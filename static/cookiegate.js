@@ -250,25 +250,31 @@
     if (modal && !modal.hidden && !dialog.contains(ev.target)) dialog.focus();
   }
 
+  var opening = null;  // the open() under way (its panel is still loading)
+
   function open(from) {
     if (!modal || !dialog) return Promise.resolve(false);
     if (!modal.hidden) return Promise.resolve(true);
+    if (opening) return opening;  // a second click while loading: one panel, not two
     opener = from || (document.activeElement !== document.body ? document.activeElement : null);
     var slot = modal.querySelector("[data-cg-slot]");
     var ready = slot.querySelector("[data-cg-panel]") ? Promise.resolve() : loadPanel(slot);
-    return ready.then(function () {
+    opening = ready.then(function () {
       syncChecks(api.state.categories);  // show the saved choice, not an abandoned edit
       modal.hidden = false;
       document.addEventListener("keydown", onKey, true);
       document.addEventListener("focusin", onFocusIn, true);
       dialog.scrollTop = 0;
       dialog.focus();
+      opening = null;
       return true;
     }, function () {
+      opening = null;
       var link = root.querySelector("a[data-cg-open]");
       if (link) window.location.assign(link.href);
       return false;
     });
+    return opening;
   }
 
   function close() {
@@ -289,6 +295,15 @@
   function keepRoom() {
     var banner = byId("cookiegate-banner");
     var html = document.documentElement;
+    var settings = byId("cookiegate-settings");
+    if (settings && !settings.hidden) {  // the same room for the settings control
+      var fixed = window.getComputedStyle(settings).position === "fixed";
+      var top = settings.getBoundingClientRect().top;
+      var room = fixed ? Math.max(0, Math.ceil(window.innerHeight - top)) : 0;
+      html.style.setProperty("--cg-settings-space", room + "px");
+    } else {
+      html.style.removeProperty("--cg-settings-space");
+    }
     if (!banner || banner.hidden) {
       html.style.removeProperty("--cg-banner-space");
       return;
@@ -303,8 +318,10 @@
   }
   keepRoom();
   window.addEventListener("resize", keepRoom);
-  if (window.ResizeObserver && byId("cookiegate-banner")) {
-    new ResizeObserver(keepRoom).observe(byId("cookiegate-banner"));
+  if (window.ResizeObserver) {
+    var watch = new ResizeObserver(keepRoom);  // also sees a control shown or hidden
+    if (byId("cookiegate-banner")) watch.observe(byId("cookiegate-banner"));
+    if (byId("cookiegate-settings")) watch.observe(byId("cookiegate-settings"));
   }
 
   if (modal) {

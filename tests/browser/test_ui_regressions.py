@@ -194,3 +194,57 @@ def test_settings_mode_dialog_headings_sit_under_the_page(context: Any, shop: st
         " #cookiegate-preferences h2, #cookiegate-preferences h3')].map(h => h.tagName)"
     )
     assert levels and "H1" not in levels and levels[0] == "H2"
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (320, 640)])
+def test_the_settings_control_leaves_the_page_end_clear(
+    context: Any, shop: str, size: tuple[int, int]
+) -> None:
+    """WCAG 2.4.11 for a decided visitor: scrolled to the end, the page's last
+    link is not behind the fixed "Cookie settings" control (the page keeps room
+    for it), so it can be seen, focused and clicked."""
+    page = _open(context, shop, viewport={"width": size[0], "height": size[1]})
+    page.get_by_role("button", name="Accept all").click()
+    page.locator("#cookiegate-settings").wait_for(state="visible")
+    for reload in (False, True):  # right after the choice, and on the next page
+        if reload:
+            page.reload()
+            page.wait_for_load_state("networkidle")
+        page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+        covered = page.evaluate(
+            """() => { const a = document.querySelector("a[href='/after']");
+            const r = a.getBoundingClientRect();
+            return [[0.1, 0.5], [0.5, 0.5], [0.9, 0.5]].some(([x, y]) => {
+              const top = document.elementFromPoint(r.left + r.width * x, r.top + r.height * y);
+              return !top || !a.contains(top); }); }"""
+        )
+        assert not covered
+
+
+def test_opening_the_settings_twice_while_loading_gives_one_panel(
+    context: Any, shop: str
+) -> None:
+    """Two quick presses of "Cookie settings" while the panel is fetched insert
+    it once (no duplicate ids, whose labels would toggle the other panel)."""
+    page = _open(context, shop)
+    page.get_by_role("button", name="Reject all").click()
+    page.reload()
+    page.wait_for_load_state("networkidle")
+
+    def slow(route: Route) -> None:
+        import time
+
+        time.sleep(0.3)  # as on a real network
+        route.continue_()
+
+    page.route("**/_cookiegate/preferences*", slow)
+    page.focus("#cookiegate-settings a[data-cg-open]")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    page.locator("#cookiegate-preferences .cg-dialog").wait_for(state="visible")
+    page.wait_for_timeout(600)
+    panels = page.evaluate(
+        "document.querySelectorAll('#cookiegate-preferences [data-cg-panel]').length"
+    )
+    assert panels == 1
+    assert page.evaluate("document.querySelectorAll('#cg-cat-performance').length") == 1
