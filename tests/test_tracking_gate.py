@@ -172,3 +172,18 @@ def test_several_content_encoding_lines_are_one_list(client_for: Callable[[Gate]
     res = client_for(make_gate())("GET", "/tracked-gz?ce=gzip", [])  # "gzip, gzip"
     assert gzip.decompress(res.body) == TRACKED  # one gzip layer: the page as written
     assert res.header("content-length") == str(len(res.body))
+
+
+def test_placeholder_names_the_category_as_the_preference_centre_does(
+    client_for: Callable[[Gate], Client],
+) -> None:
+    """A site that labels its category itself sees that label in the iframe
+    placeholder too (not the built-in one the banner no longer shows)."""
+    from cookiegate import Category, Policy
+
+    policy = Policy(
+        version="1", categories=[Category("performance", "Audience statistics", "Stats.")]
+    )
+    body = client_for(make_gate(policy))("GET", "/tracked").body
+    text = body.split(b'class="cg-placeholder-text">', 1)[1].split(b"<", 1)[0]
+    assert b"Audience statistics" in text

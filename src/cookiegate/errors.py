@@ -6,6 +6,8 @@ so callers can catch the base class.
 
 from __future__ import annotations
 
+import string
+
 
 class CookieGateError(Exception):
     """Base class of every error cookiegate raises on purpose."""
@@ -23,6 +25,21 @@ class ConfigError(CookieGateError, ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+def check_format_fields(field: str, value: str, allowed: set[str]) -> None:
+    """Raise :class:`ConfigError` unless ``value``, a text filled in with
+    ``str.format``, parses and uses only the ``{name}`` fields in ``allowed``
+    (a stray brace would otherwise fail on every page that shows the text)."""
+    try:
+        found = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+    except ValueError:
+        raise ConfigError(field, "has an unmatched brace (write {{ or }} for one)") from None
+    unknown = found - allowed
+    if unknown:
+        known = ", ".join("{" + f + "}" for f in sorted(allowed))
+        names = ", ".join("{" + f + "}" for f in sorted(unknown))
+        raise ConfigError(field, f"unknown placeholder {names} (known: {known})")
 
 
 class TokenError(CookieGateError):

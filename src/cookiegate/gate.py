@@ -1642,9 +1642,8 @@ class Gate:
                 options["placeholder_lang"] = locale
                 options["placeholder_text"] = t["placeholder_text"]
                 options["placeholder_button"] = t["placeholder_button"]
-                options["category_labels"] = {
-                    c: t.get(f"cat_{c}_label") or self.policy.categories[c].label or c
-                    for c in blocked
+                options["category_labels"] = {  # as the preference centre names them
+                    c: self.ui.category_label(locale, t, c) or c for c in blocked
                 }
             if len(self._rewriter_options) >= 256:
                 self._rewriter_options.clear()

@@ -132,6 +132,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from .errors import check_format_fields
 from .inject import BodyFilter
 from .trackers import Tracker, TrackerMatcher, default_matcher
 
@@ -560,6 +561,7 @@ class RewriterProfile:
         self.trackers = trackers if trackers is not None else default_matcher()
         self.generation = self.trackers.generation
         self.marker_attrs = tuple([a.lower() for a in marker_attrs])
+        check_format_fields("placeholder_text", placeholder_text, {"vendor", "category"})
         text_tpl, button = placeholder_text, placeholder_button
         # the wording's language, when it may differ from the page's (WCAG 3.1.2)
         lang_attr = f' lang="{placeholder_lang}"' if placeholder_lang else ""

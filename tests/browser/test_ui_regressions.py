@@ -221,9 +221,7 @@ def test_the_settings_control_leaves_the_page_end_clear(
         assert not covered
 
 
-def test_opening_the_settings_twice_while_loading_gives_one_panel(
-    context: Any, shop: str
-) -> None:
+def test_opening_the_settings_twice_while_loading_gives_one_panel(context: Any, shop: str) -> None:
     """Two quick presses of "Cookie settings" while the panel is fetched insert
     it once (no duplicate ids, whose labels would toggle the other panel)."""
     page = _open(context, shop)

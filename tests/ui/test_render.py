@@ -781,3 +781,41 @@ def test_cached_fragments_equal_a_fresh_render(
 
 
 CACHED_UI = make_ui()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("placeholder_text", "Blocked {see policy}"),
+        ("placeholder_text", "Blocked { until you allow {category}"),
+        ("placeholder_text", "{vendor} {0}"),
+        ("withdrawn_status", "Done: {records} records"),
+        ("withdrawn_status_failed", "{telemetry} failed"),
+    ],
+)
+def test_formatted_texts_may_use_only_their_own_fields(key: str, value: str) -> None:
+    """A site text filled in with str.format that would fail on every page that
+    shows it (a stray brace, an unknown field) is refused when the UI is built."""
+    with pytest.raises(ConfigError) as info:
+        make_ui(texts={"en": {key: value}})
+    assert info.value.field == f"texts.en.{key}"
+    # braces written as {{ }} and the known fields are fine
+    make_ui(texts={"en": {"placeholder_text": "{{Blocked}} {vendor}: allow {category}"}})
+
+
+def test_rewriter_profile_checks_its_placeholder_text() -> None:
+    from cookiegate.rewrite import RewriterProfile
+
+    with pytest.raises(ConfigError):
+        RewriterProfile(frozenset({"performance"}), placeholder_text="{oops")
+    RewriterProfile(frozenset({"performance"}), placeholder_text="{vendor} / {category}")
+
+
+@pytest.mark.parametrize(
+    "url", ["\x01javascript:alert(1)", " https://example.com/", "/pri vacy", "/p\x7f", "/p\t"]
+)
+def test_privacy_url_refuses_control_characters_anywhere(url: str) -> None:
+    """Browsers drop leading controls and tabs/newlines inside a URL, so such a
+    value could read as javascript: whatever this Python's urlsplit does."""
+    with pytest.raises(ConfigError):
+        make_ui(texts={"en": {"privacy_url": url}})

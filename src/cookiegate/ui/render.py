@@ -50,7 +50,7 @@ import jinja2
 import markupsafe
 
 from cookiegate.consent import ConsentState
-from cookiegate.errors import ConfigError
+from cookiegate.errors import ConfigError, check_format_fields
 from cookiegate.policy import DEFAULT_CATEGORIES, NECESSARY, Category, CookieRule, Policy
 from cookiegate.signals import LANGUAGE_TAG
 
@@ -85,6 +85,14 @@ _LANG_TAG = re.compile(LANGUAGE_TAG.pattern + r"|\*")  # "*": any language
 _QVALUE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)")
 _DEFAULT_TEXTS = {c.name: (c.label, c.description) for c in DEFAULT_CATEGORIES}
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+#: the texts filled in with ``str.format``, and the fields each may use
+_FORMATTED = {
+    "withdrawn_status": {"telemetry", "cookies"},
+    "withdrawn_status_failed": {"cookies"},
+    "placeholder_text": {"vendor", "category"},
+}
 
 
 @cache
@@ -197,7 +205,8 @@ class UI:
         self.default_locale = default_locale
         self.static_url = static_url
 
-        allowed = set(_load_locale("en"))
+        english = _load_locale("en")
+        allowed = set(english)
         for name in policy.categories:
             allowed.update((f"cat_{name}_label", f"cat_{name}_description"))
         site: dict[str, dict[str, str]] = {}
@@ -215,10 +224,17 @@ class UI:
                     raise ConfigError(f"texts.{locale}.{key}", "must be a string")
                 if key == "privacy_url" and value:
                     scheme = urlsplit(value).scheme.lower()
-                    if scheme not in ("", "http", "https") or value.strip() != value:
+                    # no control character or space anywhere: browsers drop them
+                    # (a leading "\x01javascript:" is javascript:), whatever
+                    # this Python's urlsplit does
+                    if scheme not in ("", "http", "https") or any(
+                        ord(c) <= 0x20 or ord(c) == 0x7F for c in value
+                    ):
                         raise ConfigError(
                             f"texts.{locale}.{key}", "must be an http(s) URL or a path"
                         )
+                if key in _FORMATTED:
+                    check_format_fields(f"texts.{locale}.{key}", value, _FORMATTED[key])
             site[locale] = dict(values)
         self._site = site
         self._strings: dict[str, dict[str, str]] = {}
@@ -572,6 +588,10 @@ class UI:
             )
             for name, cat in self.policy.categories.items()
         ]
+
+    def category_label(self, locale: str, t: Mapping[str, str], name: str) -> str:
+        """A category's label as the banner and preference centre show it."""
+        return self._cat_text(locale, t, self.policy.categories[name], "label")
 
     def _cat_text(self, locale: str, t: Mapping[str, str], cat: Category, field: str) -> str:
         """The site's text for this locale, else the translated built-in text when
