@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote, unquote_to_bytes
 
 from cookiegate import Gate, consent_of
 from cookiegate.asgi import CookieGateMiddleware as AsgiGate
@@ -194,7 +194,7 @@ def make_asgi(gate: Gate) -> Callable[..., Result]:
             "http_version": "1.1",
             "method": method,
             "scheme": scheme,
-            "path": path,
+            "path": unquote(path),  # as servers give it: percent-decoded, UTF-8
             "raw_path": path.encode(),
             "query_string": query.encode(),
             "root_path": "",
@@ -257,7 +257,7 @@ def make_wsgi(gate: Gate) -> Callable[..., Result]:
         environ: dict[str, Any] = {
             "REQUEST_METHOD": method,
             "SCRIPT_NAME": "",
-            "PATH_INFO": path,
+            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),  # PEP 3333
             "QUERY_STRING": query,
             "SERVER_NAME": "shop.test",
             "SERVER_PORT": "80",

@@ -365,3 +365,31 @@ def test_fragment_caches_are_bounded_in_bytes() -> None:
         assert gate.page_fragment(d, "text/html")
     held = sum(len(v) for v in gate._fragment_bytes.values())
     assert 0 < held <= _FRAGMENT_BUDGET
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/page/caf%C3%A9", "/page/caf%C3%A9"),
+        ("/page/search%20results", "/page/search%20results"),
+        ("/page/a%3Fb?x=1", "/page/a%3Fb?x=1"),  # a "?" in the path is not the query
+        ("/page/C%23", "/page/C%23"),  # nor is a "#" a fragment
+        ("/page/100%25", "/page/100%25"),
+    ],
+)
+def test_the_banner_brings_the_visitor_back_to_the_same_url(
+    client_for: Callable[[Gate], Client], target: str, expected: str
+) -> None:
+    """Servers give the app a percent-decoded path; the banner's ``next`` (where a
+    visitor without JavaScript comes back to) encodes it again, through both
+    adapters, and the consent form's 303 leads there."""
+    client = client_for(make_gate())
+    body = client("GET", target).body.decode()
+    assert f'name="next" value="{expected}"' in body
+    posted = client(
+        "POST",
+        "/_cookiegate/consent",
+        [("content-type", "application/x-www-form-urlencoded"), ("origin", "http://shop.test")],
+        body=b"action=reject_all&next=" + expected.replace("%", "%25").replace("?", "%3F").encode(),
+    )
+    assert posted.status == 303 and posted.header("location") == expected

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from .consent import (
     EMPTY_MY_DATA,
@@ -586,6 +586,15 @@ def safe_next(value: object) -> str | None:
 #: per page path (pages repeat); called only for paths up to 2 KiB, the most
 #: :func:`safe_next` accepts, so the cache holds at most ~2 MiB
 _safe_next_cached = lru_cache(maxsize=1024)(safe_next)
+
+
+@lru_cache(maxsize=1024)
+def _path_target(path: str) -> str:
+    """A request's (percent-decoded) path as a URL path again, to come back to:
+    ``/caf\u00e9`` -> ``/caf%C3%A9``, ``/a%3Fb`` (decoded ``/a?b``) -> ``/a%3Fb``.
+    (An encoded ``/``, ``%2F``, comes back as ``/``: the decoded path cannot tell.)"""
+    return quote(path, safe="/!$&'()*+,;=:@~", errors="replace")
+
 
 #: most bytes of finished fragments each fragment cache keeps (then it starts again)
 _FRAGMENT_BUDGET = 8 * 1024 * 1024
@@ -1565,7 +1574,7 @@ class Gate:
         locale = self._locale(decision)
         pinned = decision.locale is not None and locale == ui.negotiate(None, decision.locale)
         theme = self._theme(info)
-        target = info.path + ("?" + info.query if info.query else "")
+        target = _path_target(info.path) + ("?" + info.query if info.query else "")
         next_path = (_safe_next_cached(target) if len(target) <= 2048 else None) or "/"
         changed = state.reason == "stale"
         key = None

@@ -10,6 +10,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from types import TracebackType
@@ -38,6 +39,11 @@ def consent(request_or_environ: Any = None) -> RequestConsent:
 def _request_info(environ: dict[str, Any]) -> RequestInfo:
     gpc = environ.get("HTTP_SEC_GPC")
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    if not path.isascii():
+        # PEP 3333 gives the path's bytes as latin-1 text; ASGI gives it as UTF-8
+        # text: read it as ASGI does, so both adapters match the same rules
+        with contextlib.suppress(UnicodeEncodeError):  # else not PEP 3333: as it is
+            path = path.encode("latin-1").decode("utf-8", "replace")
     return RequestInfo(
         environ.get("REQUEST_METHOD", "GET"),
         path or "/",
