@@ -137,3 +137,22 @@ def test_consent_mode_inline_with_the_managed_nonce(
     snippet = _head_script(res)
     assert snippet.startswith(f'<script nonce="{nonce}">')
     assert "250" in snippet
+
+
+def test_consent_mode_under_the_apps_strict_policy_carries_its_nonce(
+    client_for: Callable[[Gate], Client],
+) -> None:
+    """With Consent Mode on and no CSP of cookiegate's own (or a report-only one),
+    the enforced policy stays the app's: the Consent Mode default and
+    cookiegate's scripts carry the app's nonce, or its strict policy blocks them
+    and the app's tags run with no default at all."""
+    strict = "script-src 'nonce-AppNonce123' 'strict-dynamic'; object-src 'none'"
+    for gate in (
+        make_gate(consent_mode=True),
+        make_gate(consent_mode=True, csp=CspConfig({"performance": [GA]}, report_only=True)),
+    ):
+        res = page(client_for(gate), strict)
+        assert csp_headers(res) == [strict]  # enforced: the app's, unchanged
+        body = res.body.decode()
+        tags = re.findall(r"<script\b[^>]*>", body)
+        assert tags and all('nonce="AppNonce123"' in t for t in tags), tags

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .errors import ConfigError
+from .policy import NECESSARY
 
 __all__ = [
     "DEFAULT_MAPPING",
@@ -146,12 +147,14 @@ class ConsentModeConfig:
 
 #: the page-side listener, shared by the inline snippet; the same logic lives in
 #: static/cookiegate-consent-mode.js
+#: (written without "<" and "&", so that the inline snippet is well-formed XML
+#: too, in an application/xhtml+xml page)
 _LISTENER = (
     'document.addEventListener("cookiegate:consent",function(e){'
-    "var c=(e.detail&&e.detail.categories)||{},u={},k,i;"
-    "for(i=0;i<S.length;i++)u[S[i]]=S[i]==='security_storage'?'granted':'denied';"
-    "for(k in M)if(Object.prototype.hasOwnProperty.call(M,k)&&c[k]===true)"
-    "for(i=0;i<M[k].length;i++)u[M[k][i]]='granted';"
+    "var d=e.detail||{},c=d.categories||{},u={},k,i;"
+    "for(i=0;S.length>i;i++)u[S[i]]=S[i]==='security_storage'?'granted':'denied';"
+    "for(k in M)if(Object.prototype.hasOwnProperty.call(M,k))if(c[k]===true)"
+    "for(i=0;M[k].length>i;i++)u[M[k][i]]='granted';"
     "gtag('consent','update',u);});"
 )
 
@@ -176,11 +179,18 @@ class ConsentMode:
         does not have (``Policy.catalog_categories``: without a ``marketing``
         category, ads cookies are ``performance``). With the default mapping, the
         signals of such a category then go with the category it is folded into:
-        consenting to the cookies consents to their signals."""
+        consenting to the cookies consents to their storage signals (never to
+        ``ad_user_data`` or ``ad_personalization``)."""
         config = ConsentModeConfig() if config is None else config
         if not isinstance(config, ConsentModeConfig):
             raise ConfigError("consent_mode", "must be a ConsentModeConfig")
         mapping = {cat: tuple(sigs) for cat, sigs in config.mapping.items()}
+        if NECESSARY in mapping:
+            raise ConfigError(
+                f"consent_mode.mapping.{NECESSARY}",
+                "strictly necessary storage is security_storage, always granted;"
+                " map optional categories only",
+            )
         if categories is not None:
             known = set(categories)
             is_default = mapping == dict(DEFAULT_MAPPING)
@@ -190,8 +200,15 @@ class ConsentMode:
                         signals = mapping.pop(cat)
                         into = (folded or {}).get(cat)
                         if into in known and into is not None:
+                            # only the storage signals go with the cookies: sending
+                            # user data for ads (ad_user_data) and personalised ads
+                            # (ad_personalization) are purposes of their own, which
+                            # consenting to, say, anonymous statistics does not cover
                             have = mapping.get(into, ())
-                            mapping[into] = (*have, *(s for s in signals if s not in have))
+                            mapping[into] = (
+                                *have,
+                                *(s for s in signals if s not in have and s.endswith("_storage")),
+                            )
                         continue
                     raise ConfigError(
                         f"consent_mode.mapping.{cat}",

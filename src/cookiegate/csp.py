@@ -95,7 +95,9 @@ _HOST_SOURCE = re.compile(
 )
 _NONCE_VALUE = re.compile(r"[A-Za-z0-9+/_\-]+={0,2}")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
-_APP_NONCE = re.compile(r"'nonce-[^'\t\n\f\r ;,\x01]*'", re.IGNORECASE)
+#: a valid nonce source of the app's (an invalid one is left as it is: browsers
+#: ignore it, so it must not read as a nonce from the cache)
+_APP_NONCE = re.compile(r"'nonce-[A-Za-z0-9+/_\-]+={0,2}'", re.IGNORECASE)
 _APP_NONCE_MARK = re.compile(r"'nonce-\x01([0-9]+)\x01'")
 _NONCE_MARK = "\x00nonce\x00"  # never survives parsing, so it cannot collide
 
@@ -104,35 +106,10 @@ _NONCE_MARK = "\x00nonce\x00"  # never survives parsing, so it cannot collide
 
 
 def _split_header_list(value: str) -> list[str]:
-    """Fetch's "get, decode, and split": commas inside ``"quoted strings"`` do
-    not split, values are stripped of HTTP tab/space."""
-    values: list[str] = []
-    current: list[str] = []
-    i, n = 0, len(value)
-    while i < n:
-        ch = value[i]
-        if ch == '"':
-            # collect an HTTP quoted string, kept with its quotes and escapes
-            j = i + 1
-            while j < n:
-                if value[j] == "\\" and j + 1 < n:
-                    j += 2
-                    continue
-                if value[j] == '"':
-                    j += 1
-                    break
-                j += 1
-            current.append(value[i:j])
-            i = j
-        elif ch == ",":
-            values.append("".join(current).strip(_HTTP_WS))
-            current = []
-            i += 1
-        else:
-            current.append(ch)
-            i += 1
-    values.append("".join(current).strip(_HTTP_WS))
-    return values
+    """CSP3's "parse a serialized CSP list": split on *every* comma (browsers do;
+    a comma inside a ``"quoted string"`` splits too, unlike Fetch's generic
+    header-list rule), values stripped of HTTP tab/space."""
+    return [part.strip(_HTTP_WS) for part in value.split(",")]
 
 
 def _parse_one(serialized: str) -> CspPolicy:
@@ -190,7 +167,10 @@ def serialize_csp(policies: Iterable[Mapping[str, Sequence[str]]]) -> str:
             if not _serializable(name) or not name.isascii() or _ASCII_WS.search(name):
                 continue
             kept = [s for s in sources if _serializable(s) and s.isascii()]
-            directives.append(" ".join([name, *kept]) if kept else f"{name} 'none'")
+            if kept or name.lower() in _NOT_SOURCE_LISTS:
+                directives.append(" ".join([name, *kept]))
+            else:  # an empty source list matches nothing: said the canonical way
+                directives.append(f"{name} 'none'")
         if directives:
             out.append("; ".join(directives))
     return ", ".join(out)
@@ -407,11 +387,43 @@ def _inline_allowed_by(sources: Sequence[str] | None, nonce: str | None) -> bool
     lowered = [_keyword(s) for s in sources]
     if nonce is not None and f"'nonce-{nonce}'".lower() in lowered:
         return True
-    disables_inline = any(
-        k.startswith(("'nonce-", "'sha256-", "'sha384-", "'sha512-")) or k == "'strict-dynamic'"
-        for k in lowered
-    )
+    disables_inline = any(_nonce_or_hash(k) or k == "'strict-dynamic'" for k in lowered)
     return "'unsafe-inline'" in lowered and not disables_inline
+
+
+#: directives whose value is not a source list: written without one as they came
+#: (``'none'`` there is not their grammar, and browsers log an error for it)
+_NOT_SOURCE_LISTS = frozenset(
+    (
+        "upgrade-insecure-requests",
+        "block-all-mixed-content",
+        "sandbox",
+        "trusted-types",
+        "require-trusted-types-for",
+        "report-uri",
+        "report-to",
+        "plugin-types",
+    )
+)
+_INLINE_KEYS = ("'nonce-", "'sha256-", "'sha384-", "'sha512-")
+_MARK_VALUE = re.compile("\x01[0-9]+\x01")  # see CspBuilder.header_for
+
+
+def _nonce_or_hash(keyword: str) -> bool:
+    """Whether ``keyword`` is a *valid* nonce or hash source (only those switch
+    ``'unsafe-inline'`` off: a browser ignores ``'nonce-'`` or
+    ``'nonce-{{nonce}}'`` from an empty template, and ``'unsafe-inline'`` still
+    works there)."""
+    if not keyword.endswith("'"):
+        return False
+    for prefix in _INLINE_KEYS:
+        if keyword.startswith(prefix):
+            value = keyword[len(prefix) : -1]  # or an app nonce's cache marker
+            return (
+                _NONCE_VALUE.fullmatch(value) is not None
+                or _MARK_VALUE.fullmatch(value) is not None
+            )
+    return False
 
 
 def allows_inline_script(csp: str | None, nonce: str | None = None) -> bool:

@@ -484,7 +484,13 @@ class Decision(RequestConsent):
         nonce = enforced = None
         if page_work and is_page:
             depends = True  # the CSP and Consent Mode state follow the consent
-            nonce = new_nonce()
+            nonce = None
+            if app_csp and (gate.csp is None or gate.csp.config.report_only):
+                # the enforced policy stays the app's, without cookiegate's nonce:
+                # its scripts (Consent Mode's default first) carry the app's own
+                # nonce when its strict policy needs one
+                nonce = script_nonce(b", ".join(app_csp).decode("latin-1"))
+            nonce = nonce or new_nonce()
             enforced = gate._page_csp(state, app_csp, nonce, out)
         elif app_csp:
             out.extend((b"content-security-policy", v) for v in app_csp)

@@ -54,15 +54,18 @@ def test_default_mapping_trimmed_to_the_policy() -> None:
 
 def test_signals_follow_the_policys_fold_of_catalogue_categories() -> None:
     """Without a marketing category the catalogue's ads cookies are the site's
-    performance ones: consenting to performance consents to the ad signals too
-    (else Google's ads tags would run while told ad_storage is denied)."""
+    performance ones: consenting to performance consents to storing them
+    (ad_storage, personalization_storage; else Google's ads tags would run while
+    told ad_storage is denied), never to sending user data for ads or to
+    personalised ads: those are purposes of their own."""
     from cookiegate import Policy
 
     policy = Policy()  # strictly_necessary and performance only
     assert policy.catalog_categories["marketing"] == "performance"
     cm = ConsentMode(categories=policy.categories, folded=policy.catalog_categories)
     granted = cm.signals_for(frozenset({"performance"}))
-    assert dict(granted) == dict.fromkeys(SIGNALS, "granted")
+    denied = {"ad_user_data", "ad_personalization"}
+    assert dict(granted) == {s: "denied" if s in denied else "granted" for s in SIGNALS}
     refused = cm.signals_for(frozenset())
     assert [k for k, v in refused.items() if v == "granted"] == ["security_storage"]
 
@@ -192,3 +195,22 @@ def test_custom_mapping_checked_against_the_policy() -> None:
     cm = ConsentMode(cfg, categories=[*ALL, "ads"])
     assert cm.signals_for(frozenset({"ads"}))["ad_storage"] == "granted"
     assert cm.signals_for(frozenset({"performance"}))["analytics_storage"] == "denied"
+
+
+def test_strictly_necessary_cannot_be_mapped() -> None:
+    """Its storage is security_storage, always granted; a mapping of it would
+    never take effect (strictly necessary is never in a state's granted set)."""
+    with pytest.raises(ConfigError) as info:
+        ConsentMode(ConsentModeConfig(mapping={"strictly_necessary": ["functionality_storage"]}))
+    assert info.value.field == "consent_mode.mapping.strictly_necessary"
+
+
+def test_inline_snippet_is_well_formed_xml() -> None:
+    """An application/xhtml+xml page is parsed as XML: a raw "<" or "&" in the
+    inline script would be a fatal well-formedness error (no page at all)."""
+    import xml.dom.minidom
+
+    cm = ConsentMode(categories=["strictly_necessary", "performance", "marketing"])
+    for granted in (None, frozenset({"performance"})):
+        snippet = cm.default_snippet("n0nce", granted)
+        xml.dom.minidom.parseString(f"<head>{snippet}</head>")

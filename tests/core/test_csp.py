@@ -63,9 +63,15 @@ def test_non_ascii_tokens_skipped_and_ascii_whitespace_only() -> None:
     assert got == [{"script-src": ["x\x0by"]}]
 
 
-def test_commas_inside_quoted_strings_do_not_split() -> None:
+def test_every_comma_splits_as_in_browsers() -> None:
+    """CSP3 splits a header on every comma, quotes or not (Chromium and Gecko do):
+    reading ``"a,b"`` as one source would read another policy than the browser."""
     got = parse_csp('img-src "a,b" c, script-src d')
-    assert got == [{"img-src": ['"a,b"', "c"]}, {"script-src": ["d"]}]
+    assert got == [{"img-src": ['"a']}, {'b"': ["c"]}, {"script-src": ["d"]}]
+    assert serialize_csp(got[:1]) == "img-src 'none'"  # '"a' matches nothing
+    # a stray quote cannot swallow the next header line's frame-ancestors
+    got = parse_csp("script-src 'self' \"https://cdn.example, frame-ancestors 'none'")
+    assert {"frame-ancestors": ["'none'"]} in got
 
 
 def test_serialize() -> None:
@@ -507,3 +513,24 @@ def test_script_nonce_is_one_every_restricting_policy_admits() -> None:
 def test_script_nonce_never_raises(header: str) -> None:
     found = script_nonce(header)
     assert found is None or allows_inline_script(header, found)
+
+
+def test_an_invalid_nonce_or_hash_does_not_switch_unsafe_inline_off() -> None:
+    """Browsers ignore ``'nonce-'`` (an empty template) or ``'sha256-'``, so the
+    app's ``'unsafe-inline'`` still runs its inline scripts: cookiegate must not
+    add a nonce there (a valid one would switch ``'unsafe-inline'`` off)."""
+    builder = CspBuilder(CspConfig({"performance": ["https://www.google-analytics.com"]}))
+    for token in ("'nonce-'", "'nonce-{{nonce}}'", "'sha256-'", "'sha384-!!'"):
+        app = f"script-src 'self' 'unsafe-inline' {token}"
+        assert allows_inline_script(app)
+        made = builder.header_for(frozenset(), app, "Cg0nce")
+        assert made is not None and "Cg0nce" not in made[1], (token, made)
+    # a valid app nonce does switch it off: cookiegate's own nonce goes in
+    made = builder.header_for(frozenset(), "script-src 'unsafe-inline' 'nonce-AppN0nce'", "Cg0nce")
+    assert made is not None and "'nonce-Cg0nce'" in made[1] and "'nonce-AppN0nce'" in made[1]
+    assert not allows_inline_script("script-src 'unsafe-inline' 'nonce-AppN0nce'")
+
+
+def test_valueless_directives_are_written_as_they_came() -> None:
+    got = serialize_csp(parse_csp("upgrade-insecure-requests; sandbox; img-src"))
+    assert got == "upgrade-insecure-requests; sandbox; img-src 'none'"
