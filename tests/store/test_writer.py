@@ -561,3 +561,69 @@ def test_the_default_journal_is_per_database(
     assert default_journal_dir(pg) != default_journal_dir(pg, schema="s2")
     assert default_journal_dir(pg) != default_journal_dir(pg.replace("/test", "/prod"))
     assert "secret" not in str(default_journal_dir(pg))
+
+
+def _failing_disk(monkeypatch: pytest.MonkeyPatch, torn: list[int]) -> None:
+    """The journal's disk is full while ``torn`` holds a count: each write then
+    writes part of its bytes and fails, as a write crossing ENOSPC does."""
+    real = os.write
+
+    def write(fd: int, data: Any) -> int:
+        if torn and torn[0] > 0:
+            torn[0] -= 1
+            real(fd, bytes(data)[: max(1, len(data) // 2)])
+            raise OSError(28, "No space left on device")
+        return real(fd, data)
+
+    # writer.py calls os.write; the module object is shared, so this is os.write
+    monkeypatch.setattr(os, "write", write)
+
+
+def test_a_torn_journal_write_is_undone(sqlite_db: DB, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk during a database outage tears a journal write: its bytes are
+    cut off again, so the records after the disk and the database recover are
+    all stored (its offsets stay the file's: nothing later is glued to them)."""
+    db = sqlite_db
+    rec = recorder(db, busy_timeout_ms=50)
+    try:
+        emit(rec, 3, prefix="before")
+        assert rec.flush(10)
+        path = db.url.removeprefix("sqlite:///")
+        locker = sqlite3.connect(path, timeout=0.1)
+        locker.execute("BEGIN EXCLUSIVE")  # the database is down: records journal
+        emit(rec, 5, prefix="outage")
+        time.sleep(0.2)
+        torn = [1]
+        _failing_disk(monkeypatch, torn)
+        emit(rec, 4, prefix="torn")  # lost: neither the disk nor the database takes them
+        deadline = time.monotonic() + 5
+        while torn[0] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        emit(rec, 6, prefix="more")  # journalled after the torn write, still in the outage
+        time.sleep(0.2)
+        locker.rollback()
+        locker.close()
+        emit(rec, 2, prefix="after")
+        assert rec.flush(20)
+        assert rec.writer.dropped > 0
+        assert rec.store.count() == 3 + 5 + 6 + 2 + (4 - rec.writer.dropped)
+        assert rec.verify().ok
+    finally:
+        rec.close()
+
+
+def test_an_unwritable_journal_goes_straight_to_the_database(
+    sqlite_db: DB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the database up, a full journal disk loses nothing."""
+    rec = recorder(sqlite_db)
+    try:
+        emit(rec, 2, prefix="warm")
+        assert rec.flush(10)
+        _failing_disk(monkeypatch, [10**9])
+        emit(rec, 20)
+        assert rec.flush(20)
+        assert rec.writer.dropped == 0 and rec.store.count() == 22
+    finally:
+        rec.close()

@@ -223,11 +223,18 @@ class Writer:
         with self._lock:
             start = self._size
             view = memoryview(data)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-            if fsync:
-                os.fsync(self._fd)
+            try:
+                while view:
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+                if fsync:
+                    os.fsync(self._fd)
+            except BaseException:
+                # a torn write (a full disk) must not stay: the journal's offsets
+                # are ours, and the next lines would be glued to the torn bytes
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, start)
+                raise
             self._size += len(data)
             self._lines += len(lines)
         return start
@@ -241,6 +248,7 @@ class Writer:
             items = self._take()
             stop = self._stop
             fresh: tuple[int, int, list[Encoded | Link]] | None = None
+            docs: list[Encoded | Link] = []
             try:
                 if items:
                     docs, lines = self._encode(items)
@@ -248,8 +256,11 @@ class Writer:
                         start = self._append(lines, fsync=self.fsync == "batch")  # one fsync
                         fresh = (start, start + sum(map(len, lines)), docs)
             except Exception:
-                self.dropped += len(items)
-                log.exception("cookiegate: could not journal %d consent record(s)", len(items))
+                # the journal cannot take them (a full or failing disk): straight
+                # into the database if it is up, else they are lost (logged)
+                if not self._commit_direct(docs):
+                    self.dropped += len(items)
+                    log.exception("cookiegate: could not journal %d consent record(s)", len(items))
             finally:
                 self._done_with(len(items))
             self._commit(fresh)
@@ -382,6 +393,21 @@ class Writer:
             log.warning("cookiegate: records database is back; journal replayed")
         self.outage = False
         self._backoff = 0.05
+
+    def _commit_direct(self, docs: list[Encoded | Link]) -> bool:
+        """Commit encoded items without the journal; whether they were."""
+        if not docs or not self._ready or self.outage:
+            return False
+        try:
+            self.committed += self.store.append_encoded(
+                [d for d in docs if isinstance(d, Encoded)],
+                [d for d in docs if isinstance(d, Link)],
+                fresh=True,
+            )
+        except Exception:
+            return False
+        log.warning("cookiegate: journal unwritable; %d record(s) committed directly", len(docs))
+        return True
 
     def _commit_own(self) -> None:
         with open(self.path, "rb") as fh:
