@@ -11,7 +11,8 @@
  *   document.addEventListener("cookiegate:consent", e => e.detail.categories)
  * ({category: true|false}). For every granted category it restores, in document
  * order:
- *  - <script data-cg-blocked=C>: re-created (type from data-cg-type, src from
+ *  - <script data-cg-blocked=C>: (C may list several categories, space-separated:
+ *    all of them must be granted) re-created (type from data-cg-type, src from
  *    data-cg-src, data-src or src, other attributes copied); external scripts
  *    are awaited one after the other so execution order is preserved;
  *  - <script type="text/plain" data-category=C> / data-cookiecategory=C (the
@@ -127,8 +128,15 @@
       return;
     }
     var isGranted = function (el) {
+      // a script bundling several vendors lists each refused category: all of
+      // them must be granted before it runs
       var c = categoryOf(el);
-      return c !== null && granted[c] === true;
+      if (c === null) return false;
+      var all = c.split(/\s+/);
+      for (var n = 0; n < all.length; n++) {
+        if (all[n] && granted[all[n]] !== true) return false;
+      }
+      return true;
     };
     var scripts = document.querySelectorAll(
       "script[data-cg-blocked], script[type='text/plain'][data-category]," +

@@ -1162,11 +1162,9 @@ class HtmlRewriter:
                         found_new = memo.get(ckey, _MISSING)
                         if found_new is _MISSING:
                             found_new = new
-                            found = self.trackers.match_script(content)
-                            if found is not None:
-                                cat = self.trackers.category(found)
-                                if cat in self.blocked:
-                                    found_new = self._neutral_script(tag, nl, attrs, (cat, found))
+                            decided = self._inline_decision(content)
+                            if decided is not None:
+                                found_new = self._neutral_script(tag, nl, attrs, decided)
                             self._remember(ckey, found_new, len(tag) + len(content))
                         new = found_new
                     if new is not None:
@@ -1309,6 +1307,21 @@ class HtmlRewriter:
         cat, found = decided
         insert = b' type="text/plain"' + _blocked_attrs(cat, found)
         return _edit(tag, nl, attrs, insert, ("src", "type"))
+
+    def _inline_decision(self, content: bytes) -> tuple[str, Tracker] | None:
+        """The refused categories (space-separated) of every vendor whose
+        loader is in ``content``, and the first such vendor; None when all of
+        them are allowed. A bundle of gtag and fbq waits for both."""
+        cats: list[str] = []
+        first: Tracker | None = None
+        for found in self.trackers.match_scripts(content):
+            cat = self.trackers.category(found)
+            if cat in self.blocked:
+                if first is None:
+                    first = found
+                if cat not in cats:
+                    cats.append(cat)
+        return None if first is None else (" ".join(cats), first)
 
     def _url_decision(self, url: str | None) -> tuple[str, Tracker] | None:
         if not url:

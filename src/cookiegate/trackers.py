@@ -258,6 +258,7 @@ class TrackerMatcher:
         "_cache",
         "_hosts",
         "_literals",
+        "_own_sig",
         "_paths",
         "_sig",
         "_sig_ids",
@@ -290,6 +291,8 @@ class TrackerMatcher:
         self._paths: list[tuple[str, Tracker]] = []
         alternatives: list[bytes] = []
         self._sig_ids: dict[str, Tracker] = {}
+        #: each tracker's own signature regex (for :meth:`match_scripts`)
+        self._own_sig: list[tuple[re.Pattern[bytes], Tracker]] = []
         # literal signatures are tested with ``in`` (far faster than one big
         # alternation in ``re``, which has no literal prefix to skip by)
         self._literals: tuple[tuple[bytes, Tracker], ...] = tuple(
@@ -308,6 +311,7 @@ class TrackerMatcher:
                 group = f"t{n}"
                 self._sig_ids[group] = t
                 alternatives.append(b"(?P<" + group.encode() + b">" + b"|".join(parts) + b")")
+                self._own_sig.append((re.compile(b"|".join(parts)), t))
         self._sig: re.Pattern[bytes] | None = (
             re.compile(b"|".join(alternatives)) if alternatives else None
         )
@@ -384,6 +388,22 @@ class TrackerMatcher:
         if m is None or m.lastgroup is None:
             return None
         return self._sig_ids[m.lastgroup]
+
+    def match_scripts(self, text: bytes) -> tuple[Tracker, ...]:
+        """Every tracker whose inline-loader signature occurs in ``text``, in
+        catalogue order, each once (one script may load several vendors: a tag
+        bundle with gtag and fbq is Google's and Meta's)."""
+        found: list[Tracker] = []
+        for sig, tracker in self._literals:
+            if tracker not in found and sig in text:
+                found.append(tracker)
+        if self._sig is not None and self._sig.search(text) is not None:
+            # a match: the rare case, so each tracker's patterns are tried on
+            # their own (the alternation's leftmost match may hide another's)
+            for own, tracker in self._own_sig:
+                if tracker not in found and own.search(text) is not None:
+                    found.append(tracker)
+        return tuple(found)
 
 
 _BUILTIN: tuple[Tracker, ...] | None = None

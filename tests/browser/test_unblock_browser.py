@@ -29,6 +29,7 @@ PAGE = b"""<!DOCTYPE html>
 <script>/* gtag('js', new Date()) */ window.__log.push("inline");</script>
 <script src="https://static.hotjar.com/c/hotjar-1.js?sv=6"></script>
 <script type="text/plain" data-category="performance">window.__log.push("marked");</script>
+<script>/* gtag('js', new Date()); fbq('init', '1') */ window.__log.push("bundle");</script>
 </head><body>
 <img id="px" height="1" width="1" src="https://www.facebook.com/tr?id=1&amp;ev=PageView">
 <iframe id="yt" width="320" height="180" src="https://www.youtube.com/embed/x"></iframe>
@@ -42,7 +43,8 @@ def test_unblock_restores_granted_categories(browser: Browser) -> None:
     matcher = TrackerMatcher(category_map={"marketing": "marketing"})
     rw = HtmlRewriter(frozenset({"performance", "marketing"}), b"", trackers=matcher)
     page_bytes = rw.feed(PAGE) + rw.close()
-    assert page_bytes.count(b"data-cg-blocked") == 5  # + the text/plain marked one
+    assert page_bytes.count(b"data-cg-blocked") == 6  # + the text/plain marked one
+    assert b'data-cg-blocked="performance marketing"' in page_bytes  # the bundle
     requested: list[str] = []
     posted: list[Any] = []
 
@@ -90,6 +92,7 @@ def test_unblock_restores_granted_categories(browser: Browser) -> None:
         page.wait_for_function("window.__log.length === 4")
         assert page.evaluate("window.__log") == ["gtag.js", "inline", "hotjar", "marked"]
         assert not [u for u in requested if "facebook.com" in u or "youtube.com" in u]
+        # (the gtag + fbq bundle waits for marketing too)
 
         # the placeholder's button grants marketing, merged with the current state
         page.locator("[data-cg-load=marketing]").click()
@@ -100,7 +103,8 @@ def test_unblock_restores_granted_categories(browser: Browser) -> None:
         page.wait_for_function("document.getElementById('px').complete")
         assert [u for u in requested if "facebook.com/tr" in u]
         assert [u for u in requested if "youtube.com/embed/x" in u]
-        assert page.evaluate("window.__log") == ["gtag.js", "inline", "hotjar", "marked"]
+        page.wait_for_function("window.__log.length === 5")
+        assert page.evaluate("window.__log") == ["gtag.js", "inline", "hotjar", "marked", "bundle"]
     finally:
         context.close()
 

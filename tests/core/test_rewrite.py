@@ -76,6 +76,28 @@ def test_inline_script() -> None:
     )
 
 
+def test_an_inline_bundle_of_several_vendors_waits_for_all_their_categories() -> None:
+    """A tag bundle loading Google Analytics (performance) and the Meta Pixel
+    (marketing) is blocked while either is refused, whichever comes first in
+    the script or the catalogue, and names every refused category."""
+    matcher = TrackerMatcher(category_map={"marketing": "marketing"})
+    for body in (
+        b"gtag('config', 'G-1'); fbq('init', '1');",
+        b"fbq('init', '1'); gtag('config', 'G-1');",
+    ):
+        doc = b"<script>" + body + b"</script>"
+        out = run([doc], frozenset({"marketing"}), fragment=None, trackers=matcher)
+        assert out == (
+            b'<script type="text/plain" data-cg-blocked="marketing" '
+            b'data-cg-tracker="meta-pixel">' + body + b"</script>"
+        )
+        out = run([doc], frozenset({"performance"}), fragment=None, trackers=matcher)
+        assert out.startswith(b'<script type="text/plain" data-cg-blocked="performance" ')
+        out = run([doc], frozenset({"performance", "marketing"}), fragment=None, trackers=matcher)
+        assert out.startswith(b'<script type="text/plain" data-cg-blocked="performance marketing" ')
+        assert run([doc], frozenset(), fragment=None, trackers=matcher) == doc
+
+
 def test_img_pixel_and_srcset() -> None:
     doc = (
         b'<noscript><img height="1" width="1" src="https://www.facebook.com/tr?id=1&amp;ev=P"'
