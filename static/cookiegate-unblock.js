@@ -61,7 +61,7 @@
     if (c) return c;
     for (var i = 0; i < MARKERS.length; i++) {
       c = el.getAttribute(MARKERS[i]);
-      if (c) return c.replace(/^\s+|\s+$/g, "");
+      if (c) return c.replace(/^\s+|\s+$/g, "").toLowerCase();  // as the server reads it
     }
     return null;
   }
@@ -186,7 +186,8 @@
     for (var g in granted) {  // the latest decision this page saw (true or false)
       if (Object.prototype.hasOwnProperty.call(granted, g)) merged[g] = granted[g];
     }
-    merged[category] = true;  // only this category is added
+    var adding = category.split(/\s+/);  // only this category (or these) is added
+    for (var a = 0; a < adding.length; a++) if (adding[a]) merged[adding[a]] = true;
     if (button && button === document.activeElement) {
       // disabling the button below moves focus to <body>: remember where it was
       focusAfter = button.closest ? button.closest("[data-cg-placeholder]") : null;

@@ -118,6 +118,11 @@ def _app_response(
             body = {"le": b"\xff\xfe", "be": b"\xfe\xff"}[order] + TRACKED.decode().encode(
                 f"utf-16-{order}"
             )
+        if "marked" in params:  # ?marked=<category>: a script the site marks
+            mark = params["marked"][0].encode()
+            body = body.replace(
+                b"</body>", b'<script data-category="' + mark + b'">m()</script></body>'
+            )
         if "ctype" in params:
             headers[0] = ("content-type", params["ctype"][0])
         headers += [("content-encoding", v) for v in params.get("ce", [])]

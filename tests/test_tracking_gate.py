@@ -46,6 +46,23 @@ def test_accepted_visitor_gets_the_page_as_written(client_for: Callable[[Gate], 
     assert body[:settings] + body[body.rindex(b"</body>") :] == TRACKED
 
 
+def test_a_marker_naming_no_category_of_the_policy_stays_blocked(
+    client_for: Callable[[Gate], Client],
+) -> None:
+    """The gate tells the rewriter the policy's categories: a script the site
+    marks ``analytics`` (a category it never declared) waits for every
+    category; ``Performance`` is ``performance``."""
+    gate = make_gate()
+    client = client_for(gate)
+    body = client("GET", "/tracked?marked=analytics").body
+    assert b'<script type="text/plain" data-cg-blocked="performance" data-category="an' in body
+    accepted = [("cookie", f"cookiegate={gate.make_token(['performance'])}")]
+    body = client("GET", "/tracked?marked=Performance", accepted).body
+    assert b'<script data-category="Performance">m()</script>' in body
+    body = client("GET", "/tracked?marked=Performance").body
+    assert b'data-cg-blocked="performance" data-category="Performance">m()' in body
+
+
 def test_error_pages_are_gated_too(client_for: Callable[[Gate], Client]) -> None:
     """A 404 or 500 page carries the site's tags as much as any page: its
     trackers are neutralised for a visitor who has not granted them, and it

@@ -1662,7 +1662,9 @@ class Gate:
                 }
             if len(self._rewriter_options) >= 256:
                 self._rewriter_options.clear()
-            profile = RewriterProfile(blocked, trackers=trackers, **options)
+            profile = RewriterProfile(
+                blocked, trackers=trackers, known=tuple(self.policy.categories), **options
+            )
             found = self._rewriter_options[(granted, locale)] = profile
         return HtmlRewriter(
             found.blocked, fragment, charset=_declared_charset(content_type), profile=found

@@ -43,7 +43,13 @@ Site markers (on ``<script>`` and ``<iframe>``): ``data-category="X"`` or
 category the visitor refused is neutralised as above (without
 ``data-cg-tracker``), even if the catalogue does not know it; one marked with a
 granted category is left alone even if the catalogue knows it (the site's word
-wins). A script already written as ``type="text/plain"`` with a marker (the
+wins). A marker's value is read case-insensitively (``Performance`` is
+``performance``); with ``known`` (the policy's categories: the gate passes
+them), a marker naming a category the policy does not have (``analytics`` on a
+site with ``performance`` only) fails closed: the element waits for every
+non-necessary category of the policy (``data-cg-blocked`` lists them all; a
+visitor who granted them all gets the page as written anyway), and a warning
+names the marker once. A script already written as ``type="text/plain"`` with a marker (the
 convention of other consent tools) is always passed through unchanged; the
 re-activation script runs it once its category is granted.
 
@@ -134,6 +140,7 @@ from typing import Any
 
 from .errors import check_format_fields
 from .inject import BodyFilter
+from .policy import NECESSARY
 from .trackers import Tracker, TrackerMatcher, default_matcher
 
 log = logging.getLogger("cookiegate.rewrite")
@@ -526,6 +533,7 @@ class RewriterProfile:
         "_args",
         "blocked",
         "generation",
+        "known",
         "marker_attrs",
         "memo",
         "placeholder",
@@ -544,6 +552,7 @@ class RewriterProfile:
         placeholder_button: str = DEFAULT_PLACEHOLDER_BUTTON,
         category_labels: dict[str, str] | None = None,
         placeholder_lang: str | None = None,
+        known: tuple[str, ...] | None = None,
     ) -> None:
         labels = dict(category_labels or {})  # a copy: later edits by the caller do not count
         if placeholder_lang is not None and not _LANG_TAG.fullmatch(placeholder_lang):
@@ -556,8 +565,12 @@ class RewriterProfile:
             "placeholder_button": placeholder_button,
             "category_labels": labels,
             "placeholder_lang": placeholder_lang,
+            "known": known,
         }
         self.blocked = frozenset(blocked)
+        #: every category of the policy, in its order (None: not known, markers
+        #: of categories outside ``blocked`` are taken as granted)
+        self.known = None if known is None else tuple(known)
         self.trackers = trackers if trackers is not None else default_matcher()
         self.generation = self.trackers.generation
         self.marker_attrs = tuple([a.lower() for a in marker_attrs])
@@ -570,10 +583,11 @@ class RewriterProfile:
             vendor = tracker.vendor if tracker is not None else "another site"
             text = text_tpl.format(vendor=vendor, category=labels.get(category, category))
             tid = f' data-cg-tracker="{tracker.id}"' if tracker is not None else ""
+            cat = html.escape(category)  # a site marker's value may be anything
             return (
-                f'<span class="cg-placeholder" data-cg-placeholder="{category}"{tid}{lang_attr}>'
+                f'<span class="cg-placeholder" data-cg-placeholder="{cat}"{tid}{lang_attr}>'
                 f'<span class="cg-placeholder-text">{html.escape(text)}</span> '
-                f'<button type="button" class="cg-placeholder-button" data-cg-load="{category}">'
+                f'<button type="button" class="cg-placeholder-button" data-cg-load="{cat}">'
                 f"{html.escape(button)}</button></span>"
             ).encode("ascii", "xmlcharrefreplace")
 
@@ -587,6 +601,7 @@ class RewriterProfile:
             button,
             tuple(sorted(labels.items())) if labels else (),
             placeholder_lang,
+            self.known,
         )
         memos = self.trackers.memo
         memo = memos.get(key)
@@ -605,6 +620,24 @@ class RewriterProfile:
         if not isinstance(tails, _RegionMemo):
             tails = memos["tails"] = _RegionMemo()
         self.tails: _RegionMemo = tails
+
+    def marked(self, value: str) -> str | None:
+        """The category to block an element marked ``value`` under, or None
+        when the visitor has granted it."""
+        cat = value.strip().lower()
+        if cat in self.blocked:
+            return cat
+        known = self.known
+        if known is not None and cat not in known:
+            _warn_once(
+                None,
+                f"an element is marked with category {cat!r}, which the policy does "
+                "not have: it waits for every category (declare it or fix the marker)",
+            )
+            if not self.blocked:
+                return None  # every category is granted: so is this one
+            return " ".join(c for c in known if c != NECESSARY)
+        return None
 
     def current(self) -> bool:
         """Whether the matcher's memos are still the ones this profile holds."""
@@ -630,6 +663,9 @@ class HtmlRewriter:
     :param category_labels: display names of categories for the placeholder text.
     :param placeholder_lang: the language tag of that text (the placeholder's
         ``lang``, for when it differs from the page's).
+    :param known: every category of the policy; an element marked with any
+        other is blocked (fail closed). None: markers outside ``blocked`` are
+        taken as granted.
     :param charset: the body's declared charset, if known.
     :param max_tag: most bytes held for one incomplete tag.
     :param max_script: most bytes of an inline script held to recognise it.
@@ -659,6 +695,7 @@ class HtmlRewriter:
         "_wait_script",
         "blocked",
         "fragment",
+        "marked",
         "marker_attrs",
         "max_hold",
         "max_script",
@@ -679,6 +716,7 @@ class HtmlRewriter:
         placeholder_button: str = DEFAULT_PLACEHOLDER_BUTTON,
         category_labels: dict[str, str] | None = None,
         placeholder_lang: str | None = None,
+        known: tuple[str, ...] | None = None,
         charset: str | None = None,
         max_tag: int = 64 * 1024,
         max_script: int = 64 * 1024,
@@ -697,11 +735,13 @@ class HtmlRewriter:
                 placeholder_button=placeholder_button,
                 category_labels=category_labels,
                 placeholder_lang=placeholder_lang,
+                known=known,
             )
         self.blocked = profile.blocked
         self.fragment = fragment
         self.trackers = profile.trackers
         self.marker_attrs = profile.marker_attrs
+        self.marked: Callable[[str], str | None] = profile.marked
         self.placeholder: Callable[[str, Tracker | None], bytes] = profile.placeholder
         self._memo: dict[Any, Any] = profile.memo
         self._plain: _RegionMemo = profile.plain
@@ -1283,12 +1323,12 @@ class HtmlRewriter:
         first = attrs.first
         stype = (first.get("type") or "").strip().lower()
         for marker in self.marker_attrs:
-            cat = first.get(marker)
-            if cat is not None:
-                cat = cat.strip()
-                if stype == "text/plain" or cat not in self.blocked:
+            value = first.get(marker)
+            if value is not None:
+                if stype == "text/plain":
                     return None, False
-                return (cat, None), False
+                cat = self.marked(value)
+                return (None if cat is None else (cat, None)), False
         if stype not in _JS_TYPES:
             return None, False
         src = first.get("src")
@@ -1368,11 +1408,12 @@ class HtmlRewriter:
         decided: tuple[str, Tracker | None] | None = None
         marked = False
         for marker in self.marker_attrs:
-            cat = first.get(marker)
-            if cat is not None:
+            value = first.get(marker)
+            if value is not None:
                 marked = True
-                if cat.strip() in self.blocked:
-                    decided = (cat.strip(), None)
+                cat = self.marked(value)
+                if cat is not None:
+                    decided = (cat, None)
                 break
         if not marked:
             decided = self._url_decision(first.get("src"))

@@ -192,6 +192,38 @@ def test_site_markers() -> None:
     assert b'data-cg-src="https://maps.example/embed"' in out
 
 
+def test_site_markers_are_read_case_insensitively_and_unknown_ones_fail_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``Performance`` is ``performance``; with the policy's categories known, a
+    marker naming another (``statistics``) waits for every category, and the
+    placeholder's markup stays well-formed whatever the marker holds."""
+    upper = b'<script data-category=" Performance " src="/js/ab.js"></script>'
+    assert run([upper], fragment=None).startswith(
+        b'<script type="text/plain" data-cg-blocked="performance" '
+    )
+    known = ("strictly_necessary", "performance", "marketing")
+    assert run([upper], frozenset({"marketing"}), None, known=known) == upper
+    unknown = b'<script data-category="statistics">track()</script>'
+    with caplog.at_level(logging.WARNING, logger="cookiegate.rewrite"):
+        out = run([unknown], frozenset({"marketing"}), None, known=known)
+    assert out == (
+        b'<script type="text/plain" data-cg-blocked="performance marketing" '
+        b'data-category="statistics">track()</script>'
+    )
+    assert "'statistics'" in caplog.text
+    assert run([unknown], frozenset(), None, known=known) == unknown  # all granted
+    # without ``known`` (a rewriter used on its own) a marker outside ``blocked`` is granted
+    assert run([unknown], PERF, None) == unknown
+    necessary = b'<script data-category="strictly_necessary">login()</script>'
+    assert run([necessary], PERF, None, known=known) == necessary
+    evil = b'<iframe data-category="x&quot;&gt;&lt;b&gt;" src="https://maps.example/e"></iframe>'
+    out = run([evil], PERF, None, known=known)
+    assert b'data-cg-placeholder="performance marketing"' in out
+    assert b"<b>" not in out
+    assert b'data-category="x&quot;&gt;&lt;b&gt;"' in out  # as written
+
+
 def test_non_javascript_scripts_are_not_inspected() -> None:
     doc = b'<script type="application/ld+json">{"x": "gtag(\'config\'"}</script>'
     assert run([doc], fragment=None) == doc
