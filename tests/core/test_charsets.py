@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cookiegate.rewrite import HtmlRewriter, is_ascii_compatible
 
@@ -109,6 +111,16 @@ def test_unknown_names_and_non_text_codecs_count_as_ascii(label: str | None) -> 
     """A label browsers do not know is ignored by them (the page is read as an
     ASCII-compatible encoding): the rewriter edits it."""
     assert is_ascii_compatible(label)
+
+
+@pytest.mark.parametrize("label", ["utf-8\x00", "\x00", "utf-8\ud800", "\udcff"])
+def test_labels_no_codec_can_be_named_by_are_unknown(label: str) -> None:
+    assert is_ascii_compatible(label)
+
+
+@given(st.text(max_size=40))
+def test_any_label_is_answered(label: str) -> None:
+    assert is_ascii_compatible(label) in (True, False)
 
 
 def test_a_utf16_label_passes_the_page_through() -> None:

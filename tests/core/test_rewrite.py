@@ -293,6 +293,22 @@ def test_tag_names_ended_by_backslash_ampersand_or_semicolon() -> None:
         assert b"data-cg-blocked" in run([doc], fragment=None), doc
 
 
+def test_end_tags_with_names_run_on_by_backslash_ampersand_or_semicolon() -> None:
+    """``</script\\``, ``</script&`` and ``</script;`` do not end a script (nor
+    ``</title\\`` a title): the script's signature after one is still read,
+    and markup in a title after one is text, left alone."""
+    for odd in (b"\\", b"&", b";"):
+        doc = b'<script>var s = "</script' + odd + b'"; fbq("init", "1")</script>'
+        out = run([doc], fragment=None)
+        assert out.startswith(b'<script type="text/plain" data-cg-blocked="performance"'), doc
+        for cut in range(len(doc)):
+            assert run([doc[:cut], doc[cut:]], fragment=None) == out
+        doc = b"<title>a</title" + odd + b"<img src=https://www.facebook.com/tr></title><p>x"
+        assert run([doc], fragment=None) == doc
+        doc = b"<script><!--<script" + odd + b"></script><img src=https://www.facebook.com/tr>"
+        assert b"data-cg-blocked" in run([doc], fragment=None), doc  # no double escape
+
+
 def test_noscript_end_tag_inside_a_value_ends_it() -> None:
     """With scripts on, a browser reads <noscript> as raw text: its end tag counts
     even where, read as markup, it would be inside an attribute value."""
