@@ -4,6 +4,8 @@ mutation detection, erasure and purge keep the chain valid."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -12,8 +14,9 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
 
 from cookiegate.records.model import PendingRecord, canonical, receipt, sha256_hex, truncate_ip
-from cookiegate.records.store import STORE_VERSION, Store, records_t
+from cookiegate.records.store import STORE_VERSION, Link, Store, chain_t, records_t
 
+from .conftest import DB
 from .helpers import pending
 
 
@@ -495,3 +498,53 @@ def test_uuid7_time_is_read_back(ms: int, raw: bytes) -> None:
     assert _uuid7_ms(str(uuid.UUID(bytes=raw, version=4))) is None
     assert _uuid7_ms(None) is None
     assert _uuid7_ms("not a uuid") is None
+
+
+def test_history_is_in_the_order_the_decisions_were_made(store: Store) -> None:
+    """A record journalled during an outage is stored after a later one: the
+    history (and the latest decision my-data and receipts show) goes by time."""
+    a = "consent-aaaaaaaa"
+    now = int(time.time() * 1000)
+    store.append([pending(a, at_ms=now - 1000, event="given")])
+    store.append([pending(a, at_ms=now, event="withdrawn")])
+    store.append([pending(a, at_ms=now - 500, event="updated")])  # replayed late
+    assert [r["event"] for r in store.history(a)] == ["given", "updated", "withdrawn"]
+    assert store.verify().ok
+
+
+def test_an_older_account_link_stored_late_does_not_replace_a_newer_one(store: Store) -> None:
+    a = "consent-aaaaaaaa"
+    now = int(time.time() * 1000)
+    store.append([], [Link(a, "member-new", now)])
+    store.append([], [Link(a, "member-old", now - 1000)])  # journalled, replayed late
+    assert store.account_of(a) == "member-new"
+    store.append([], [Link(a, "member-newer", now + 1000), Link(a, "member-old", now - 10)])
+    assert store.account_of(a) == "member-newer"
+
+
+@pytest.mark.postgres
+def test_an_erasure_waits_for_a_writer_holding_the_chain(pg_db: DB) -> None:
+    """On PostgreSQL a writer's batch reads the erasure marks under the chain's
+    row lock; an erasure takes that lock too, so it cannot slip between the
+    batch's read of the marks and its commit (which would store a personal
+    part the erasure never saw)."""
+    store = pg_db.store()
+    try:
+        a = "consent-aaaaaaaa"
+        store.append([pending(a, ip="192.0.2.0/24")])
+        done = threading.Event()
+        with store.engine.begin() as conn:
+            conn.execute(select(chain_t.c.seq).where(chain_t.c.id == 1).with_for_update())
+
+            def erase() -> None:
+                store.erase_consents([a])
+                done.set()
+
+            worker = threading.Thread(target=erase)
+            worker.start()
+            assert not done.wait(0.5)  # blocked on the writer's lock
+        worker.join(10)
+        assert done.is_set()
+        assert store.history(a)[0]["personal"] == "erased"
+    finally:
+        store.close()

@@ -437,6 +437,13 @@ class Store:
             for link in links:
                 if erased and link.at_ms <= erased.get(link.consent_id, -1):
                     continue  # linked before the erasure: the erasure removed it
+                held = conn.execute(
+                    select(accounts_t.c.linked_at_ms).where(
+                        accounts_t.c.consent_id == link.consent_id
+                    )
+                ).first()
+                if held is not None and int(held[0]) > link.at_ms:
+                    continue  # a later link is stored (this one was journalled): it stands
                 conn.execute(delete(accounts_t).where(accounts_t.c.consent_id == link.consent_id))
                 conn.execute(
                     insert(accounts_t).values(
@@ -468,12 +475,15 @@ class Store:
             return int(conn.execute(select(func.count()).select_from(records_t)).scalar_one())
 
     def history(self, consent_id: str) -> list[dict[str, Any]]:
-        """Every stored record of one consent, oldest first."""
+        """Every stored record of one consent, oldest first: by the time it was
+        made, then by its place in the chain (a record journalled during an
+        outage may be stored after a later one: the last is the latest
+        decision all the same)."""
         with self.read_engine.connect() as conn:
             rows = conn.execute(
                 select(records_t.c.body, records_t.c.personal)
                 .where(records_t.c.consent_id == consent_id)
-                .order_by(records_t.c.seq)
+                .order_by(records_t.c.at_ms, records_t.c.seq)
             ).all()
         return [record_view(b, p) for b, p in rows]
 
@@ -756,8 +766,12 @@ class Store:
         stored without its personal part, and the link is not stored."""
         ids = sorted(set(consent_ids))
         erased = links = 0
-        at = now_ms()
         with self.engine.begin() as conn:
+            # the writers' lock (PostgreSQL; SQLite writes one at a time): a
+            # writer's batch that read "not erased" commits before this erases,
+            # or reads the mark after it
+            conn.execute(self._head_for_update).one()
+            at = now_ms()
             for part in _chunks(ids):
                 conn.execute(delete(erased_t).where(erased_t.c.consent_id.in_(part)))
                 conn.execute(
