@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cookiegate import Gate
-from cookiegate.records import Recorder
+from cookiegate.errors import ConfigError
+from cookiegate.records import Recorder, Retention
 
 from .conftest import Client, make_gate
 
@@ -105,3 +106,19 @@ def test_a_choice_replacing_a_stale_or_expired_consent_is_a_reconsent(
     assert recorder.flush(10)
     [rec] = recorder.store.history(cid)
     assert rec["event"] == "reconsent", rec
+
+
+def test_records_kept_less_long_than_a_decision_is_valid_are_refused(tmp_path: Path) -> None:
+    """The proof of a consent still in use must outlive it: a retention shorter
+    than ``max_age`` is a ConfigError at construction."""
+    rec = Recorder(
+        str(tmp_path / "r.db"), journal_dir=tmp_path / "j", retention=Retention(records_days=30)
+    )
+    try:
+        with pytest.raises(ConfigError) as err:
+            make_gate(records=rec)  # max_age: about six months
+        assert err.value.field == "records.retention.records_days"
+        assert "30 days" in str(err.value)
+        make_gate(records=rec, max_age=30 * 86400)  # exactly as long: accepted
+    finally:
+        rec.close()

@@ -922,6 +922,15 @@ class Gate:
             raise ConfigError(
                 "records", "must be a cookiegate.records.Recorder (or have its three methods)"
             )
+        retention = getattr(records, "retention", None)
+        days = getattr(retention, "records_days", None)
+        if isinstance(days, int) and days * 86400 < max_age:
+            # the proof of a consent still in use would be purged
+            raise ConfigError(
+                "records.retention.records_days",
+                f"keeps records {days} days, less than a decision is valid "
+                f"(max_age {max_age} s, {-(-max_age // 86400)} days)",
+            )
         self._routes[prefix + "my-data"] = self._route_my_data
         self._notice_hash = lru_cache(maxsize=64)(self._notice_hash_uncached)
 
