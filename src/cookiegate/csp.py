@@ -187,7 +187,8 @@ def new_nonce() -> str:
 @dataclass(frozen=True, slots=True)
 class _Host:
     """A host-source expression, split up. ``host`` is lower case and may start
-    with ``*.``; ``path`` is empty when absent."""
+    with ``*.``, or be ``*`` (``https://*``, ``*:443``, ``*/img/``: any host, as
+    CSP3's grammar allows); ``path`` is empty when absent."""
 
     scheme: str | None
     host: str
@@ -197,8 +198,8 @@ class _Host:
     @classmethod
     def parse(cls, expression: str) -> _Host | None:
         m = _HOST_SOURCE.fullmatch(expression)
-        if m is None or m.group("host") == "*":
-            return None
+        if m is None or expression == "*":
+            return None  # the bare "*" is its own expression
         scheme = m.group("scheme")
         return cls(
             scheme.lower() if scheme else None,
@@ -210,6 +211,10 @@ class _Host:
     def host_within(self, other: _Host) -> bool:
         """Every host this one matches, ``other`` matches too."""
         mine, theirs = self.host, other.host
+        if theirs == "*":
+            return True
+        if mine == "*":
+            return False
         if theirs.startswith("*."):
             suffix = theirs[1:]  # ".example.com"
             if mine.startswith("*."):
@@ -323,7 +328,9 @@ def _expression_matches(expression: str, url: _Url, origin: _Url | None) -> bool
             return False
     elif not _scheme_match(host.scheme, url.scheme):
         return False
-    if host.host.startswith("*."):
+    if host.host == "*":
+        pass  # any host ("https://*")
+    elif host.host.startswith("*."):
         if not url.host.endswith(host.host[1:]):
             return False
     elif host.host != url.host:
@@ -596,7 +603,7 @@ class CspBuilder:
             parsed = []
             for i, src in enumerate(sources):
                 host = _Host.parse(src) if isinstance(src, str) else None
-                if host is None:
+                if host is None or host.host == "*":
                     raise ConfigError(
                         f"{where}[{i}]",
                         f"{src!r} is not a host source (like 'https://*.example.com'); "

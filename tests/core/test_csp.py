@@ -123,6 +123,12 @@ def test_parse_never_raises_and_round_trips(header: str) -> None:
         ("https://a.example/tr", "https://a.example/tr/x", False),
         ("https://a.example/js/", "https://a.example/js/x.js", True),
         ("https://a.example/js/", "https://a.example/css/x", False),
+        ("https://*", "https://any.example/x", True),  # a host-source with host "*"
+        ("https://*", "http://any.example/x", False),
+        ("*:443", "https://any.example/x", True),
+        ("*:8443", "https://any.example/x", False),
+        ("*/img/", "https://any.example/img/a.gif", True),
+        ("*/img/", "https://any.example/tr", False),
         ("'none'", "https://shop.example/", False),
         ("'strict-dynamic' https:", "https://a.example/", False),
         ("'nonce-x' 'unsafe-inline'", "https://a.example/", False),
@@ -301,6 +307,14 @@ def test_wider_wildcard_and_strict_dynamic_are_leaks() -> None:
     leaks = b.leaks(frozenset(), "default-src *.google.com; script-src 'strict-dynamic' 'nonce-a'")
     assert ("img-src", "*.google.com") in {(lk.directive, lk.source) for lk in leaks}
     assert ("script-src", "'strict-dynamic'") in {(lk.directive, lk.source) for lk in leaks}
+    # "*" as the host of a host-source admits every host: a leak, kept
+    for wide in ("https://*", "*:443", "*/", "http://*:*"):
+        app = f"default-src 'self' {wide}"
+        assert ("img-src", wide) in {(lk.directive, lk.source) for lk in b.leaks(frozenset(), app)}
+        _, value = b.header_for(frozenset(), app) or ("", "")
+        assert wide in value
+    with pytest.raises(ConfigError):
+        builder(allowed_by_category={"performance": ["https://*"]})  # names no tracker
     # a narrower app source on the tracker's host is removed, not reported
     leaks = b.leaks(frozenset(), "default-src 'self' https://x.analytics.google.com")
     assert leaks == []
