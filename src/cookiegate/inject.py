@@ -135,6 +135,7 @@ class HtmlInjector:
             and n - at <= self.max_hold
             and (end == n or chunk[end] in _TAG_NAME_END)
             and chunk[end:].lower().find(b"</body") < 0
+            and _raw_around(chunk, at) < 0
         ):
             view = memoryview(chunk)
             return b"".join((view[:at], self.fragment, view[at:]))
@@ -142,36 +143,70 @@ class HtmlInjector:
 
     def _insert(self, data: bytes) -> bytes:
         """The end of the body with the fragment before its last ``</body>``."""
-        at = _last_body_end(data, max(0, len(data) - self.max_hold))
+        start = max(0, len(data) - self.max_hold)
+        at = _last_body_end(data, start)
+        while at >= 0:
+            # a "</body>" in a script's text or a comment ends nothing: the one
+            # before that script or comment, if any
+            around = _raw_around(data, at)
+            if around < 0:
+                break
+            at = _last_body_end(data, start, around)
         if at < 0:
             return data + self.fragment
         view = memoryview(data)  # one copy of the page, not three
         return b"".join((view[:at], self.fragment, view[at:]))
 
 
-def _last_body_end(data: bytes, start: int) -> int:
-    """Where the last ``</body`` tag of ``data`` at or after ``start`` begins, or -1.
+def _raw_around(data: bytes, at: int) -> int:
+    """Where the ``<script`` or ``<!--`` that position ``at`` is inside of
+    starts (its end is not before ``at``), or -1. Lower- and upper-case
+    ``script`` (as pages write it); a ``<script`` inside a comment or a
+    ``<!--`` inside a script is not told apart (reads as inside: the fragment
+    goes earlier, still in the body). A script or comment left open to the end
+    of the body is not looked for."""
+    # the usual page: nothing after its "</body>" closes a script or comment
+    # (a few bytes, "</html>"), so it is in neither; only then the look back
+    if data.find(b"-->", at) < 0 and data[at:].lower().find(b"</script") < 0:
+        return -1
+    find = data.rfind
+    found = -1
+    opened = max(find(b"<script", 0, at), find(b"<SCRIPT", 0, at))
+    if opened >= 0 and max(find(b"</script", opened, at), find(b"</SCRIPT", opened, at)) < 0:
+        found = opened
+    comment = find(b"<!--", 0, at)
+    if comment >= 0 and find(b"-->", comment + 2, at) < 0:
+        found = max(found, comment)
+    return found
+
+
+def _last_body_end(data: bytes, start: int, stop: int | None = None) -> int:
+    """Where the last ``</body`` tag of ``data[:stop]`` at or after ``start``
+    begins, or -1.
 
     Pages write it in lower case: find that from the end (``rfind`` stops near the
     end), then look for another letter case only after it; the full
     case-insensitive scan of the window runs only when there is no lower-case one.
     """
-    n = len(data)
+    n = len(data) if stop is None else stop
     end = n
     found = -1
     while True:
         p = data.rfind(b"</body", start, end)
         if p < 0:
             break
-        if p + 6 == n or data[p + 6] in _TAG_NAME_END:
+        if p + 6 == len(data) or data[p + 6] in _TAG_NAME_END:
             found = p
             break
         end = p + 5  # "</bodyguard": keep looking before it
     # (find, not ``in``: ``bytes in bytes`` first tries the operand as an integer)
-    if found >= 0 and data[found + 6 :].lower().find(b"</body") < 0:
+    if found >= 0 and data[found + 6 : n].lower().find(b"</body") < 0:
         return found  # no other letter case after it (the usual page)
     last = None
-    for last in _BODY_END_AT_EOF.finditer(data, found + 1 if found >= 0 else start):  # noqa: B007
+    ends = _BODY_END_AT_EOF.finditer(
+        data, found + 1 if found >= 0 else start, min(len(data), n + 1)
+    )
+    for last in ends:  # noqa: B007
         pass
     return last.start() if last is not None else found
 

@@ -31,6 +31,25 @@ def test_before_last_body_end() -> None:
     assert run([doc]) == doc.replace(b"</BODY >", FRAG + b"</BODY >")
 
 
+def test_a_body_end_in_a_script_or_comment_ends_nothing() -> None:
+    """A page without a real ``</body>`` after a script or comment that holds
+    one: the fragment is not put into the script's string (or the comment)."""
+    script = b"<script>var t = '</body>';</script>"
+    for doc, expected in (
+        (b"<body><p>x</p>" + script, b"<body><p>x</p>" + script + FRAG),
+        (b"<p>x</p><SCRIPT>'</body>'</SCRIPT>", b"<p>x</p><SCRIPT>'</body>'</SCRIPT>" + FRAG),
+        (b"<p>x<!-- </body> -->", b"<p>x<!-- </body> -->" + FRAG),
+        # a real one before the script: the fragment goes there
+        (b"<p>x</body>" + script, b"<p>x" + FRAG + b"</body>" + script),
+        (b"<p>x</BODY><!-- </body> -->", b"<p>x" + FRAG + b"</BODY><!-- </body> -->"),
+    ):
+        assert run([doc]) == expected, doc
+        inj = HtmlInjector(FRAG)
+        assert inj.finish(doc) == expected, doc
+        for cut in range(len(doc)):
+            assert run([doc[:cut], doc[cut:]]) == expected, (doc, cut)
+
+
 def test_no_body_end_appends() -> None:
     assert run([b"<p>hello"]) == b"<p>hello" + FRAG
     assert run([b"</bodyguard>"]) == b"</bodyguard>" + FRAG
