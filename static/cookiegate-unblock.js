@@ -20,7 +20,10 @@
  *  - <img>: srcset / src from data-cg-srcset / data-cg-src;
  *  - <iframe>: src / srcdoc restored, "hidden" removed if cookiegate added it
  *    (data-cg-unhide), the preceding placeholder [data-cg-placeholder] removed;
- *  - <link>: href from data-cg-href; <a>/<area>: ping from data-cg-ping.
+ *  - <link>: href from data-cg-href; <a>/<area>: ping from data-cg-ping;
+ *  - SVG <image>, <source>, <input>, <video>, <audio>, <track>, <embed>,
+ *    <object>: their URL attributes (src, srcset, poster, data, href,
+ *    xlink:href); a <source> in <video>/<audio> reloads its media element.
  * A placeholder's button [data-cg-load=C] posts consent for C, merged with the
  * current state (the latest decision: a category withdrawn since stays refused), to the consent endpoint as JSON, then restores (focus moves to
  * the restored iframe) and tells the banner (window.cookiegate.decided).
@@ -42,6 +45,7 @@
   var started = false;
   var focusAfter = null;  // the placeholder whose button had focus when pressed
   var MARKERS = ["data-category", "data-cookiecategory"];
+  var URL_ATTRS = ["srcset", "src", "poster", "data", "href", "ping"];
   var granted = {};
   var queue = Promise.resolve();
 
@@ -149,9 +153,7 @@
         return function () { return activateScript(node); };
       })(el));
     }
-    var others = document.querySelectorAll(
-      "img[data-cg-blocked], iframe[data-cg-blocked], link[data-cg-blocked]," +
-      " a[data-cg-blocked], area[data-cg-blocked]");
+    var others = document.querySelectorAll("[data-cg-blocked]:not(script)");
     for (var j = 0; j < others.length; j++) {
       var e = others[j];
       if (!isGranted(e)) continue;
@@ -171,8 +173,22 @@
         restore(e, "srcdoc"); restore(e, "src");
         if (refocus) e.focus();  // keyboard users keep their place
       }
-      else if (tag === "link") restore(e, "href");
-      else restore(e, "ping");
+      else {
+        // link href, a/area ping, and what loads a URL without script: SVG
+        // image (href, xlink:href), source, input, video (poster), audio,
+        // track, embed (src), object (data)
+        for (var a = 0; a < URL_ATTRS.length; a++) restore(e, URL_ATTRS[a]);
+        var xl = e.getAttribute("data-cg-xlink:href");
+        if (xl !== null) {
+          e.removeAttribute("data-cg-xlink:href");
+          e.setAttributeNS("http://www.w3.org/1999/xlink", "xlink:href", xl);
+        }
+        var media = e.parentNode;
+        if (tag === "source" && media && typeof media.load === "function" &&
+            /^(video|audio)$/i.test(media.tagName)) {
+          media.load();  // a media element chose its source already
+        }
+      }
       done(e);
     }
   }

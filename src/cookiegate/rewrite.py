@@ -21,7 +21,12 @@ when the element was blocked because of a site marker).
   renamed ``data-cg-type``. Inline scripts get the same ``type="text/plain"
   data-cg-blocked=... data-cg-tracker=...`` (content untouched).
 * ``<img>``: ``data-cg-blocked`` / ``data-cg-tracker`` inserted, ``src`` ->
-  ``data-cg-src``, ``srcset`` -> ``data-cg-srcset``.
+  ``data-cg-src``, ``srcset`` -> ``data-cg-srcset``. The same for the other
+  elements that load a URL without script, by their URL attributes: SVG's
+  ``<image>`` (``href``, ``xlink:href``), ``<source>`` (``src``, ``srcset``),
+  ``<input type=image>``, ``<video>`` (``src``, ``poster``), ``<audio>``,
+  ``<track>``, ``<embed>`` (``src``) and ``<object>`` (``data``); no
+  placeholder for them.
 * ``<iframe>``: ``data-cg-blocked`` / ``data-cg-tracker`` inserted, ``src`` ->
   ``data-cg-src``, ``srcdoc`` -> ``data-cg-srcdoc``. Outside ``<noscript>`` it
   also gets ``hidden data-cg-unhide`` (unless it already had ``hidden``) and is
@@ -231,7 +236,21 @@ _FAST_RUN = re.compile(
 )
 #: tags whose URLs with a host the "//" look-back examines (a browser builds an
 #: ``<img>`` from ``<image>``)
-_URL_TAGS = frozenset({b"img", b"image", b"a", b"area"})
+#: the attributes by which each element loads a URL with no script (a, area:
+#: ping, looked at apart); renamed ``data-cg-<name>`` when one is a refused
+#: tracker's
+_URL_ATTRS: dict[bytes, tuple[str, ...]] = {
+    b"img": ("src", "srcset"),
+    b"image": ("src", "srcset", "href", "xlink:href"),  # <img> in HTML, SVG's <image>
+    b"source": ("src", "srcset"),  # in <picture>, <video>, <audio>
+    b"input": ("src",),  # type=image
+    b"video": ("src", "poster"),
+    b"audio": ("src",),
+    b"track": ("src",),
+    b"embed": ("src",),
+    b"object": ("data",),
+}
+_URL_TAGS = frozenset({*_URL_ATTRS, b"a", b"area"})
 _TAG_NAME = re.compile(rb"<([a-z][^" + _WS + rb"/>]*+)")
 _ATTR_ITER = re.compile(
     rb"(?P<n>(?:=|[^"
@@ -1388,16 +1407,25 @@ class HtmlRewriter:
     def _inspect_small(self, tag: bytes, nl: int, name: bytes) -> bytes | None:
         attrs = _Attrs(tag, nl, len(tag) - 1)
         first = attrs.first
-        if name != b"a" and name != b"area":  # img, or image (an img to a browser)
-            decided = self._url_decision(first.get("src"))
-            if decided is None and first.get("srcset"):
-                for candidate in (first.get("srcset") or "").split(","):
-                    decided = self._url_decision(candidate.strip().split(" ")[0])
-                    if decided is not None:
-                        break
+        loads = _URL_ATTRS.get(name)
+        if loads is not None:
+            decided = None
+            for attr in loads:
+                value = first.get(attr)
+                if not value:
+                    continue
+                if attr == "srcset":
+                    for candidate in value.split(","):
+                        decided = self._url_decision(candidate.strip().split(" ")[0])
+                        if decided is not None:
+                            break
+                else:
+                    decided = self._url_decision(value)
+                if decided is not None:
+                    break
             if decided is None:
                 return None
-            return _edit(tag, nl, attrs, _blocked_attrs(*decided), ("src", "srcset"))
+            return _edit(tag, nl, attrs, _blocked_attrs(*decided), loads)
         ping = first.get("ping")
         if not ping:
             return None

@@ -36,6 +36,10 @@ PAGE = b"""<!DOCTYPE html>
 <script src="/static/cookiegate-unblock.js"></script>
 </body></html>
 """
+#: a 1x1 transparent GIF
+GIF = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
 TRACKER_HOSTS = ("googletagmanager.com", "hotjar.com", "facebook.com", "youtube.com")
 
 
@@ -170,5 +174,70 @@ def test_marked_external_script_is_awaited_and_withdrawal_is_kept(browser: Brows
         page.locator("[data-cg-load=marketing]").click()
         page.wait_for_function("document.getElementById('yt').getAttribute('src') !== null")
         assert posted == [{"categories": {"performance": False, "marketing": True}}]
+    finally:
+        context.close()
+
+
+MEDIA_PAGE = b"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>media</title></head><body>
+<svg width="2" height="2"><image href="https://www.facebook.com/tr?ev=svg" width="1"
+ height="1"/></svg>
+<picture><source srcset="https://www.facebook.com/tr?ev=source"><img alt="" src="/a.gif">
+</picture>
+<input type="image" alt="go" src="https://www.facebook.com/tr?ev=input">
+<video width="2" height="2" poster="https://www.facebook.com/tr?ev=poster"></video>
+<object data="https://www.facebook.com/tr?ev=object" type="image/gif" width="1" height="1">
+</object>
+<embed src="https://www.facebook.com/tr?ev=embed" type="image/gif" width="1" height="1">
+<script src="/static/cookiegate-unblock.js"></script>
+</body></html>
+"""
+MEDIA_EVENTS = ("svg", "source", "input", "poster", "object", "embed")
+
+
+def test_media_and_embedded_trackers_load_only_after_consent(browser: Browser) -> None:
+    """SVG images, picture sources, image inputs, video posters, objects and
+    embeds pointing at a tracker load nothing before consent and all load once
+    their category is granted."""
+    matcher = TrackerMatcher(category_map={"marketing": "marketing"})
+    rw = HtmlRewriter(frozenset({"performance", "marketing"}), b"", trackers=matcher)
+    page_bytes = rw.feed(MEDIA_PAGE) + rw.close()
+    assert page_bytes.count(b'data-cg-blocked="marketing"') == len(MEDIA_EVENTS)
+    requested: list[str] = []
+
+    def handle(route: Route) -> None:
+        url = route.request.url
+        requested.append(url)
+        if url == ORIGIN + "/":
+            route.fulfill(status=200, content_type="text/html", body=page_bytes)
+        elif url.endswith("/static/cookiegate-unblock.js"):
+            route.fulfill(
+                status=200,
+                content_type="text/javascript",
+                body=(ROOT / "static" / "cookiegate-unblock.js").read_bytes(),
+            )
+        else:
+            route.fulfill(status=200, content_type="image/gif", body=GIF)
+
+    context = browser.new_context()
+    context.set_default_timeout(5_000)
+    try:
+        context.route("**/*", handle)
+        page = context.new_page()
+        page.goto(ORIGIN + "/")
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(300)
+        assert not [u for u in requested if "facebook.com" in u]
+        page.evaluate(
+            "document.dispatchEvent(new CustomEvent('cookiegate:consent',"
+            " {detail: {categories: {performance: false, marketing: true}}}))"
+        )
+        page.wait_for_function("() => !document.querySelector('[data-cg-blocked]')")
+        deadline = 50
+        while deadline and not all(any(f"ev={ev}" in u for u in requested) for ev in MEDIA_EVENTS):
+            page.wait_for_timeout(100)
+            deadline -= 1
+        missing = [ev for ev in MEDIA_EVENTS if not any(f"ev={ev}" in u for u in requested)]
+        assert missing == []
     finally:
         context.close()

@@ -110,6 +110,41 @@ def test_img_pixel_and_srcset() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("doc", "renamed"),
+    [
+        (b'<svg><image href="https://www.facebook.com/tr?id=1"/></svg>', b"data-cg-href="),
+        (b'<svg><image xlink:href="//www.facebook.com/tr"></image></svg>', b"data-cg-xlink:href="),
+        (
+            b'<picture><source srcset="/a.webp 1x, //www.facebook.com/tr 2x"><img src=/a.png>'
+            b"</picture>",
+            b'data-cg-srcset="/a.webp',
+        ),
+        (b'<input type=image src="https://www.facebook.com/tr?ev=1">', b"data-cg-src="),
+        (
+            b'<video poster="https://www.facebook.com/tr?p=1" src="/v.mp4"></video>',
+            b'data-cg-poster="https://www.facebook.com/tr?p=1" data-cg-src="/v.mp4"',
+        ),
+        (b'<audio src="https://www.facebook.com/tr"></audio>', b"data-cg-src="),
+        (b'<embed src="https://www.facebook.com/tr?e=1">', b"data-cg-src="),
+        (b'<object data="https://www.facebook.com/tr?o=1"></object>', b"data-cg-data="),
+    ],
+)
+def test_other_elements_loading_a_tracker_url(doc: bytes, renamed: bytes) -> None:
+    """Every element that loads a URL without script is neutralised like an
+    image: all its URL attributes are renamed, and it is marked."""
+    out = run([doc], fragment=None)
+    assert b'data-cg-blocked="performance" data-cg-tracker="meta-pixel"' in out, out
+    assert renamed in out, out
+    assert (
+        out.replace(b"data-cg-", b"").replace(b'blocked="performance" tracker="meta-pixel" ', b"")
+        == doc
+    )
+    assert run([doc], frozenset(), None) == doc
+    first_party = doc.replace(b"www.facebook.com/tr", b"shop.example/p.png")
+    assert run([first_party], fragment=None) == first_party
+
+
 def test_iframe_placeholder() -> None:
     doc = b'<p>v</p><iframe src="https://www.youtube.com/embed/x" width=560></iframe>'
     out = run([doc], fragment=None)
