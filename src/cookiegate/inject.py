@@ -258,6 +258,17 @@ def _head_hold_from(buf: bytes, start: int = 0) -> int:
     return -1
 
 
+#: how many bytes of a page browsers read for its ``<meta charset>`` (HTML's
+#: encoding sniffing "prescan")
+_PRESCAN = 1024
+#: a ``<meta>`` that declares the charset (``charset=`` or ``http-equiv``)
+_META_CHARSET = re.compile(
+    rb"<meta[\s/](?:[^>\"']|\"[^\"]*\"|'[^']*')*?(?:charset|http-equiv)"
+    rb"(?:[^>\"']|\"[^\"]*\"|'[^']*')*>",
+    re.IGNORECASE,
+)
+_SCRIPT_OR_COMMENT = re.compile(rb"<script|<!--", re.IGNORECASE)
+
 #: a candidate, or the start of a comment (whose tags are text to the browser)
 _HEAD_OR_COMMENT = re.compile(b"<!--|" + _HEAD_START.pattern, re.IGNORECASE)
 _COMMENT_CLOSE = re.compile(rb"--!?>")
@@ -275,16 +286,22 @@ class HeadInserter:
     goes on), and the last bytes of an unfinished comment. After the insertion
     every chunk passes through untouched.
 
+    A ``<meta charset>`` (or ``http-equiv``) that the fragment would push out
+    of the page's first 1024 bytes, where browsers look for it, keeps its
+    place: the fragment goes right after it, unless a script or comment comes
+    between (the meta must then be in the same chunk as the ``<head>``).
+
     A body starting with a UTF-16 byte-order mark is not edited: it gets as
     many bytes of UTF-16 spaces at its end as the fragment has (see
     :class:`HtmlInjector`).
     """
 
-    __slots__ = ("_buf", "_comment", "_done", "_padding", "_sniffed", "fragment")
+    __slots__ = ("_buf", "_comment", "_done", "_offset", "_padding", "_sniffed", "fragment")
 
     def __init__(self, fragment: bytes) -> None:
         self.fragment = fragment
         self._buf = b""
+        self._offset = 0  # bytes of the body sent before ``_buf``
         self._done = False
         self._comment = False  # inside a comment that started in an earlier chunk
         self._sniffed = False  # the body's first two bytes were looked at
@@ -331,6 +348,7 @@ class HeadInserter:
                 if end is None:
                     keep = len(buf) if final else max(pos, len(buf) - 3)  # "--!>" may be cut
                     self._buf = buf[keep:]
+                    self._offset += keep
                     return buf[:keep]
                 self._comment = False
                 pos = end.end()
@@ -340,8 +358,10 @@ class HeadInserter:
                 lt = -1 if final else _head_hold_from(buf, pos)
                 if lt < 0:
                     self._buf = b""
+                    self._offset += len(buf)
                     return buf
                 self._buf = buf[lt:]
+                self._offset += lt
                 return buf[:lt]
             if m.group(0) == b"<!--":
                 after = buf[m.end() : m.end() + 2]
@@ -351,6 +371,7 @@ class HeadInserter:
                     pos = m.end() + 2
                 elif len(after) < 2 and not final:
                     self._buf = buf[m.start() :]  # "<!-->" may be cut
+                    self._offset += m.start()
                     return buf[: m.start()]
                 else:
                     self._comment = True
@@ -359,6 +380,18 @@ class HeadInserter:
             self._done = True
             self._buf = b""
             at = m.end() if m.group(0)[1:5].lower() == b"head" else m.start()
+            # a <meta charset> the fragment would push out of the first 1024
+            # bytes (where browsers look for it): the fragment goes after it,
+            # when no script (nor comment) comes between
+            limit = _PRESCAN - self._offset
+            if at < limit:
+                meta = _META_CHARSET.search(buf, at, limit)
+                if (
+                    meta is not None
+                    and meta.end() + len(self.fragment) > limit
+                    and _SCRIPT_OR_COMMENT.search(buf, at, meta.start()) is None
+                ):
+                    at = meta.end()
             return buf[:at] + self.fragment + buf[at:]
 
 

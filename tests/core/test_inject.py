@@ -118,6 +118,35 @@ def run_head(chunks: list[bytes]) -> bytes:
     return b"".join(ins.feed(c) for c in chunks) + ins.close()
 
 
+def test_a_meta_charset_stays_in_the_first_1024_bytes() -> None:
+    """Browsers look for ``<meta charset>`` in a page's first 1024 bytes: a
+    fragment that would push it out goes after it (before any script)."""
+    big = b"<script>" + b"x" * 900 + b"</script>"
+    head = b"<!doctype html><html><head>" + b"<!-- " + b"c" * 20 + b" -->"
+    meta = b'<meta http-equiv="Content-Type" content="text/html; charset=windows-1252">'
+    doc = b"<!doctype html><html><head><title>t</title>" + meta + b"<script src=/a.js>"
+    ins = HeadInserter(big)
+    out = ins.feed(doc) + ins.close()
+    assert out == doc.replace(meta, meta + big)
+    assert out.index(meta) + len(meta) <= 1024
+    for cut in range(len(doc)):  # in the same chunk as <head>, or not moved
+        ins = HeadInserter(big)
+        got = ins.feed(doc[:cut]) + ins.feed(doc[cut:]) + ins.close()
+        assert got in (out, doc.replace(b"<head>", b"<head>" + big)), cut
+        if cut < len(b"<!doctype html><html>") or cut >= len(doc) - len(b"<script src=/a.js>"):
+            assert got == out, cut
+    # a small fragment leaves it in reach: right after <head>, as always
+    assert run_head([doc]) == doc.replace(b"<head>", b"<head>" + HEAD)
+    # a script before the meta runs first: the fragment stays before it
+    early = b"<html><head><script>a()</script><meta charset=utf-8>"
+    ins = HeadInserter(big)
+    assert ins.feed(early) + ins.close() == early.replace(b"<head>", b"<head>" + big)
+    # the meta already past the limit (or a comment between): not moved
+    far = head.replace(b"<!-- ", b"<p>").replace(b" -->", b"</p>") + b"y" * 1000 + meta
+    ins = HeadInserter(big)
+    assert ins.feed(far) + ins.close() == far.replace(b"<head>", b"<head>" + big)
+
+
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
