@@ -7,6 +7,7 @@ import gzip
 from collections.abc import Callable
 
 from cookiegate import Gate
+from cookiegate.csp import CspConfig
 
 from .conftest import Client, make_gate
 from .harness import TRACKED
@@ -142,6 +143,21 @@ def test_cookiegate_scripts_carry_the_apps_csp_nonce(client_for: Callable[[Gate]
     assert body.count(b'nonce="AbC123"') == 2  # cookiegate.js and cookiegate-unblock.js
     plain = client_for(make_gate())("GET", "/page").body
     assert b"nonce=" not in plain
+
+
+def test_the_banner_stylesheet_carries_the_apps_style_nonce(
+    client_for: Callable[[Gate], Client],
+) -> None:
+    """A policy that allows styles by nonce only would leave the banner
+    unstyled: its stylesheet carries the app's style nonce (which may differ
+    from the scripts'), with or without cookiegate's own CSP."""
+    csp = "default-src 'self'; style-src 'nonce-St1'; script-src 'self'"
+    for gate in (make_gate(), make_gate(csp=CspConfig())):
+        body = client_for(gate)("GET", f"/page?csp={csp}").body
+        assert body.count(b'<link rel="stylesheet" nonce="St1" href="') == 1, body
+        assert b'<script nonce="St1"' not in body
+    body = client_for(make_gate())("GET", "/page?csp=style-src 'self'").body
+    assert b'<link rel="stylesheet" href="' in body
 
 
 def test_utf16_pages_are_never_corrupted(client_for: Callable[[Gate], Client]) -> None:

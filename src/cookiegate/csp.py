@@ -50,6 +50,7 @@ __all__ = [
     "parse_csp",
     "script_nonce",
     "serialize_csp",
+    "style_nonce",
 ]
 
 CSP_HEADER = "Content-Security-Policy"
@@ -446,9 +447,21 @@ def script_nonce(csp: str | None) -> str | None:
     serves them all). cookiegate puts it on its own script tags when it does
     not build the page's CSP itself, so a strict policy (``'nonce-...'
     'strict-dynamic'``) does not block the banner's script."""
+    return _element_nonce(csp, "script-src-elem")
+
+
+def style_nonce(csp: str | None) -> str | None:
+    """:func:`script_nonce` for ``<link rel=stylesheet>`` (``style-src-elem``,
+    ``style-src``, ``default-src``): cookiegate puts it on the banner's
+    stylesheet, so a policy allowing styles by nonce only does not leave the
+    banner unstyled."""
+    return _element_nonce(csp, "style-src-elem")
+
+
+def _element_nonce(csp: str | None, directive: str) -> str | None:
     common: set[str] | None = None
     for policy in parse_csp(csp):
-        sources = _effective(policy, "script-src-elem")
+        sources = _effective(policy, directive)
         if sources is None:
             continue
         found = {

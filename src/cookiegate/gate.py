@@ -38,7 +38,14 @@ from .cookies import (
     parse_set_cookie,
     serialize_set_cookie,
 )
-from .csp import CspBuilder, CspConfig, allows_inline_script, new_nonce, script_nonce
+from .csp import (
+    CspBuilder,
+    CspConfig,
+    allows_inline_script,
+    new_nonce,
+    script_nonce,
+    style_nonce,
+)
 from .errors import BadRequest, ConfigError, TokenError
 from .inject import BodyFilter, Chain, HeadInserter, HtmlInjector, even, is_injectable
 from .policy import (
@@ -503,6 +510,16 @@ class Decision(RequestConsent):
             plain = coding in ("", "identity")
             if text_type is not None:
                 fragment = gate.page_fragment(self, text_type, nonce) if status == 200 else None
+                if fragment is not None and (app_csp or own_csp):
+                    # the banner's stylesheet under a policy that allows styles
+                    # by the app's nonce (the app's policy keeps it)
+                    style = style_nonce(b", ".join(app_csp or own_csp or ()).decode("latin-1"))
+                    if style is not None:
+                        fragment = fragment.replace(
+                            b'<link rel="stylesheet" href="',
+                            b'<link rel="stylesheet" nonce="' + style.encode() + b'" href="',
+                            1,
+                        )
                 injector: BodyFilter | None = gate.rewriter(self, fragment, text_type)
                 if gate.ui is not None:
                     if fragment is not None or (

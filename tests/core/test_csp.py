@@ -21,6 +21,7 @@ from cookiegate.csp import (
     parse_csp,
     script_nonce,
     serialize_csp,
+    style_nonce,
 )
 
 GA = ["https://www.googletagmanager.com", "https://*.google-analytics.com"]
@@ -521,6 +522,14 @@ def test_script_nonce_is_one_every_restricting_policy_admits() -> None:
     assert script_nonce("img-src 'self', script-src 'nonce-a'") == "a"
     for none in (None, "", "img-src 'self'", "script-src 'self'", "script-src 'nonce-a\"b'"):
         assert script_nonce(none) is None, none
+
+
+def test_style_nonce_is_the_one_governing_stylesheets() -> None:
+    assert style_nonce("style-src 'nonce-st'; script-src 'nonce-sc'") == "st"
+    assert style_nonce("style-src-elem 'nonce-e'; style-src 'nonce-s'") == "e"
+    assert style_nonce("default-src 'nonce-d'; script-src 'nonce-sc'") == "d"
+    assert style_nonce("script-src 'nonce-sc'") is None
+    assert style_nonce("style-src 'nonce-a', style-src 'nonce-b'") is None
 
 
 @given(st.text(max_size=200))
