@@ -627,3 +627,94 @@ def test_an_unwritable_journal_goes_straight_to_the_database(
         assert rec.writer.dropped == 0 and rec.store.count() == 22
     finally:
         rec.close()
+
+
+def test_close_while_a_commit_hangs_leaves_the_journal_to_the_thread(
+    sqlite_db: DB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() gives up waiting on a writer stuck in the database: the journal
+    stays open for that thread (its descriptor is never closed under it), and
+    the thread finishes the work and closes the journal once the call returns."""
+    rec = recorder(sqlite_db)
+    rec.store.migrate()
+    release = threading.Event()
+    entered = threading.Event()
+    real = rec.store.append_encoded
+
+    def slow(*args: Any, **kwargs: Any) -> int:
+        entered.set()
+        release.wait(20)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rec.store, "append_encoded", slow)
+    emit(rec, 6)
+    assert entered.wait(10)
+    writer = rec.writer
+    thread = writer._thread
+    assert thread is not None
+    assert not rec.close(timeout=0.2)
+    os.fstat(writer._fd)  # still open: the thread may write to it
+    assert writer.path.exists()
+    release.set()
+    thread.join(20)
+    assert not thread.is_alive()
+    with pytest.raises(OSError):
+        os.fstat(writer._fd)  # closed by the thread on its way out
+    assert not writer.path.exists()  # everything in it was committed
+    check = sqlite_db.store()
+    try:
+        assert check.count() == 6
+    finally:
+        check.close()
+
+
+FORK_SCRIPT = r"""
+import os, sys
+from cookiegate.records import Recorder
+rec = Recorder(sys.argv[1], journal_dir=sys.argv[2], flush_interval=0.01)
+rec.writer.start()
+fd = rec.writer._fd
+pid = os.fork()
+if pid == 0:
+    try:
+        os.fstat(fd)
+    except OSError:
+        os._exit(0)  # the parent's journal is not held open by the child
+    os._exit(1)
+_, status = os.waitpid(pid, 0)
+rec.close()
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_does_not_hold_the_parents_journal(sqlite_db: DB) -> None:
+    """A child inherits the parent's journal descriptor, and with it the lock
+    that tells other processes the journal is live: the child closes it, so the
+    journal is an orphan (replayed) as soon as the parent dies."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", FORK_SCRIPT, sqlite_db.url,
+         str(sqlite_db.tmp / "journal")],
+        env=env, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
+def test_a_journal_being_made_is_not_an_orphan(sqlite_db: DB) -> None:
+    """A journal is made under another name, locked, then named: another
+    process's replay never finds it unlocked. Files under that other name are
+    not replayed (nor deleted)."""
+    journal = sqlite_db.tmp / "journal"
+    journal.mkdir()
+    making = journal / ".making-journal-1-abcd.jsonl"
+    making.write_text(canonical(pending().to_json()) + "\n")
+    rec = recorder(sqlite_db)
+    try:
+        emit(rec, 2)
+        assert rec.flush(20)
+        assert rec.store.count() == 2
+        assert making.exists()
+        assert rec.writer.path.name.startswith("journal-")
+        assert [p.name for p in journal.iterdir() if p.name.startswith(".making-")] == [making.name]
+    finally:
+        rec.close()

@@ -126,6 +126,12 @@ class Writer:
     # -- lifecycle -----------------------------------------------------------
 
     def _after_fork(self) -> None:
+        if self._thread is not None:
+            # the parent's journal descriptor: closed in the child (not
+            # unlocked: the lock is the parent's open file, which it keeps), so
+            # the journal is an orphan as soon as the parent is gone
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
         self._thread = None  # the child starts its own thread and journal
         self._start_lock = threading.Lock()
 
@@ -139,8 +145,22 @@ class Writer:
             self._stop = False
             name = f"journal-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
             self.path = self.dir / name
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # made under a name orphan replay does not look at, locked, then
+            # named: another process never sees it unlocked (and replays and
+            # deletes it under us)
+            making = self.dir / f".making-{name}"
+            fd = os.open(making, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.rename(making, self.path)
+            except BaseException:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    making.unlink()
+                raise
+            self._fd = fd
+            self._exited = False
+            self._finish_on_exit = False
             self._size = 0
             self._done = 0
             #: lines in the journal not committed yet
@@ -164,14 +184,27 @@ class Writer:
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(_WAKE)
         thread.join(timeout=max(1.0, timeout))
+        self._thread = None
+        with self._lock:
+            if not self._exited and thread.is_alive():
+                # still in a database call: the thread journals what is left and
+                # closes the journal itself when that returns (closing it here
+                # would let its writes land in whatever file gets the number)
+                self._finish_on_exit = True
+                log.warning("cookiegate: the records writer is still busy; it stops on its own")
+                return False
+        self._finish()
+        return done
+
+    def _finish(self) -> None:
+        """Journal what is still queued and close the journal (deleted when
+        everything in it is committed, else left for the next start)."""
         self._drain_to_journal()  # anything queued after the last batch
         with self._lock:
             os.close(self._fd)  # releases the lock: the file is now an orphan if not empty
             if self._size == 0 or self._done == self._size:
                 with contextlib.suppress(OSError):
                     self.path.unlink()
-        self._thread = None
-        return done
 
     # -- the request side ----------------------------------------------------
 
@@ -270,6 +303,11 @@ class Writer:
                 except Exception:
                     log.exception("cookiegate: background purge failed")
             if stop:
+                with self._lock:
+                    self._exited = True
+                    finish = self._finish_on_exit
+                if finish:
+                    self._finish()
                 return
 
     def _encode(self, items: list[Any]) -> tuple[list[Encoded | Link], list[bytes]]:
