@@ -718,3 +718,57 @@ def test_a_journal_being_made_is_not_an_orphan(sqlite_db: DB) -> None:
         assert [p.name for p in journal.iterdir() if p.name.startswith(".making-")] == [making.name]
     finally:
         rec.close()
+
+
+def test_a_long_outages_journal_is_committed_a_slice_at_a_time(
+    sqlite_db: DB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an outage the journal is read in slices of at most _READ_CAP bytes
+    (here smaller than one line, which doubles it): everything is committed
+    once, whatever the cut."""
+    from cookiegate.records import writer as writer_module
+
+    db = sqlite_db
+    rec = recorder(db, busy_timeout_ms=50, batch_size=7)
+    try:
+        emit(rec, 2, prefix="before")
+        assert rec.flush(10)
+        monkeypatch.setattr(writer_module, "_READ_CAP", 300)
+        reads: list[int] = []
+        real_open = open
+
+        class Counting:
+            def __init__(self, fh: Any) -> None:
+                self.fh = fh
+
+            def __enter__(self) -> Counting:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                self.fh.close()
+
+            def seek(self, at: int) -> int:
+                return int(self.fh.seek(at))
+
+            def read(self, n: int) -> bytes:
+                reads.append(n)
+                return bytes(self.fh.read(n))
+
+        def opener(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+            fh = real_open(path, mode, *args, **kwargs)
+            return Counting(fh) if path == rec.writer.path and mode == "rb" else fh
+
+        monkeypatch.setattr(writer_module, "open", opener, raising=False)
+        path = db.url.removeprefix("sqlite:///")
+        locker = sqlite3.connect(path, timeout=0.1)
+        locker.execute("BEGIN EXCLUSIVE")
+        emit(rec, 40, prefix="outage")
+        time.sleep(0.3)
+        locker.rollback()
+        locker.close()
+        assert rec.flush(20)
+        assert rec.store.count() == 42
+        assert rec.verify().ok
+        assert reads and max(reads) <= 4 * 300  # never the whole journal (~20 KB)
+    finally:
+        rec.close()

@@ -448,6 +448,7 @@ class Writer:
         return True
 
     def _commit_own(self) -> None:
+        cap = _READ_CAP
         with open(self.path, "rb") as fh:
             while True:
                 with self._lock:
@@ -455,10 +456,15 @@ class Writer:
                 if self._done >= end:
                     break
                 fh.seek(self._done)
-                chunk = fh.read(end - self._done)
+                # at most ``cap`` bytes at a time: a long outage's journal is
+                # not read into memory whole
+                chunk = fh.read(min(end - self._done, cap))
                 # whole lines only, in batches
                 lines = chunk.split(b"\n")
-                lines.pop()  # after the last newline: empty (or a line being written)
+                lines.pop()  # after the last newline: empty, cut by the cap, or being written
+                if not lines and len(chunk) == cap:
+                    cap *= 2  # one line longer than the cap
+                    continue
                 offset = self._done
                 for i in range(0, len(lines), self.batch_size):
                     part = lines[i : i + self.batch_size]
@@ -519,16 +525,30 @@ class Writer:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
                     continue  # a live process owns it
+                replayed = 0
                 with open(fd, "rb", closefd=False) as fh:
-                    lines = fh.read().split(b"\n")
-                lines = [x for x in lines if x.strip()]
-                for i in range(0, len(lines), self.batch_size):
-                    self._commit_part(lines[i : i + self.batch_size])
+                    part: list[bytes] = []
+                    for raw in fh:  # line by line: never the whole file in memory
+                        line = raw.rstrip(b"\n")
+                        if not line.strip():
+                            continue
+                        part.append(line)
+                        if len(part) >= self.batch_size:
+                            self._commit_part(part)
+                            replayed += len(part)
+                            part = []
+                    if part:
+                        self._commit_part(part)
+                        replayed += len(part)
                 path.unlink()
-                if lines:
-                    log.warning("cookiegate: replayed %d journal line(s) from %s", len(lines), path)
+                if replayed:
+                    log.warning("cookiegate: replayed %d journal line(s) from %s", replayed, path)
             finally:
                 os.close(fd)
+
+
+#: most bytes of the journal read at once when committing it
+_READ_CAP = 4 << 20
 
 
 def is_data_error(exc: BaseException) -> bool:
