@@ -339,14 +339,22 @@ def verify(db_url: str, schema: str | None, min_retention_days: int | None) -> N
 @records.command()
 @db_option
 @schema_option
-@click.option("--user", "user_id", required=True, help="Site account id (link_account).")
-def export(db_url: str, schema: str | None, user_id: str) -> None:
-    """Print, as JSON, everything held about a member (every linked consent)."""
+@click.option("--user", "user_id", default=None, help="Site account id (link_account).")
+@click.option("--consent", "consent_id", default=None, help="Consent id (from my-data).")
+def export(db_url: str, schema: str | None, user_id: str | None, consent_id: str | None) -> None:
+    """Print, as JSON, everything held about a member (every linked consent,
+    --user) or every record of one consent (--consent)."""
     import json
 
+    if (user_id is None) == (consent_id is None):
+        raise click.UsageError("give exactly one of --user and --consent")
     store = _store(db_url, schema)
     with _database_errors(db_url):
-        doc = store.export_user(user_id)
+        doc = (
+            store.export_user(user_id)
+            if user_id is not None
+            else store.export_consent(consent_id or "")
+        )
     click.echo(json.dumps(doc, indent=2))
 
 

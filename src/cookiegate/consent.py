@@ -158,6 +158,7 @@ class RequestConsent:
 #: core does not import (it needs SQLAlchemy)
 EMPTY_MY_DATA: dict[str, object] = {
     "records": [],
+    "records_total": 0,  # more than len(records): only the latest are in it
     "receipt": None,
     "account_linked": False,
     "telemetry": 0,

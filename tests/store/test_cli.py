@@ -37,6 +37,15 @@ def test_verify_export_erase_purge(db: DB) -> None:
         assert out.exit_code == 0, out.output
         doc = json.loads(out.output)
         assert doc["consents"][0]["records"][0]["personal"] == {"ip_prefix": "192.0.2.0/24"}
+        one = runner.invoke(
+            main, ["records", "export", "--consent", "consent-aaaaaaaa", *_args(db)]
+        )
+        assert one.exit_code == 0, one.output
+        assert json.loads(one.output) == doc["consents"][0]
+        both = runner.invoke(
+            main, ["records", "export", "--user", "member-1", "--consent", "x", *_args(db)]
+        )
+        assert both.exit_code == 2 and "exactly one of --user and --consent" in both.output
 
         gone = runner.invoke(main, ["records", "erase", "--user", "member-1", "--yes", *_args(db)])
         assert gone.exit_code == 0, gone.output

@@ -772,3 +772,28 @@ def test_a_long_outages_journal_is_committed_a_slice_at_a_time(
         assert reads and max(reads) <= 4 * 300  # never the whole journal (~20 KB)
     finally:
         rec.close()
+
+
+def test_my_data_holds_the_latest_records_and_counts_them_all(
+    sqlite_db: DB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consent toggled without end cannot make my-data unbounded: the answer
+    holds the latest MY_DATA_RECORDS records (oldest first) and counts all."""
+    from cookiegate import records as records_module
+
+    monkeypatch.setattr(records_module, "MY_DATA_RECORDS", 5)
+    rec = recorder(sqlite_db)
+    try:
+        now = int(time.time() * 1000)
+        rec.store.migrate()
+        rec.store.append(
+            [pending("consent-many", at_ms=now - 1000 + i, event="updated") for i in range(12)]
+        )
+        data = rec.my_data("consent-many")
+        assert data["records_total"] == 12
+        assert [r["at_ms"] for r in data["records"]] == [now - 1000 + i for i in range(7, 12)]
+        rec.store.append([pending("consent-few", at_ms=now)])
+        few = rec.my_data("consent-few")
+        assert few["records_total"] == 1 and len(few["records"]) == 1
+    finally:
+        rec.close()

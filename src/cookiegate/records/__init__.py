@@ -63,6 +63,8 @@ __all__ = [
 ]
 
 DAY = 24 * 3600
+#: most records in a ``my-data`` answer (the latest; ``records_total`` counts all)
+MY_DATA_RECORDS = 1000
 
 
 class InvalidId(CookieGateError, ValueError):
@@ -358,11 +360,17 @@ class Recorder:
             return {**EMPTY_MY_DATA, "records": []}
         complete = self.writer.flush(timeout=1.0)
         pending = 0 if complete else max(1, self.writer.pending())
-        history = self.store.history(consent_id)
+        history = self.store.history(consent_id, limit=MY_DATA_RECORDS)
+        total = len(history)
+        if total == MY_DATA_RECORDS:
+            total = self.store.count_of(consent_id)
         return {
             "complete": complete,
             "pending": pending,
             "records": history,
+            # the latest MY_DATA_RECORDS (a bounded answer); every record is in
+            # ``cookiegate records export``
+            "records_total": total,
             "receipt": self.receipt(history[-1]) if history else None,
             "account_linked": self.store.account_of(consent_id) is not None,
             "telemetry": self.telemetry.count_for(consent_id) if self.telemetry else 0,

@@ -474,18 +474,34 @@ class Store:
         with self.read_engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(records_t)).scalar_one())
 
-    def history(self, consent_id: str) -> list[dict[str, Any]]:
-        """Every stored record of one consent, oldest first: by the time it was
-        made, then by its place in the chain (a record journalled during an
-        outage may be stored after a later one: the last is the latest
-        decision all the same)."""
+    def history(self, consent_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every stored record of one consent (the latest ``limit`` of them),
+        oldest first: by the time it was made, then by its place in the chain
+        (a record journalled during an outage may be stored after a later one:
+        the last is the latest decision all the same)."""
+        query = select(records_t.c.body, records_t.c.personal).where(
+            records_t.c.consent_id == consent_id
+        )
         with self.read_engine.connect() as conn:
-            rows = conn.execute(
-                select(records_t.c.body, records_t.c.personal)
-                .where(records_t.c.consent_id == consent_id)
-                .order_by(records_t.c.at_ms, records_t.c.seq)
-            ).all()
+            if limit is None:
+                rows = conn.execute(query.order_by(records_t.c.at_ms, records_t.c.seq)).all()
+            else:
+                latest = conn.execute(
+                    query.order_by(records_t.c.at_ms.desc(), records_t.c.seq.desc()).limit(limit)
+                ).all()
+                rows = latest[::-1]
         return [record_view(b, p) for b, p in rows]
+
+    def count_of(self, consent_id: str) -> int:
+        """How many records one consent has."""
+        with self.read_engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(records_t)
+                    .where(records_t.c.consent_id == consent_id)
+                ).scalar_one()
+            )
 
     def account_of(self, consent_id: str) -> str | None:
         with self.read_engine.connect() as conn:
@@ -740,19 +756,21 @@ class Store:
     def export_user(self, user_id: str) -> dict[str, Any]:
         """Everything held about a site account: its linked consents and their
         records (with a Kantara receipt of the latest record of each)."""
+
+        consents = [self.export_consent(cid) for cid in self.consents_of(user_id)]
+        return {"user_id": user_id, "consents": consents}
+
+    def export_consent(self, consent_id: str) -> dict[str, Any]:
+        """Every record of one consent (my-data holds only the latest
+        :data:`~cookiegate.records.MY_DATA_RECORDS`), with a receipt of the latest."""
         from .model import receipt
 
-        consents = []
-        for cid in self.consents_of(user_id):
-            history = self.history(cid)
-            consents.append(
-                {
-                    "consent_id": cid,
-                    "records": history,
-                    "receipt": receipt(history[-1]) if history else None,
-                }
-            )
-        return {"user_id": user_id, "consents": consents}
+        history = self.history(consent_id)
+        return {
+            "consent_id": consent_id,
+            "records": history,
+            "receipt": receipt(history[-1]) if history else None,
+        }
 
     # -- erasure and retention ---------------------------------------------
 
