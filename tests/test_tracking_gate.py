@@ -220,3 +220,64 @@ def test_placeholder_names_the_category_as_the_preference_centre_does(
     body = client_for(make_gate(policy))("GET", "/tracked").body
     text = body.split(b'class="cg-placeholder-text">', 1)[1].split(b"<", 1)[0]
     assert b"Audience statistics" in text
+
+
+def test_a_placeholder_button_works_without_javascript(
+    client_for: Callable[[Gate], Client],
+) -> None:
+    """The placeholder's button submits the form the gate inserts with the
+    banner (or the settings control): ``action=grant`` adds its category to the
+    visitor's choice and the 303 brings them back to the page."""
+    import json
+
+    from cookiegate import Category, Policy
+
+    policy = Policy(
+        version="1",
+        categories=[
+            Category("performance", "Performance", "Stats."),
+            Category("marketing", "Marketing", "Ads."),
+        ],
+    )
+    gate = make_gate(policy)
+    client = client_for(gate)
+    form = (
+        b'<form id="cookiegate-load" method="post" action="/_cookiegate/consent" hidden>'
+        b'<input type="hidden" name="action" value="grant">'
+        b'<input type="hidden" name="next" value="/tracked?a=1&amp;b=&lt;2&gt;"></form>'
+    )
+    body = client("GET", "/tracked?a=1&b=<2>").body
+    assert b'form="cookiegate-load" name="category" value="' in body  # the button
+    assert body.count(form) == 1 and body.index(form) > body.index(b'id="cookiegate-banner"')
+    marketing = [("cookie", f"cookiegate={gate.make_token(['marketing'])}")]
+    assert client("GET", "/tracked?a=1&b=<2>", marketing).body.count(form) == 1  # settings
+    everything = [("cookie", f"cookiegate={gate.make_token(['marketing', 'performance'])}")]
+    assert b"cookiegate-load" not in client("GET", "/tracked", everything).body
+
+    post = [("content-type", "application/x-www-form-urlencoded"), ("origin", "http://shop.test")]
+
+    def granted(headers: list[tuple[str, str]], fields: bytes) -> dict[str, bool]:
+        res = client("POST", "/_cookiegate/consent", post + headers, fields)
+        assert res.status == 303, res.body
+        assert res.header("location") == "/tracked?a=1&b=<2>"
+        token = res.set_cookies()[0].split(";", 1)[0].split("=", 1)[1]
+        state = client("GET", "/_cookiegate/consent", [("cookie", f"cookiegate={token}")])
+        doc = json.loads(state.body)
+        assert doc["decided"] is True
+        return dict(doc["categories"])
+
+    fields = b"action=grant&next=%2Ftracked%3Fa%3D1%26b%3D%3C2%3E&category=performance"
+    # kept: what the visitor granted before; added: the placeholder's category
+    assert granted(marketing, fields) == {"performance": True, "marketing": True}
+    assert granted([], fields) == {"performance": True, "marketing": False}
+    refused = [("cookie", f"cookiegate={gate.make_token([])}")]
+    assert granted(refused, fields) == {"performance": True, "marketing": False}
+    both = fields.replace(b"performance", b"performance+marketing")
+    assert granted([], both) == {"performance": True, "marketing": True}
+
+    for bad, says in (
+        (b"action=grant", b"'grant' needs at least one 'category'"),
+        (b"action=grant&category=ads", b"unknown category 'ads'"),
+    ):
+        res = client("POST", "/_cookiegate/consent", post, bad)
+        assert res.status == 400 and says in res.body, res.body

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from html import escape as html_escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -56,7 +57,13 @@ from .policy import (
     Policy,
     route_key,
 )
-from .rewrite import EncodedHtmlRewriter, HtmlRewriter, RewriterProfile, is_ascii_compatible
+from .rewrite import (
+    LOAD_FORM_ID,
+    EncodedHtmlRewriter,
+    HtmlRewriter,
+    RewriterProfile,
+    is_ascii_compatible,
+)
 from .signals import LANGUAGE_TAG, gpc_enabled, is_bot
 from .token import ConsentCodec, FlashCodec
 from .trackers import TrackerMatcher, load_trackers
@@ -1637,6 +1644,9 @@ class Gate:
                 nonce=nonce,
             )
         if self._unblock_tag is not None:
+            if not state.complete:
+                # what a placeholder's button submits without JavaScript
+                html += self.load_form(next_path)
             # re-activates what the tracking gate neutralised, after consent
             nonce_attr = f' nonce="{nonce}"' if nonce else ""
             html += self._unblock_tag.replace("></script>", nonce_attr + "></script>")
@@ -1650,6 +1660,17 @@ class Gate:
                 self._fragment_size = len(encoded)
             self._fragment_bytes[key] = encoded
         return encoded
+
+    def load_form(self, next_path: str) -> str:
+        """The (empty, hidden) form a tracking gate placeholder's button submits
+        without JavaScript: ``action=grant`` adds the button's category to the
+        visitor's choice, and the 303 brings them back to ``next_path``."""
+        return (
+            f'<form id="{LOAD_FORM_ID}" method="post" '
+            f'action="{html_escape(self.prefix)}consent" hidden>'
+            '<input type="hidden" name="action" value="grant">'
+            f'<input type="hidden" name="next" value="{html_escape(next_path)}"></form>'
+        )
 
     def _locale(self, decision: Decision) -> str:
         ui = self.ui
@@ -1777,7 +1798,7 @@ class Gate:
                 granted: frozenset[str] = frozenset()
                 method = "withdraw"
             else:
-                granted, method = self._parse_choice(fields, wants_json)
+                granted, method = self._parse_choice(fields, wants_json, decision._state)
         except BadRequest as exc:
             return _error(exc.status, exc.message, info)
 
@@ -2067,7 +2088,7 @@ class Gate:
         )
 
     def _parse_choice(
-        self, fields: dict[str, list[Any]], is_json: bool
+        self, fields: dict[str, list[Any]], is_json: bool, previous: ConsentState
     ) -> tuple[frozenset[str], str]:
         optional = self.policy.optional
         action = _first(fields, "action")
@@ -2089,7 +2110,7 @@ class Gate:
                     granted.add(name)
             return frozenset(granted), "api"
         if action is None:
-            raise BadRequest(400, "missing 'action' (accept_all, reject_all or save)")
+            raise BadRequest(400, "missing 'action' (accept_all, reject_all, save or grant)")
         if not isinstance(action, str):
             raise BadRequest(400, "'action' must be a string")
         source = "api" if is_json else "banner"
@@ -2097,21 +2118,33 @@ class Gate:
             return frozenset(optional), source
         if action == "reject_all":
             return frozenset(), source
-        if action == "save":
+        if action in ("save", "grant"):
+            values = fields.get("category", [])
+            if is_json and len(values) == 1 and isinstance(values[0], list):
+                values = values[0]  # {"action": "grant", "category": ["a", "b"]}
             granted = set()
-            for name in fields.get("category", []):
-                if not isinstance(name, str):
+            for value in values:
+                if not isinstance(value, str):
                     raise BadRequest(400, "'category' values must be strings")
-                if name == NECESSARY:
-                    continue
-                if name not in optional:
-                    raise BadRequest(
-                        400, f"unknown category {name[:60]!r} (known: {', '.join(optional)})"
-                    )
-                granted.add(name)
-            return frozenset(granted), "api" if is_json else "preferences"
+                # a placeholder's button names every category its element waits for
+                for name in value.split() if action == "grant" else (value,):
+                    if name == NECESSARY:
+                        continue
+                    if name not in optional:
+                        raise BadRequest(
+                            400, f"unknown category {name[:60]!r} (known: {', '.join(optional)})"
+                        )
+                    granted.add(name)
+            if action == "save":
+                return frozenset(granted), "api" if is_json else "preferences"
+            if not granted:
+                raise BadRequest(400, "'grant' needs at least one 'category'")
+            # added to the visitor's current choice (contextual consent, on the page)
+            if previous.decided:
+                granted |= previous.granted
+            return frozenset(granted), "api" if is_json else "banner"
         raise BadRequest(
-            400, f"unknown action {action[:60]!r} (use accept_all, reject_all or save)"
+            400, f"unknown action {action[:60]!r} (use accept_all, reject_all, save or grant)"
         )
 
     def merge_vary(self, existing: bytes, value: bytes | None = None) -> bytes:

@@ -33,11 +33,19 @@ when the element was blocked because of a site marker).
   preceded by a placeholder (phrasing content only, so it is valid anywhere)::
 
       <span class="cg-placeholder" data-cg-placeholder="<category>" data-cg-tracker="<id>">
-      <span class="cg-placeholder-text">TEXT</span> <button type="button"
+      <span class="cg-placeholder-text">TEXT</span> <button type="submit"
+      form="cookiegate-load" name="category" value="<category>"
       class="cg-placeholder-button" data-cg-load="<category>">BUTTON</button></span>
 
-  (on one line). Inside ``<noscript>`` no placeholder is added (it could not work
-  without JavaScript, and with JavaScript a browser never loads noscript content).
+  (on one line). With JavaScript, ``cookiegate-unblock.js`` handles the click
+  (consent for that category, merged with the current state, posted as JSON; the
+  iframe is restored in place). Without it, the button submits the form
+  ``id="cookiegate-load"`` that the gate inserts with the banner or the settings
+  control (``action=grant``: the category is added to the visitor's choice) and
+  the page comes back with the iframe. Inside ``<noscript>`` no placeholder is
+  added: with JavaScript a browser never shows noscript content, and without it
+  such iframes are trackers' hidden fallbacks (GTM's 0x0 frame), nothing a
+  visitor would choose to load.
 * ``<a ping>`` / ``<area ping>`` whose ping URL is a tracker: ``data-cg-blocked``
   inserted, ``ping`` -> ``data-cg-ping``.
 * ``<link rel=preconnect|dns-prefetch|preload|prefetch|modulepreload|prerender
@@ -478,6 +486,10 @@ DEFAULT_PLACEHOLDER_TEXT = (
     "This content from {vendor} is blocked until you allow {category} cookies."
 )
 DEFAULT_PLACEHOLDER_BUTTON = "Load after consent"
+#: id of the form a placeholder's button submits without JavaScript (the gate
+#: inserts it with the banner or the settings control: ``Gate.load_form``)
+LOAD_FORM_ID = "cookiegate-load"
+
 #: a BCP 47-looking language tag (what a placeholder's ``lang`` may carry)
 _LANG_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 
@@ -614,7 +626,8 @@ class RewriterProfile:
             return (
                 f'<span class="cg-placeholder" data-cg-placeholder="{cat}"{tid}{lang_attr}>'
                 f'<span class="cg-placeholder-text">{html.escape(text)}</span> '
-                f'<button type="button" class="cg-placeholder-button" data-cg-load="{cat}">'
+                f'<button type="submit" form="{LOAD_FORM_ID}" name="category" value="{cat}" '
+                f'class="cg-placeholder-button" data-cg-load="{cat}">'
                 f"{html.escape(button)}</button></span>"
             ).encode("ascii", "xmlcharrefreplace")
 

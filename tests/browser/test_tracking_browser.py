@@ -172,3 +172,26 @@ def test_without_javascript_noscript_pixels_wait_for_consent(
     expect(page.locator("#cookiegate-banner")).to_have_count(0)
     _settle(page)
     assert "www.facebook.com" in outside.contacted(), outside.hosts
+
+
+def test_without_javascript_a_placeholder_loads_its_iframe(
+    new_context: NewContext, corpus_server: str
+) -> None:
+    """No script runs, yet the placeholder's button is not dead: it submits the
+    gate's form (``action=grant``), the 303 brings the visitor back and the
+    video loads."""
+    name = next(n for n in PAGES if "youtube" in n)
+    context = new_context(base_url=corpus_server, java_script_enabled=False)
+    outside = Outside(context)
+    page = context.new_page()
+    page.goto(f"/corpus/{name}")
+    _settle(page)
+    assert outside.hosts == [], outside.hosts
+    page.locator("[data-cg-placeholder] button").first.click()
+    page.wait_for_url(f"**/corpus/{name}")
+    _settle(page)
+    expect(page.locator("[data-cg-placeholder]")).to_have_count(0)
+    expect(page.locator("#cookiegate-banner")).to_have_count(0)  # decided now
+    assert "www.youtube.com" in outside.contacted() or "www.youtube-nocookie.com" in (
+        outside.contacted()
+    ), outside.hosts

@@ -152,7 +152,8 @@ def test_iframe_placeholder() -> None:
         b'<p>v</p><span class="cg-placeholder" data-cg-placeholder="performance" '
         b'data-cg-tracker="youtube"><span class="cg-placeholder-text">This content from YouTube '
         b"embeds is blocked until you allow performance cookies.</span> "
-        b'<button type="button" class="cg-placeholder-button" data-cg-load="performance">'
+        b'<button type="submit" form="cookiegate-load" name="category" value="performance" '
+        b'class="cg-placeholder-button" data-cg-load="performance">'
         b"Load after consent</button></span>"
         b'<iframe data-cg-blocked="performance" data-cg-tracker="youtube" hidden data-cg-unhide '
         b'data-cg-src="https://www.youtube.com/embed/x" width=560></iframe>'
