@@ -18,7 +18,9 @@
  *    known); decided() tells the banner of a choice saved elsewhere (a
  *    placeholder's "Load after consent"): it hides, the control shows;
  *  - while the banner shows, the page keeps room for it at its end and
- *    scrolls focused elements clear of it (WCAG 2.4.11).
+ *    scrolls focused elements clear of it (WCAG 2.4.11);
+ *  - a skip link to the banner (#cookiegate-skip, its title) is the first
+ *    thing in the page's tab order while the banner shows.
  */
 (function () {
   "use strict";
@@ -119,6 +121,7 @@
     var focusWasInside = root.contains(document.activeElement);
     var banner = byId("cookiegate-banner");
     if (banner) banner.hidden = true;
+    if (skip && skip.parentNode) skip.parentNode.removeChild(skip);
     keepRoom();
     var settings = byId("cookiegate-settings");
     if (settings) settings.hidden = false;
@@ -323,6 +326,30 @@
     if (byId("cookiegate-banner")) watch.observe(byId("cookiegate-banner"));
     if (byId("cookiegate-settings")) watch.observe(byId("cookiegate-settings"));
   }
+
+  // The banner is inserted at the end of the page, so a keyboard user would
+  // reach it after every link of the page: a skip link, first in the page and
+  // shown when focused, takes them to it (WCAG 2.4.1, 2.4.3). It goes with the
+  // banner. (Without JavaScript the banner stays last in the tab order.)
+  var skip = null;
+  (function () {
+    var banner = byId("cookiegate-banner");
+    var title = byId("cg-banner-title");
+    if (!banner || banner.hidden || !title || !document.body) return;
+    skip = document.createElement("a");
+    skip.id = "cookiegate-skip";
+    skip.className = "cg-skip";
+    skip.href = "#cookiegate-banner";
+    skip.textContent = title.textContent;
+    skip.setAttribute("lang", root.getAttribute("lang") || "");
+    skip.setAttribute("dir", root.getAttribute("dir") || "auto");
+    skip.addEventListener("click", function (ev) {
+      ev.preventDefault();  // no #fragment in the address, no history entry
+      if (!banner.hasAttribute("tabindex")) banner.setAttribute("tabindex", "-1");
+      banner.focus();
+    });
+    document.body.insertBefore(skip, document.body.firstChild);
+  })();
 
   if (modal) {
     var backdrop = modal.querySelector("[data-cg-backdrop]");

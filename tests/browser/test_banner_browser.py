@@ -370,6 +370,34 @@ def test_keyboard_only(new_context: NewContext) -> None:
     wait_for_cookies(context, present=(CONSENT_COOKIE,))
 
 
+def test_the_first_tab_offers_the_banner(new_context: NewContext) -> None:
+    """The banner is inserted at the end of the page, after every link of it:
+    the first Tab lands on a skip link (shown while focused) that takes the
+    keyboard to the banner; it goes when the visitor decides."""
+    context = new_context()
+    page = open_shop(context)
+    record_consent_events(page)
+    page_links = page.evaluate(
+        "document.querySelectorAll('body a[href]:not(.cg-root a):not(#cookiegate-skip)').length"
+    )
+    assert page_links >= 2, "the shop page must have links of its own before the banner"
+    skip = page.locator("#cookiegate-skip")
+    expect(skip).to_have_text(page.locator("#cg-banner-title").inner_text())
+    assert page.evaluate("document.body.firstElementChild.id") == "cookiegate-skip"
+    assert skip.bounding_box() is None or skip.bounding_box()["y"] < 0  # type: ignore[index]
+    page.keyboard.press("Tab")
+    assert active_matches(page, "#cookiegate-skip")
+    box = skip.bounding_box()
+    assert box is not None and box["y"] >= 0 and box["width"] > 20  # seen while focused
+    page.keyboard.press("Enter")
+    assert active_matches(page, BANNER)
+    assert page.evaluate("location.hash") == ""
+    tab_to(page, ACCEPT, limit=4)  # past the banner's own links, if any
+    page.keyboard.press("Enter")
+    wait_for_events(page, 1)
+    expect(skip).to_have_count(0)
+
+
 def test_reopen_and_withdraw(new_context: NewContext) -> None:
     context = new_context()
     page = open_shop(context)
