@@ -85,18 +85,21 @@ between the two slashes; looking for them costs ~9% of the rewriter's time on
 the benchmark page. The CSP (:mod:`cookiegate.csp`, when on) blocks such a
 request whatever its spelling.
 
-Tokenizer states tracked: comments (``<!-- -->``, ``--!>``, ``<!-->``), raw text
-of ``<script>`` (with the HTML *script data escaped* states, so
-``<!-- <script></script> -->`` inside a script does not end it), ``<style>``,
+Tokenizer states tracked: comments (``<!-- -->``, ``--!>``, ``<!-->``), raw
+text of ``<script>`` (with the HTML *script data escaped* states, so ``<!--
+<script></script> -->`` inside a script does not end it), ``<style>``,
 ``<textarea>``, ``<title>``, ``<xmp>``, ``<iframe>``, ``<noembed>``,
 ``<noframes>``, ``<plaintext>``; quoted attribute values (``>`` inside them);
 upper-case tags. ``<noscript>`` content is read as markup (what a browser
-without JavaScript loads). Whether a token lies *inside an attribute value*
-of an earlier tag is decided exactly: the bytes since the last token the
-rewriter read are read as the HTML tokenizer reads them (an ``=`` opens a value
-only after an attribute name; a quote opens nothing in an unquoted value), so
-``<img alt="<a><b><c>" src=...>`` is an image and ``<p title="<b></body>">`` is
-no end of the body, at any depth. SVG/MathML foreign content is read as HTML.
+without JavaScript loads), and as a browser with JavaScript reads it (raw text
+up to ``</noscript``): a ``</noscript`` there ends a comment, script, style,
+... or attribute value that seems to run past it (``_NS_RAW_END``). Whether a
+token lies *inside an attribute value* of an earlier tag is decided exactly:
+the bytes since the last token the rewriter read are read as the HTML tokenizer
+reads them (an ``=`` opens a value only after an attribute name; a quote opens
+nothing in an unquoted value), so ``<img alt="<a><b><c>" src=...>`` is an image
+and ``<p title="<b></body>">`` is no end of the body, at any depth. SVG/MathML
+foreign content is read as HTML.
 
 Limits (memory stays constant): a tag is held until its ``>`` arrives, at most
 ``max_tag`` bytes; an inline script is held until its end tag, at most
@@ -310,6 +313,18 @@ _RAW_END = {
     name: re.compile(rb"</" + name + _E)
     for name in (b"style", b"textarea", b"title", b"xmp", b"iframe", b"noembed", b"noframes")
 }
+#: Inside ``<noscript>`` a browser running scripts reads everything as raw text
+#: up to ``</noscript``: a comment, script, style, ... that seems to run past it
+#: ends there too (what follows is markup to that browser). To the one without
+#: scripts it is text still (inert): reading it as markup only neutralises more.
+#: The ends there: the element's own (the first, escapes ignored: never later
+#: than a browser's) or ``</noscript``.
+_NS_RAW_END = {
+    name: re.compile(rb"</(?:noscript|" + name + rb")" + _E) for name in (*_RAW_END, b"script")
+}
+_NS_PLAINTEXT_END = re.compile(rb"</noscript" + _E)
+_NS_COMMENT_END = re.compile(rb"--!?>|</noscript" + _E)
+_NS_HOLD = 10  # len(b"</noscript"): held at a chunk's end, so none is cut
 #: lower-case A-Z; read ``\``, ``&`` and ``;`` as ``/`` (for the ``//`` trigger)
 #: the bytes the fold reads as "/" (after a tag name: no end of the name)
 _FOLDED = b"\\&;"
@@ -1128,6 +1143,10 @@ class HtmlRewriter:
                         break
                     if tok_end > p + 4:
                         scan = safe = tok_end  # the whole comment matched
+                        if self._noscript:
+                            m = _ns_end(_NS_PLAINTEXT_END, buf, fold, p + 4, tok_end)
+                            if m is not None:
+                                scan = safe = m.start()  # no comment to scripts on
                     else:
                         scan = p + 4  # its end is not in the buffer
                         state = _COMMENT
@@ -1177,6 +1196,11 @@ class HtmlRewriter:
                     if self._foreign:  # in SVG / MathML: an element like any other
                         scan = safe = tok_end
                         continue
+                    if self._noscript:  # to a browser running scripts: up to </noscript
+                        self._raw_end = _NS_PLAINTEXT_END
+                        state = _RAW
+                        scan = tok_end
+                        continue
                     state = _PLAINTEXT
                     scan = n
                     continue
@@ -1215,7 +1239,10 @@ class HtmlRewriter:
                         self._remember(tag, hit, len(tag))
                     new, inline, attrs = hit
                     e = -1
-                    if inline:
+                    if inline and self._noscript:
+                        m = _ns_end(_NS_RAW_END[b"script"], buf, fold, end, n)
+                        e = m.start() if m is not None else -1
+                    elif inline:
                         # _script_end's fast path, inline: no "<!--" before "</script"
                         m = _SCRIPT_END.search(fold, end)
                         if (
@@ -1256,6 +1283,8 @@ class HtmlRewriter:
                         # an SVG / MathML script: its content is markup to the
                         # tokenizer (decided above all the same, as it runs)
                         scan = safe = end
+                    elif inline and e >= 0 and self._noscript and fold.startswith(b"</no", e):
+                        scan = safe = e  # </noscript: the data state reads it
                     elif inline and e >= 0:
                         if e + 8 < n and buf[e + 8] == 62:
                             scan = safe = e + 9  # "</script>"
@@ -1292,9 +1321,25 @@ class HtmlRewriter:
                     scan = safe = end
                     continue
                 # style, textarea, title, xmp, iframe, noembed, noframes: raw text
-                self._raw_end = _RAW_END[kind]
+                self._raw_end = (_NS_RAW_END if self._noscript else _RAW_END)[kind]
                 state = _RAW
                 scan = end
+                continue
+            if state == _SCRIPT and self._noscript:
+                m = _ns_end(_NS_RAW_END[b"script"], buf, fold, scan, n)
+                if m is None:
+                    if not final:
+                        scan = max(scan, n - _NS_HOLD)
+                        hold = scan
+                    break
+                self._esc = 0
+                state = _DATA
+                if fold.startswith(b"</no", m.start()):
+                    scan = safe = m.start()  # </noscript: the data state reads it
+                elif buf[m.end() - 1] == 62:
+                    scan = safe = m.end()  # "</script>"
+                else:
+                    scan, safe = _after_end_tag(buf, m.start(), 8)
                 continue
             if state == _SCRIPT:
                 # _script_end's fast path, inline: no "<!--" before "</script"
@@ -1320,12 +1365,19 @@ class HtmlRewriter:
                 state = _DATA
                 continue
             if state == _COMMENT:
-                m = _COMMENT_END.search(fold, scan)
+                if self._noscript:
+                    m = _ns_end(_NS_COMMENT_END, buf, fold, scan, n)
+                    if m is not None and fold[m.start()] == 60:  # "</noscript"
+                        scan = safe = m.start()
+                        state = _DATA
+                        continue
+                else:
+                    m = _COMMENT_END.search(fold, scan)
                 if m is None:
                     if final:
                         scan = n
                         break
-                    scan = max(scan, n - 3)
+                    scan = max(scan, n - (_NS_HOLD if self._noscript else 3))
                     hold = scan
                     break
                 scan = safe = m.end()
@@ -1339,10 +1391,12 @@ class HtmlRewriter:
                     m = pattern.search(fold, m.start() + 2)  # type: ignore[union-attr]
                 if m is None:
                     if not final:
-                        scan = max(scan, n - 10)
+                        scan = max(scan, n - 10)  # >= _NS_HOLD
                         hold = scan
                     break
-                if buf[m.end() - 1] == 62:
+                if self._noscript and fold.startswith(b"</noscript", m.start()):
+                    scan = safe = m.start()  # the data state reads it
+                elif buf[m.end() - 1] == 62:
                     scan = safe = m.end()  # "</name>"
                 else:
                     scan, safe = _after_end_tag(buf, m.start(), m.end() - m.start() - 1)
@@ -1572,6 +1626,20 @@ def _edit(tag: bytes, nl: int, attrs: _Attrs, insert: bytes, rename: tuple[str, 
             at = stop
     parts.append(tag[at:])
     return b"".join(parts)
+
+
+def _ns_end(
+    pattern: re.Pattern[bytes], buf: bytes, fold: bytes, pos: int, stop: int
+) -> re.Match[bytes] | None:
+    """The first match of ``pattern`` (one of the ``_NS_*`` ends) in
+    ``fold[pos:stop]`` that is a token to a browser: an end tag's name is not
+    followed, in ``buf``, by a byte the fold made ``/``. A match is a whole
+    token, so finding it does not depend on where the body is cut (the caller
+    holds the last :data:`_NS_HOLD` bytes)."""
+    m = pattern.search(fold, pos, stop)
+    while m is not None and m.group()[:1] == b"<" and buf[m.end() - 1] in _FOLDED:
+        m = pattern.search(fold, m.start() + 2, stop)
+    return m
 
 
 def _script_end(

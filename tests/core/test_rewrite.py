@@ -355,6 +355,31 @@ def test_noscript_end_tag_inside_a_value_ends_it() -> None:
     assert b"data-cg-src=https://www.facebook.com/tr" in run([doc], fragment=None)
 
 
+GA = b"<script src=https://www.google-analytics.com/analytics.js></script>"
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [b"<!-- ", b"<script>", b"<script src=/own.js>", b"<style>", b"<textarea>", b"<title>",
+     b"<xmp>", b"<iframe>", b"<noembed>", b"<noframes>", b"<plaintext>", b"<!-- </noscript\\"],
+)  # fmt: skip
+def test_noscript_end_tag_ends_any_raw_text_inside_it(opening: bytes) -> None:
+    """A browser running scripts reads <noscript> as raw text up to </noscript>,
+    whatever looks like a comment, a script or a style inside: what follows is
+    markup to it, and a tracker there runs. It is neutralised, however the body
+    is cut; after the noscript a comment is a comment again."""
+    doc = b"<body><noscript>" + opening + b"</noscript>" + GA + b" --></style></noscript><p>"
+    out = run([doc], fragment=None)
+    assert b"data-cg-src=https://www.google-analytics.com" in out, out
+    assert b"<script src=https" not in out
+    for cut in range(len(doc)):
+        assert run([doc[:cut], doc[cut:]], fragment=None) == out, cut
+    assert run([doc[i : i + 1] for i in range(len(doc))], fragment=None) == out
+    after = b"<noscript><!-- x --></noscript><!-- </noscript>" + GA + b" -->"
+    assert run([after], fragment=None) == after  # outside <noscript>: a comment
+    assert run([b"<script>/*</noscript>*/</script>" + GA], fragment=None).count(b"data-cg") == 3
+
+
 def test_reading_between_tokens_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every byte is read a bounded number of times, whatever the page: no run is
     re-read from the same start for each later ``//`` or token (one chunk)."""
