@@ -224,9 +224,13 @@ def is_injectable(content_type: str | None, content_encoding: str | None) -> boo
 
 #: the ``<head>`` start tag (attributes may hold quoted ``>``), or a tag that
 #: belongs in the head or body when the document omits ``<head>``
+#: a ``<head>`` start tag, matched from its ``<`` (within ``_HEAD_HOLD`` bytes:
+#: a candidate costs at most that much, however many there are)
+_HEAD_TAG = re.compile(rb"<head(?:\s(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)?/?>", re.IGNORECASE)
+#: where the fragment may go: a ``<head`` (a start tag when ``_HEAD_TAG``
+#: matches there) or the first of the tags that only come after it
 _HEAD_START = re.compile(
-    rb"<head(?:\s(?:[^>\"']|\"[^\"]*\"|'[^']*')*)?/?>"
-    rb"|<(?:body|script|link|meta|style|title|base|noscript)(?=[\s/>])",
+    rb"<(?:head|body|script|link|meta|style|title|base|noscript)(?=[\s/>])",
     re.IGNORECASE,
 )
 #: at most this many bytes are held back while a ``<head ...>`` tag is incomplete
@@ -279,7 +283,9 @@ class HeadInserter:
     before any of the page's scripts (Google Consent Mode's ``default``). When
     the page omits ``<head>`` it goes before the first ``<script>``, ``<meta>``,
     ``<link>``, ``<body>``... tag; when there is none of those, at the end.
-    Tags inside comments (``<!-- <head> -->``) do not count.
+    Tags inside comments (``<!-- <head> -->``) do not count. A ``<head ...>``
+    start tag longer than 1 KiB counts as none (each ``<head`` is looked at
+    within 1 KiB: linear time, however many a page holds).
 
     Streaming, constant memory: bytes are held back only from a ``<`` that may
     start such a tag (at most 1 KiB: past that the bytes are sent and the search
@@ -377,9 +383,20 @@ class HeadInserter:
                     self._comment = True
                     pos = m.end()
                 continue
+            at = m.start()
+            if m.group(0)[1:5].lower() == b"head":
+                tag = _HEAD_TAG.match(buf, at, at + _HEAD_HOLD)
+                if tag is None:
+                    if not final and len(buf) - at < _HEAD_HOLD:
+                        self._buf = buf[at:]  # its ">" may be in the next chunk
+                        self._offset += at
+                        return buf[:at]
+                    # no start tag (or one longer than _HEAD_HOLD): read on
+                    pos = at + 1
+                    continue
+                at = tag.end()
             self._done = True
             self._buf = b""
-            at = m.end() if m.group(0)[1:5].lower() == b"head" else m.start()
             # a <meta charset> the fragment would push out of the first 1024
             # bytes (where browsers look for it): the fragment goes after it,
             # when no script (nor comment) comes between

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -145,6 +147,35 @@ def test_a_meta_charset_stays_in_the_first_1024_bytes() -> None:
     far = head.replace(b"<!-- ", b"<p>").replace(b" -->", b"</p>") + b"y" * 1000 + meta
     ins = HeadInserter(big)
     assert ins.feed(far) + ins.close() == far.replace(b"<head>", b"<head>" + big)
+
+
+def test_head_candidates_cost_a_bounded_look_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``<head`` is matched as a start tag within 1 KiB of it: a page of
+    ``<head `` without ``>`` is read in linear time (each look once, bounded),
+    and a ``<head>`` tag longer than that counts as none (the fragment goes
+    before the next tag that comes after the head)."""
+    import cookiegate.inject as inject
+
+    looks: list[int] = []
+    real = inject._HEAD_TAG
+
+    class Counting:
+        def match(self, buf: bytes, pos: int, endpos: int) -> re.Match[bytes] | None:
+            looks.append(endpos - pos)
+            return real.match(buf, pos, endpos)
+
+    monkeypatch.setattr(inject, "_HEAD_TAG", Counting())
+    doc = b"<head " * 2000 + b"x" * 1100 + b"<body>"  # no ">" within 1 KiB of a <head
+    whole = run_head([doc])
+    assert whole == doc.replace(b"<body>", HEAD + b"<body>")
+    assert len(looks) == 2000 and max(looks) <= inject._HEAD_HOLD
+    looks.clear()
+    assert run_head([doc[i : i + 4096] for i in range(0, len(doc), 4096)]) == whole
+    assert len(looks) < 2100  # re-read only where a chunk cut a candidate
+    long_tag = b"<head data-x='" + b"y" * 1100 + b"'><title>t</title>"
+    assert run_head([long_tag]) == long_tag.replace(b"<title>", HEAD + b"<title>")
+    assert run_head([b"<head", b" lang=en", b">"]) == b"<head lang=en>" + HEAD
+    assert run_head([b"<head <body>"]) == b"<head <body>" + HEAD  # "<body" is an attribute
 
 
 @pytest.mark.parametrize(
