@@ -891,11 +891,17 @@ class HtmlRewriter:
             rest, self._buf = self._buf, b""
             return rest
         parts = self._run(self._buf, True)  # joined once, with what follows
+        # Markup the body leaves unfinished (``<img src=https://tracker/p.gif``
+        # with no ">"): a browser drops it at the end of the document, but the
+        # fragment after it would finish it (its first ">" ends that tag, which
+        # then loads). It stays last, after the fragment: dropped, as written.
+        unfinished, self._buf = self._buf, b""
         if self.fragment is not None:
             parts.append(self.fragment)
             if self._after is not None:
                 parts.extend(self._after)
                 self._after = None
+        parts.append(unfinished)
         return b"".join(parts)
 
     def finish(self, chunk: bytes) -> bytes:
@@ -1035,11 +1041,13 @@ class HtmlRewriter:
                     if new is _MISSING:
                         q, incomplete = _enclosing(buf, safe, t)
                         if incomplete != -1:
-                            if not final and n - incomplete <= self.max_tag:
+                            if n - incomplete <= self.max_tag:
+                                # at the end (final): markup left unfinished, see
+                                # close()
                                 hold = incomplete
                                 break
-                            # longer than max_tag (or unfinished at the end): that
-                            # "<" is read as text from here on (linear, not re-read)
+                            # longer than max_tag: that "<" is read as text from
+                            # here on (linear, not re-read)
                             safe = incomplete + 1
                             continue
                         if q == -1:
@@ -1109,6 +1117,16 @@ class HtmlRewriter:
                             out.extend(self._after)
                         self._after = []
                         sink = self._after
+                    elif rfind(b"<", safe) != -1:
+                        # markup the body leaves unfinished: held (see close())
+                        region = buf[safe:]
+                        at = tails.get(region)
+                        if at is None:
+                            at = _enclosing(buf, safe, n)[1]
+                            at = at - safe if at != -1 else -1
+                            tails.put(region, at)
+                        if at != -1 and n - safe - at <= self.max_tag:
+                            hold = safe + at
                     break
                 p = s
                 # is this token inside the attributes of an earlier tag?
@@ -1124,11 +1142,11 @@ class HtmlRewriter:
                 ):
                     q, incomplete = _enclosing(buf, safe, p)
                     if incomplete != -1:
-                        if not final and n - incomplete <= self.max_tag:
-                            hold = incomplete
+                        if n - incomplete <= self.max_tag:
+                            hold = incomplete  # (final: unfinished, see close())
                             break
-                        # inside a tag longer than max_tag (or unfinished at the
-                        # end): its "<" is read as text from here on
+                        # inside a tag longer than max_tag: its "<" is read as
+                        # text from here on
                         safe = incomplete + 1
                         scan = p + 1
                         continue

@@ -380,6 +380,32 @@ def test_noscript_end_tag_ends_any_raw_text_inside_it(opening: bytes) -> None:
     assert run([b"<script>/*</noscript>*/</script>" + GA], fragment=None).count(b"data-cg") == 3
 
 
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"<img src=https://www.facebook.com/tr?id=1 ",
+        b"<script src=https://www.google-analytics.com/analytics.js",
+        b"<img alt='>' src=//www.facebook.com/tr </body ",
+        b"<img src=/own.gif",
+    ],
+)
+def test_markup_left_unfinished_stays_last(tail: bytes) -> None:
+    """A body that ends inside a tag (a truncated page): a browser drops that
+    tag, but the banner after it would finish it (its first ">" ends the tag,
+    which would then load its tracker). The banner goes before it, whatever the
+    chunks; the unfinished bytes stay last, as written."""
+    doc = b"<p>shop</p>" + tail
+    frag = b"<div id=cg>banner</div>"
+    expected = b"<p>shop</p>" + frag + tail
+    assert run([doc], fragment=frag) == expected
+    for cut in range(len(doc)):
+        assert run([doc[:cut], doc[cut:]], fragment=frag) == expected, cut
+    assert HtmlRewriter(PERF, frag).finish(doc) == expected
+    # a page of open tags (no ">" anywhere) is read once, not once per tag
+    many = b"<img src=//a " * 3000
+    assert run([many], fragment=frag) == frag + many
+
+
 def test_reading_between_tokens_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every byte is read a bounded number of times, whatever the page: no run is
     re-read from the same start for each later ``//`` or token (one chunk)."""
