@@ -13,7 +13,8 @@
  * order:
  *  - <script data-cg-blocked=C>: (C may list several categories, space-separated:
  *    all of them must be granted) re-created (type from data-cg-type, src from
- *    data-cg-src, data-src or src, other attributes copied); external scripts
+ *    data-cg-src, an SVG script's data-cg-href / data-cg-xlink:href, data-src
+ *    or src, other attributes copied); external scripts
  *    are awaited one after the other so execution order is preserved;
  *  - <script type="text/plain" data-category=C> / data-cookiecategory=C (the
  *    convention of other consent tools, left untouched by the server): same;
@@ -91,21 +92,24 @@
       for (var i = 0; i < attrs.length; i++) {
         var n = attrs[i].name;
         if (n === "type" || n === "src" || n === "data-cg-blocked" || n === "data-cg-tracker" ||
-            n === "data-cg-src" || n === "data-cg-type" || n === "data-cg-queued") continue;
+            n === "data-cg-src" || n === "data-cg-type" || n === "data-cg-queued" ||
+            n === "data-cg-href" || n === "data-cg-xlink:href") continue;
         s.setAttribute(n, attrs[i].value);
       }
       if (old.nonce) s.nonce = old.nonce;  // getAttribute("nonce") reads "" once parsed
       var type = old.getAttribute("data-cg-type");
       if (type) s.setAttribute("type", type);
       // a site-marked <script type="text/plain" src=...> is external too: awaited
-      var src = old.getAttribute("data-cg-src") || old.getAttribute("data-src") ||
+      // an SVG <script> loads its href: re-created as an HTML script, it runs as one
+      var src = old.getAttribute("data-cg-src") || old.getAttribute("data-cg-href") ||
+        old.getAttribute("data-cg-xlink:href") || old.getAttribute("data-src") ||
         old.getAttribute("src");
       if (src) {
         s.async = false;
         s.onload = s.onerror = function () { resolve(); };
         s.setAttribute("src", src);
       } else {
-        s.text = old.text;
+        s.text = typeof old.text === "string" ? old.text : old.textContent;  // SVG: no .text
       }
       old.parentNode.replaceChild(s, old);
       if (!src) resolve();

@@ -306,6 +306,64 @@ _STRUCT = re.compile(
     + rb"|!--(?:>|->|(?:[^-]++|-(?!-!?>))*+--!?>)?)"
 )
 _COMMENT_END = re.compile(rb"--!?>")
+#: Foreign content (inside ``<svg>`` / ``<math>``): what the tokens of
+#: :data:`_STRUCT` miss there. The start tags that break out of it to HTML
+#: (WHATWG "parsing tokens in foreign content": ``<p>``, ``<div>``, ``<img>``...;
+#: ``<font>`` with ``color`` / ``face`` / ``size``) and the end tags ``</p>``,
+#: ``</br>``; the HTML integration points (SVG ``foreignObject``, ``desc``,
+#: ``title``; MathML ``mi``, ``mo``, ``mn``, ``ms``, ``mtext``: their content is
+#: HTML again, raw text included) and their end tags; the end tags of HTML raw
+#: text and scripts (a safety net, see :data:`_FOREIGN_RESETS`); CDATA sections.
+#: Searched instead of :data:`_STRUCT` only while in foreign content or in an
+#: integration point, so an ordinary page pays nothing for them.
+_BREAKOUT: frozenset[bytes] = frozenset(
+    b"b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr "
+    b"i img li listing menu meta nobr ol p pre ruby s small span strong strike sub sup "
+    b"table tt u ul var font".split()
+)
+_IP_SVG: frozenset[bytes] = frozenset((b"foreignobject", b"desc", b"title"))
+_IP_MATH: frozenset[bytes] = frozenset((b"mi", b"mo", b"mn", b"ms", b"mtext"))
+#: end tags that, in foreign content, are read as the end of whatever seems to
+#: run past them (an attribute value, a comment): where the rewriter's model of
+#: the tree and a browser's differ (an end tag that closes what the rewriter
+#: still counts open), the browser may read the bytes before them as HTML raw
+#: text or script, ended there. Reading markup after them only neutralises more.
+_FOREIGN_RESETS: frozenset[bytes] = frozenset(
+    b"/" + n
+    for n in (
+        *(b"style", b"title", b"textarea", b"xmp", b"iframe", b"noembed", b"noframes"),
+        *(b"script", b"noscript"),
+    )
+)
+
+
+def _longest_first(name: bytes) -> tuple[int, bytes]:
+    return (-len(name), name)
+
+
+_FOREIGN_STARTS: list[bytes] = sorted(_BREAKOUT | _IP_SVG | _IP_MATH, key=_longest_first)
+_FOREIGN_ENDS: list[bytes] = sorted(
+    {b"p", b"br"} | _IP_SVG | _IP_MATH | {r[1:] for r in _FOREIGN_RESETS}, key=_longest_first
+)
+_STRUCT_FOREIGN = re.compile(
+    _STRUCT.pattern
+    + rb"|<(?:"
+    + b"|".join(_FOREIGN_STARTS)
+    + rb")"
+    + _E
+    + rb"|</(?:"
+    + b"|".join(_FOREIGN_ENDS)
+    + rb")"
+    + _E
+    + rb"|<!\[cdata\["
+)
+#: a comment in foreign content ends at its end or at one of _FOREIGN_RESETS
+_FOREIGN_COMMENT_STOP = re.compile(
+    rb"</(?:" + b"|".join(sorted(r[1:] for r in _FOREIGN_RESETS)) + rb")" + _E
+)
+_FOREIGN_COMMENT_END = re.compile(rb"--!?>|" + _FOREIGN_COMMENT_STOP.pattern)
+#: most integration points held open at once (more: read as foreign content)
+_MAX_IPS = 16
 _SLASHES = re.compile(rb"//")
 _SCRIPT_END = re.compile(rb"</script" + _E)
 _SCRIPT_TOKEN = re.compile(rb"<!--|-->|<(/?)script" + _E)
@@ -495,7 +553,7 @@ class _RegionMemo(dict[bytes, int]):
         self.size += len(region)
 
 
-_DATA, _COMMENT, _RAW, _SCRIPT, _PLAINTEXT, _PASS = range(6)
+_DATA, _COMMENT, _RAW, _SCRIPT, _PLAINTEXT, _PASS, _CDATA = range(7)
 
 DEFAULT_PLACEHOLDER_TEXT = (
     "This content from {vendor} is blocked until you allow {category} cookies."
@@ -737,8 +795,10 @@ class HtmlRewriter:
         "_closed",
         "_esc",
         "_foreign",
+        "_ips",
         "_memo",
         "_noscript",
+        "_ns",
         "_pend",
         "_plain",
         "_raw_end",
@@ -813,6 +873,12 @@ class HtmlRewriter:
         self._noscript = 0
         #: depth of open <svg> / <math> elements (foreign content: no raw text)
         self._foreign = 0
+        #: the namespace of the foreign content: b"svg" or b"math" (its root's)
+        self._ns = b""
+        #: the HTML integration points open (``<foreignObject>`` in ``<svg>``...),
+        #: innermost last: (the foreign depth and namespace to return to, the
+        #: point's end tag); in one, ``_foreign`` counts from 0 again
+        self._ips: tuple[tuple[int, bytes, bytes], ...] = ()
         self._after: list[bytes] | None = None
         self._after_len = 0
         self._closed = False
@@ -851,7 +917,9 @@ class HtmlRewriter:
                     if not ends and self._wait_noscript:
                         # in <noscript> a "</noscript" ends the tag as well
                         tail = buf[-16:] + pend[-16:] if pend is not None else buf[-16:]
-                        ends = b"</noscript" in _fold(bytes(tail[-16:]) + chunk)
+                        folded = _fold(bytes(tail[-16:]) + chunk)
+                        # in foreign content, _FOREIGN_RESETS end it as well
+                        ends = b"</" in folded if self._foreign else b"</noscript" in folded
                 if not ends:
                     if pend is None:
                         self._pend = bytearray(chunk)
@@ -960,8 +1028,45 @@ class HtmlRewriter:
         else:
             self._wait_script = False
             # in <noscript>, a "</noscript" inside a tag counts as well
-            self._wait_noscript = bool(self._noscript)
+            self._wait_noscript = bool(self._noscript or self._foreign)
             self._wait_limit = self.max_tag
+
+    def _enter_ip(self, end: bytes) -> None:
+        """An HTML integration point opens (its end tag ``end``): its content is
+        HTML until then (at most :data:`_MAX_IPS` held: deeper ones are read
+        as foreign content, which only neutralises more)."""
+        if len(self._ips) < _MAX_IPS:
+            self._ips = (*self._ips, (self._foreign, self._ns, end))
+            self._foreign = 0
+
+    def _foreign_token(self, kind: bytes, buf: bytes, p: int, end: int, nl: int) -> bool:
+        """Act on a token only :data:`_STRUCT_FOREIGN` finds (``buf[p:end]``,
+        its name ``nl`` bytes). ``True``: it is read (an end tag, an
+        integration point's start tag); ``False``: a start tag the caller
+        still reads as any other tag (an ``<img>`` that breaks out is examined)."""
+        if kind[0] == 47:  # "/": an end tag
+            if self._foreign:
+                if kind == b"/p" or kind == b"/br":
+                    self._foreign = 0  # they break out of foreign content
+            elif self._ips and kind == self._ips[-1][2]:
+                # the integration point ends: back to its foreign content
+                self._foreign, self._ns, _ = self._ips[-1]
+                self._ips = self._ips[:-1]
+            return True
+        if not self._foreign:
+            return False  # HTML (in an integration point): an ordinary tag
+        if kind in (_IP_SVG if self._ns == b"svg" else _IP_MATH):
+            if not _self_closing(buf[p:end], nl):
+                self._enter_ip(b"/" + kind)
+            return True
+        if kind in _BREAKOUT and (
+            kind != b"font"
+            or not {"color", "face", "size"}.isdisjoint(_Attrs(buf[p:end], nl, end - p - 1).first)
+        ):
+            # the tree builder pops the foreign elements, to HTML (or to the
+            # integration point they are in)
+            self._foreign = 0
+        return False
 
     def _remember(self, key: object, value: object, size: int) -> None:
         if size <= _MEMO_ITEM:
@@ -1004,7 +1109,11 @@ class HtmlRewriter:
         while True:
             if state == _DATA:
                 if s < scan:
-                    struct = struct_search(fold, scan)
+                    struct = (
+                        struct_search
+                        if not (self._foreign or self._ips)
+                        else _STRUCT_FOREIGN.search  # (see there)
+                    )(fold, scan)
                     if struct is None:
                         s = tok_end = n
                     else:
@@ -1138,6 +1247,13 @@ class HtmlRewriter:
                     # a browser running scripts reads <noscript> as raw text: its
                     # end tag counts even inside what looks like an attribute value
                     and not (self._noscript and fold.startswith(b"</noscript", p))
+                    # in foreign content, the end tag of HTML raw text or of a
+                    # script counts there too (_FOREIGN_RESETS)
+                    and not (
+                        self._foreign
+                        and fold[p + 1] == 47
+                        and fold[p + 1 : tok_end - 1] in _FOREIGN_RESETS
+                    )
                     and (between := buf[safe:p]) not in plain
                 ):
                     q, incomplete = _enclosing(buf, safe, p)
@@ -1155,13 +1271,31 @@ class HtmlRewriter:
                         continue
                     plain.put(between, -1)
                 c = fold[p + 1]
+                if c == 33 and fold[p + 2] == 91:  # "<![cdata[" (foreign content)
+                    if self._foreign and buf[p + 3 : p + 9] == b"CDATA[":
+                        # text up to "]]>" (a CDATA section: case-sensitive)
+                        e = find(b"]]>", p + 9)
+                        if e != -1:
+                            scan = safe = e + 3
+                        elif final:
+                            scan = n
+                        else:
+                            scan = p + 9
+                            state = _CDATA
+                        continue
+                    scan = p + 1  # a bogus comment, read so between tokens
+                    continue
                 if c == 33:  # "<!--"
                     if p + 6 > n and not final:
                         hold = p  # "<!-" + "->" may be cut
                         break
                     if tok_end > p + 4:
                         scan = safe = tok_end  # the whole comment matched
-                        if self._noscript:
+                        if self._foreign:  # it ends at _FOREIGN_RESETS too
+                            m = _ns_end(_FOREIGN_COMMENT_STOP, buf, fold, p + 4, tok_end)
+                            if m is not None:
+                                scan = safe = m.start()
+                        elif self._noscript:
                             m = _ns_end(_NS_PLAINTEXT_END, buf, fold, p + 4, tok_end)
                             if m is not None:
                                 scan = safe = m.start()  # no comment to scripts on
@@ -1175,7 +1309,7 @@ class HtmlRewriter:
                     scan = p + 1
                     continue
                 kind = fold[p + 1 : tok_end - 1]
-                if c == 47 or kind in _DEPTH_KINDS:  # </body, </noscript, <noscript, <svg...
+                if c == 47 or kind in _DEPTH_KINDS:  # </body, </noscript, <noscript, <svg, <p...
                     # act only once the whole tag is here (it may be held back)
                     if buf[tok_end - 1] == 62:
                         end = tok_end  # ">" right after the name
@@ -1193,10 +1327,22 @@ class HtmlRewriter:
                             self._noscript -= 1
                     elif kind == b"svg" or kind == b"math":
                         if not _self_closing(buf[p:end], tok_end - 1 - p):
+                            if not self._foreign:
+                                self._ns = kind  # the namespace of what it holds
                             self._foreign += 1
+                            s = -1  # search again, for foreign content's tokens
                     elif kind == b"/svg" or kind == b"/math":
                         if self._foreign:
                             self._foreign -= 1
+                            s = -1
+                    elif kind != b"/body":
+                        # a token of foreign content (_STRUCT_FOREIGN)
+                        if not self._foreign_token(kind, buf, p, end, tok_end - 1 - p):
+                            # a start tag, left to be read as any (its URLs)
+                            s = -1
+                            scan, safe = p + 1, p
+                            continue
+                        s = -1
                     elif self.fragment is not None:
                         # </body: the banner goes before the last one
                         sink.append(buf[emit:p])
@@ -1206,8 +1352,6 @@ class HtmlRewriter:
                         self._after = []
                         self._after_len = 0
                         sink = self._after
-                    if kind == b"/body":
-                        self._foreign = 0  # the body's end closes an open <svg>
                     scan = safe = end
                     continue
                 if kind == b"plaintext":
@@ -1335,7 +1479,11 @@ class HtmlRewriter:
                         sink.append(new)
                         emit = end
                 if self._foreign:
-                    # in SVG / MathML <style>, <title>... hold markup, not text
+                    # in SVG / MathML <style>, <title>... hold markup, not text;
+                    # SVG's <title> is an HTML integration point
+                    if kind == b"title" and self._ns == b"svg" and not _self_closing(tag, nl):
+                        self._enter_ip(b"/title")
+                        s = -1
                     scan = safe = end
                     continue
                 # style, textarea, title, xmp, iframe, noembed, noframes: raw text
@@ -1382,9 +1530,27 @@ class HtmlRewriter:
                     scan, safe = _after_end_tag(buf, e, 8)
                 state = _DATA
                 continue
+            if state == _CDATA:
+                e = find(b"]]>", scan)
+                if e == -1:
+                    if final:
+                        scan = n
+                        break
+                    scan = max(scan, n - 2)
+                    hold = scan
+                    break
+                scan = safe = e + 3
+                state = _DATA
+                continue
             if state == _COMMENT:
-                if self._noscript:
-                    m = _ns_end(_NS_COMMENT_END, buf, fold, scan, n)
+                if self._foreign or self._noscript:
+                    m = _ns_end(
+                        _FOREIGN_COMMENT_END if self._foreign else _NS_COMMENT_END,
+                        buf,
+                        fold,
+                        scan,
+                        n,
+                    )
                     if m is not None and fold[m.start()] == 60:  # "</noscript"
                         scan = safe = m.start()
                         state = _DATA
@@ -1395,7 +1561,7 @@ class HtmlRewriter:
                     if final:
                         scan = n
                         break
-                    scan = max(scan, n - (_NS_HOLD if self._noscript else 3))
+                    scan = max(scan, n - (_NS_HOLD if self._noscript or self._foreign else 3))
                     hold = scan
                     break
                 scan = safe = m.end()
@@ -1449,6 +1615,16 @@ class HtmlRewriter:
         if stype not in _JS_TYPES:
             return None, False
         src = first.get("src")
+        if src is None:
+            # an SVG <script> loads its href (inert on an HTML one: neutralised
+            # all the same, the inline content is still examined)
+            for name in ("href", "xlink:href"):
+                ref = first.get(name)
+                if ref is not None:
+                    found = self.trackers.match_url(_as_utf8(ref))
+                    if found is not None and self.trackers.category(found) in self.blocked:
+                        return (self.trackers.category(found), found), False
+            return None, True
         if src is not None:
             found = self.trackers.match_url(_as_utf8(src))
             if found is not None:
@@ -1463,7 +1639,7 @@ class HtmlRewriter:
     ) -> bytes:
         cat, found = decided
         insert = b' type="text/plain"' + _blocked_attrs(cat, found)
-        return _edit(tag, nl, attrs, insert, ("src", "type"))
+        return _edit(tag, nl, attrs, insert, ("src", "type", "href", "xlink:href"))
 
     def _inline_decision(self, content: bytes) -> tuple[str, Tracker] | None:
         """The refused categories (space-separated) of every vendor whose
@@ -1555,7 +1731,12 @@ class HtmlRewriter:
 
 
 #: structural tokens acted on once their whole tag is in the buffer
-_DEPTH_KINDS = frozenset({b"noscript", b"svg", b"math"})
+#: the start tokens acted on once the whole tag is here: <noscript>, <svg>,
+#: <math>, and in foreign content the breakouts and integration points (SVG's
+#: <title> is one, read on the raw text path)
+_DEPTH_KINDS = (
+    frozenset({b"noscript", b"svg", b"math"}) | _BREAKOUT | _IP_MATH | (_IP_SVG - {b"title"})
+)
 
 
 def _self_closing(tag: bytes, nl: int) -> bool:

@@ -651,6 +651,21 @@ PIECES = [
     b"<title/>",
     b"<style/>",
     b"<svg><script/>",
+    # foreign content: breakouts, integration points, CDATA
+    b"<foreignObject>",
+    b"</foreignObject>",
+    b"<desc>",
+    b"</desc>",
+    b"<math><mi>",
+    b"</mi>",
+    b"<![CDATA[",
+    b"]]>",
+    b"<font color=red>",
+    b"<font>",
+    b"<span>",
+    b"</br>",
+    b"<svg><g><title>",
+    b"</title>",
 ]
 TRACKERS = [
     b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>',
