@@ -1278,7 +1278,7 @@ class HtmlRewriter:
                         if e != -1:
                             scan = safe = e + 3
                         elif final:
-                            scan = n
+                            scan = safe = n  # the rest is text (no unfinished markup)
                         else:
                             scan = p + 9
                             state = _CDATA

@@ -117,3 +117,13 @@ def test_integration_points_nest_within_a_bound() -> None:
     out = r.feed(b"<body>" + deep) + r.close()
     assert b"data-cg-blocked" in out
     assert len(r._ips) <= 16
+
+
+def test_an_unfinished_cdata_section_is_text_to_the_end() -> None:
+    """Found by hypothesis: at the end of the body an open CDATA section is
+    text, not unfinished markup; finish() and feed() + close() agree."""
+    for doc in (b"<svg><![CDATA[", b"<svg><![CDATA[ <img src=x", b"<svg><![CDATA[ ]"):
+        whole = HtmlRewriter(PERF, FRAG).finish(doc)
+        assert whole == doc + FRAG
+        assert run([doc], PERF) == whole
+        assert run([doc[i : i + 1] for i in range(len(doc))], PERF) == whole
