@@ -42,7 +42,9 @@ def test_the_corpus_covers_the_vendors() -> None:
     assert len(PAGES) >= 12, PAGES
 
 
-def _corpus_app() -> Any:
+def _gated_app(path: str, pages: dict[str, str]) -> Any:
+    """A Starlette app serving ``pages`` (name -> HTML) at ``path`` + name,
+    behind cookiegate with the default policy."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, Response
@@ -52,15 +54,19 @@ def _corpus_app() -> Any:
     from cookiegate.asgi import CookieGateMiddleware
 
     async def page(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in PAGES:
+        html = pages.get(request.path_params["name"])
+        if html is None:
             return Response("no such page", status_code=404)
-        return HTMLResponse((CORPUS / f"{name}.html").read_text("utf-8"))
+        return HTMLResponse(html)
 
-    app = Starlette(routes=[StarletteRoute("/corpus/{name}", page)])
+    app = Starlette(routes=[StarletteRoute(path + "{name}", page)])
     gate = Gate(Policy(version="1"), secret_keys=["corpus-test-key-0123456789abcdef"])
     app.add_middleware(CookieGateMiddleware, gate=gate)
     return app
+
+
+def _corpus_app() -> Any:
+    return _gated_app("/corpus/", {n: (CORPUS / f"{n}.html").read_text("utf-8") for n in PAGES})
 
 
 @pytest.fixture(scope="module")
@@ -247,29 +253,14 @@ FOREIGN_CASES = [
 
 
 def _foreign_app() -> Any:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import HTMLResponse, Response
-    from starlette.routing import Route as StarletteRoute
-
-    from cookiegate import Gate, Policy
-    from cookiegate.asgi import CookieGateMiddleware
-
-    pages = {name: markup for name, markup, _ in FOREIGN_CASES}
-
-    async def page(request: Request) -> Response:
-        markup = pages.get(request.path_params["name"])
-        if markup is None:
-            return Response("no such page", status_code=404)
-        return HTMLResponse(
-            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>svg</title>'
+    return _gated_app(
+        "/foreign/",
+        {
+            name: '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>svg</title>'
             f"</head><body><main><h1>Foreign content</h1>{markup}<p>end</p></main></body></html>"
-        )
-
-    app = Starlette(routes=[StarletteRoute("/foreign/{name}", page)])
-    gate = Gate(Policy(version="1"), secret_keys=["foreign-test-key-0123456789abcdef"])
-    app.add_middleware(CookieGateMiddleware, gate=gate)
-    return app
+            for name, markup, _ in FOREIGN_CASES
+        },
+    )
 
 
 @pytest.fixture(scope="module")
