@@ -124,25 +124,32 @@ def _expected_vendor_hosts(name: str) -> set[str]:
     return hosts
 
 
-@pytest.mark.parametrize("name", PAGES)
-def test_nothing_reaches_a_tracker_before_consent_and_all_after(
-    new_context: NewContext, corpus_server: str, name: str
-) -> None:
-    context = new_context(base_url=corpus_server)
+def _none_before_and_one_after(context: BrowserContext, path: str, expected: set[str]) -> Page:
+    """Open ``path``: no host outside is contacted before consent; after "Accept
+    all" at least one of ``expected`` is (within 5 s). Returns the page."""
     outside = Outside(context)
     page = context.new_page()
-    page.goto(f"/corpus/{name}")
+    page.goto(path)
     _settle(page)
-    assert outside.hosts == [], f"{name}: contacted before consent: {outside.hosts}"
-
+    assert outside.hosts == [], f"{path}: contacted before consent: {outside.hosts}"
     page.click(ACCEPT)
-    expected = _expected_vendor_hosts(name)
-    assert expected, f"{name}: the corpus page names no known tracker host"
     deadline = time.monotonic() + 5
     while not (outside.contacted() & expected) and time.monotonic() < deadline:
         page.wait_for_timeout(50)
     assert outside.contacted() & expected, (
-        f"{name}: after consent none of {sorted(expected)} was contacted ({outside.hosts})"
+        f"{path}: after consent none of {sorted(expected)} was contacted ({outside.hosts})"
+    )
+    return page
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_nothing_reaches_a_tracker_before_consent_and_all_after(
+    new_context: NewContext, corpus_server: str, name: str
+) -> None:
+    expected = _expected_vendor_hosts(name)
+    assert expected, f"{name}: the corpus page names no known tracker host"
+    page = _none_before_and_one_after(
+        new_context(base_url=corpus_server), f"/corpus/{name}", expected
     )
     assert page.evaluate("document.querySelectorAll('[data-cg-placeholder]').length") == 0
 
@@ -278,14 +285,4 @@ def test_foreign_content_hides_no_tracker(
     (``foreignObject``, SVG ``title``, MathML ``mi``), CDATA sections and an
     SVG script's ``href``: nothing reaches the tracker before consent, and the
     tracker loads after "Accept all"."""
-    context = new_context(base_url=foreign_server)
-    outside = Outside(context)
-    page = context.new_page()
-    page.goto(f"/foreign/{name}")
-    _settle(page)
-    assert outside.hosts == [], f"{name}: contacted before consent: {outside.hosts}"
-    page.click(ACCEPT)
-    deadline = time.monotonic() + 5
-    while host not in outside.contacted() and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
-    assert host in outside.contacted(), f"{name}: {host} not contacted after consent"
+    _none_before_and_one_after(new_context(base_url=foreign_server), f"/foreign/{name}", {host})
