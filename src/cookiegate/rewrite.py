@@ -999,8 +999,8 @@ class HtmlRewriter:
         (the held bytes stay within ``max_tag`` / ``max_script``), another
         look at them with more bytes gives nothing and the same hold, unless
         the new bytes hold what can end them. A tag (or ``<!x`` / ``</x``
-        markup; not a ``<!--`` comment nor ``<plaintext``, which are streamed
-        once read from their ``<``) held at its ``<`` ends only at a ``>``:
+        markup; not a ``<!--`` comment, ``<plaintext`` nor ``<![CDATA[``,
+        which are streamed once read from their ``<``) held at its ``<`` ends only at a ``>``:
         without one in the new bytes it is still unfinished, and what lies in
         it is read as its attributes (in ``<noscript>`` a ``</noscript`` in
         the new bytes or the 16 before them ends it as well). An inline script ends at a
@@ -1021,9 +1021,11 @@ class HtmlRewriter:
             # in SVG / MathML, where it is decided before its content is read)
             self._wait_script = True
             self._wait_limit = m.end() + self.max_script - 1
-        elif held[:10].lower().startswith((b"<!--", b"<plaintext")):
+        elif held[:10].lower().startswith((b"<!--", b"<plaintext")) or held.startswith(b"<!["):
             # held as unfinished markup around a later token; read from its own
-            # "<", a comment is streamed and <plaintext> switches state
+            # "<", a comment is streamed and <plaintext> switches state; in
+            # foreign content a "<![CDATA[" (complete or not yet) is streamed
+            # too, not held to a ">"
             return
         else:
             self._wait_script = False

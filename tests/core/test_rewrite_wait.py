@@ -72,6 +72,8 @@ def per_feed(chunks: list[bytes], size: int, kw: dict[str, int]) -> list[bytes]:
 @example(b'<i title="<!-- </body> <script> -->', [], {"max_tag": 24}, 8)
 @example(b'<i title="x <b <plaintext title=' + b"p" * 30 + b"<script>", [], {"max_tag": 24}, 8)
 @example(b"<noscript><i title='" + b"n" * 30 + b"</noscript x", [], {}, 8)
+# a CDATA section in SVG is streamed once read, not held to a ">"
+@example(b"<svg><![CDATA[", [], {}, 8)
 def test_waiting_changes_no_feed(
     doc: bytes, points: list[int], kw: dict[str, int], size: int
 ) -> None:
