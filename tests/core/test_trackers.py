@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cookiegate.errors import ConfigError
 from cookiegate.trackers import (
+    Tracker,
     TrackerMatcher,
     builtin_trackers,
     host_matches,
@@ -239,6 +243,62 @@ def test_host_matches() -> None:
 def test_match_script(snippet: bytes, expected: str | None) -> None:
     found = MATCHER.match_script(snippet)
     assert (found.id if found is not None else None) == expected
+
+
+def _every_signature(matcher: TrackerMatcher, text: bytes) -> tuple[str, ...]:
+    """What match_scripts answers, by its definition: every tracker with a
+    literal in ``text`` or a pattern matching it, in catalogue order."""
+    return tuple(
+        t.id
+        for t in matcher.trackers
+        if any(s.encode() in text for s in t.signatures)
+        or any(re.search(p.encode(), text) for p in t.patterns)
+    )
+
+
+#: literals that overlap, share prefixes, and one that another vendor also uses
+_OVERLAPPING = TrackerMatcher(
+    [
+        Tracker(id="a", vendor="A", category="analytics", source="t", signatures=("ab", "abcd")),
+        Tracker(id="b", vendor="B", category="analytics", source="t", signatures=("bc", "abc")),
+        Tracker(id="c", vendor="C", category="advertising", source="t", signatures=("cd", "ab")),
+        Tracker(id="d", vendor="D", category="analytics", source="t", signatures=("dab",)),
+        Tracker(id="e", vendor="E", category="analytics", source="t", patterns=("c[0-9]",)),
+    ]
+)
+_ALL_LITERALS = sorted(
+    {s for t in (*builtin_trackers(), *_OVERLAPPING.trackers) for s in t.signatures}
+)
+
+
+@st.composite
+def _script_text(draw: st.DrawFn) -> bytes:
+    """Text made of signatures, their pieces and filler."""
+    parts = []
+    for _ in range(draw(st.integers(0, 6))):
+        lit = draw(st.sampled_from(_ALL_LITERALS)).encode()
+        a = draw(st.integers(0, len(lit)))
+        b = draw(st.integers(a, len(lit)))
+        parts.append(draw(st.sampled_from([lit, lit[a:b], lit[:a], lit[b:], b" ", b"x1"])))
+    return b"".join(parts)
+
+
+@given(_script_text())
+def test_match_scripts_finds_every_signature(text: bytes) -> None:
+    """One trie-shaped scan finds what testing every signature finds,
+    overlapping and prefix signatures included."""
+    for matcher in (MATCHER, _OVERLAPPING):
+        assert tuple(t.id for t in matcher.match_scripts(text)) == _every_signature(matcher, text)
+
+
+def test_match_scripts_overlaps() -> None:
+    def ids(text: bytes) -> tuple[str, ...]:
+        return tuple(t.id for t in _OVERLAPPING.match_scripts(text))
+
+    assert ids(b"abcd") == ("a", "b", "c")  # abcd, ab (a and c), bc, abc, cd
+    assert ids(b"dabc") == ("a", "b", "c", "d")
+    assert ids(b"xc1") == ("e",)
+    assert ids(b"a b c d") == ()
 
 
 def test_category_mapping() -> None:
