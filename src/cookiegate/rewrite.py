@@ -261,7 +261,9 @@ _URL_ATTRS: dict[bytes, tuple[str, ...]] = {
     b"embed": ("src",),
     b"object": ("data",),
 }
-_URL_TAGS = frozenset({*_URL_ATTRS, b"a", b"area"})
+#: (``<base href>`` is looked at too: the host every relative URL after it
+#: goes to)
+_URL_TAGS = frozenset({*_URL_ATTRS, b"a", b"area", b"base"})
 _TAG_NAME = re.compile(rb"<([a-z][^" + _WS + rb"/>]*+)")
 _ATTR_ITER = re.compile(
     rb"(?P<n>(?:=|[^"
@@ -1689,6 +1691,17 @@ class HtmlRewriter:
             if decided is None:
                 return None
             return _edit(tag, nl, attrs, _blocked_attrs(*decided), loads)
+        if name == b"base":
+            # relative URLs after it load from its host: when a refused
+            # tracker is there, the page keeps its own host as their base
+            href = first.get("href")
+            if not href:
+                return None
+            for found in self.trackers.match_base(_as_utf8(href)):
+                cat = self.trackers.category(found)
+                if cat in self.blocked:
+                    return _edit(tag, nl, attrs, _blocked_attrs(cat, found), ("href",))
+            return None
         ping = first.get("ping")
         if not ping:
             return None

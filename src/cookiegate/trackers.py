@@ -364,6 +364,23 @@ class TrackerMatcher:
                 return None
             host = host[dot + 1 :]
 
+    def match_base(self, url: str) -> tuple[Tracker, ...]:
+        """The trackers a page's relative URLs could reach if ``url`` (a
+        ``<base href>``, entity-decoded) were their base: those owning its
+        host or a parent domain of it, or with a beacon path there. None for a
+        URL without a host (a relative base stays on the page's own host)."""
+        host, _ = url_host_path(url)
+        found: list[Tracker] = []
+        while host:
+            owner = self._hosts.get(host)
+            if owner is not None and owner not in found:
+                found.append(owner)
+            for _, t in self._beacons.get(host, ()):
+                if t not in found:
+                    found.append(t)
+            host = host.partition(".")[2]
+        return tuple(found)
+
     def match_url(self, url: str) -> Tracker | None:
         """The tracker a request to ``url`` (entity-decoded) would reach, if any."""
         cache = self._cache

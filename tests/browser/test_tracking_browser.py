@@ -286,3 +286,55 @@ def test_foreign_content_hides_no_tracker(
     SVG script's ``href``: nothing reaches the tracker before consent, and the
     tracker loads after "Accept all"."""
     _none_before_and_one_after(new_context(base_url=foreign_server), f"/foreign/{name}", {host})
+
+
+BASE_CASES = [
+    (
+        "base-pixel",
+        '<base href="https://www.facebook.com/">',
+        '<img src="tr?id=1&amp;ev=PageView" alt="">',
+        "www.facebook.com",
+    ),
+    (
+        "base-script",
+        '<BASE HREF="//www.googletagmanager.com/">',
+        '<script async src="gtag/js?id=G-1"></script>',
+        "www.googletagmanager.com",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def base_server() -> Iterator[str]:
+    app = _gated_app(
+        "/base/",
+        {
+            name: f'<!doctype html><html lang="en"><head><meta charset="utf-8">{base}'
+            f"<title>base</title></head><body><main><h1>Base</h1>{markup}</main></body></html>"
+            for name, base, markup, _ in BASE_CASES
+        },
+    )
+    srv = Server(app).start()
+    yield srv.url
+    srv.stop()
+
+
+@pytest.mark.parametrize(("name", "host"), [(n, h) for n, _, _, h in BASE_CASES])
+def test_a_base_on_a_tracker_host_sends_no_relative_url_there(
+    new_context: NewContext, base_server: str, name: str, host: str
+) -> None:
+    """A ``<base href>`` on a refused tracker's host would send the page's
+    relative URLs (a pixel, a script) there: before consent it is neutralised
+    and nothing reaches the tracker; once the visitor accepts, the next page
+    view loads it (what loaded already stays loaded from the page's host)."""
+    context = new_context(base_url=base_server)
+    outside = Outside(context)
+    page = context.new_page()
+    page.goto(f"/base/{name}")
+    _settle(page)
+    assert outside.hosts == [], f"contacted before consent: {outside.hosts}"
+    page.click(ACCEPT)
+    page.wait_for_timeout(300)
+    page.reload()
+    _settle(page)
+    assert host in outside.contacted(), outside.hosts

@@ -183,6 +183,31 @@ def test_noscript_iframe_has_no_placeholder() -> None:
     assert b'data-cg-src="https://www.googletagmanager.com/ns.html?id=GTM-1"' in out
 
 
+def test_a_base_on_a_tracker_host_is_neutralised() -> None:
+    """Relative URLs after a ``<base href>`` load from its host: on a refused
+    tracker's host (or a host with a beacon path) it loses its href, so they
+    stay on the page's host; any other base, or a granted tracker's, is kept."""
+    doc = b'<base href="https://www.facebook.com/"><img src="tr?id=1">'
+    assert run([doc], fragment=None) == (
+        b'<base data-cg-blocked="performance" data-cg-tracker="meta-pixel" '
+        b'data-cg-href="https://www.facebook.com/"><img src="tr?id=1">'
+    )
+    assert run([b"<BASE target=_top HREF=//sub.connect.facebook.net/x/>"], fragment=None) == (
+        b'<BASE data-cg-blocked="performance" data-cg-tracker="meta-pixel" target=_top '
+        b"data-cg-href=//sub.connect.facebook.net/x/>"
+    )
+    # google.com holds Google Ads' beacon paths (pagead/...)
+    assert b"data-cg-href" in run([b'<base href="https://www.google.com/">'], fragment=None)
+    for kept in (
+        b'<base href="https://cdn.example.com/assets/">',
+        b'<base href="/app/">',
+        b'<base target="_blank">',
+        b'<base href="https://notfacebook.com/">',
+    ):
+        assert run([kept], fragment=None) == kept
+    assert run([doc], frozenset(), fragment=None) == doc
+
+
 def test_ping_and_hints() -> None:
     doc = (
         b'<a href="/x" ping="https://www.google-analytics.com/p">x</a>'
@@ -677,6 +702,7 @@ TRACKERS = [
     b"<link rel=dns-prefetch href=//connect.facebook.net>",
     b"<img src=https:&#x2F;&#x2F;px.ads.linkedin.com/collect>",
     b'<script data-category="performance">x()</script>',
+    b"<base href=https://www.facebook.com/>",
 ]
 
 
