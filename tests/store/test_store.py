@@ -391,6 +391,14 @@ def test_prefix_deletion_with_a_moved_anchor_is_detected(store: Store) -> None:
     assert "not by a purge" in result.reason
     assert result.head_hash == head  # the head alone would not have shown it
 
+    # 1b. moved by hand and marked as a schema-1 purge (cutoff NULL, time 0):
+    #     this database was made at schema 2, so no schema-1 purge moved it
+    _reset(store, clean)
+    _move_anchor(store, 2, anchor_cutoff_ms=None, anchor_purged_at_ms=0)
+    result = store.verify()
+    assert not result.ok
+    assert "migration to schema 2 found none" in result.reason
+
     # 2. a forged, old cutoff: the kept record's previous one (the withdrawal)
     #    is newer than the cutoff, so it was not purged
     _reset(store, clean)
@@ -446,6 +454,11 @@ def test_migration_from_schema_1(db: Any) -> None:
         store.append([pending()])
         store.erase_consents(["consent-x"])  # cg_erased exists again
         assert store.verify().ok
+        # the mark holds for the anchor the migration found, not for a later one
+        _move_anchor(store, 2, anchor_cutoff_ms=None, anchor_purged_at_ms=0)
+        moved = store.verify()
+        assert not moved.ok
+        assert "the migration to schema 2 found the anchor at seq 1" in moved.reason
     finally:
         store.close()
 

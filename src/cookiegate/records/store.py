@@ -144,14 +144,23 @@ def _table_name(conn: Connection, name: str) -> str:
     return f'"{schema}".{name}' if schema else name
 
 
+#: ``cg_meta`` key: ``"<seq> <hash>"`` of the anchor a schema-1 purge had moved
+#: when the database was migrated to schema 2 (absent when nothing was purged)
+SCHEMA1_ANCHOR = "schema1_anchor"
+
+
 def _migrate_2(conn: Connection) -> None:
     """1 -> 2: the purge cutoff and time on the anchor (``cg_erased`` is new, so
     ``create_all`` made it)."""
     table = _table_name(conn, "cg_chain")
     for col in ("anchor_cutoff_ms", "anchor_purged_at_ms"):
         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {col} BIGINT"))
-    # an anchor a schema-1 purge moved: its cutoff was not recorded (marked 0)
+    # an anchor a schema-1 purge moved: its cutoff was not recorded (marked 0);
+    # which anchor that was is kept, so the mark proves nothing for another
     conn.execute(text(f"UPDATE {table} SET anchor_purged_at_ms = 0 WHERE anchor_seq > 0"))
+    row = conn.execute(text(f"SELECT anchor_seq, anchor_hash FROM {table} WHERE id = 1")).first()
+    if row is not None and int(row[0]) > 0:
+        conn.execute(insert(meta_t).values(key=SCHEMA1_ANCHOR, value=f"{int(row[0])} {row[1]}"))
 
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2}
@@ -711,6 +720,21 @@ class Store:
                 last_id,
                 expected - 1,
             )
+        if anchor_seq > 0 and cutoff is None and purged_at == 0:
+            # marked as moved by a schema-1 purge: only the anchor the migration found
+            marked = conn.execute(
+                select(meta_t.c.value).where(meta_t.c.key == SCHEMA1_ANCHOR)
+            ).scalar()
+            if marked != f"{anchor_seq} {anchor_hash}":
+                return result(
+                    False,
+                    f"the anchor at seq {anchor_seq} is marked as moved by a purge before "
+                    "schema 2, but the migration to schema 2 found "
+                    + (f"the anchor at seq {str(marked).split(' ')[0]}" if marked else "none")
+                    + ": the records before it were deleted",
+                    None,
+                    anchor_seq,
+                )
         if anchor_seq > 0 and cutoff is None and purged_at != 0:
             # every purge since schema 2 records its cutoff
             return result(
