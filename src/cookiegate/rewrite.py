@@ -1072,6 +1072,18 @@ class HtmlRewriter:
             self._foreign = 0
         return False
 
+    def _inner_end(self, buf: bytes, fold: bytes, start: int, stop: int) -> int:
+        """In ``<noscript>`` or foreign content: where the first end tag that
+        counts even inside an attribute value there (``</noscript``; in foreign
+        content :data:`_FOREIGN_RESETS`) starts in ``fold[start:stop]``; -1:
+        none, or elsewhere."""
+        if not (self._noscript or self._foreign):
+            return -1
+        m = _ns_end(
+            _FOREIGN_COMMENT_STOP if self._foreign else _NS_PLAINTEXT_END, buf, fold, start, stop
+        )
+        return -1 if m is None else m.start()
+
     def _remember(self, key: object, value: object, size: int) -> None:
         if size <= _MEMO_ITEM:
             memo = self._memo
@@ -1176,7 +1188,11 @@ class HtmlRewriter:
                         ):
                             other = _MARKUP_AT.match(buf, q)  # complete: it encloses t
                             if other is not None:
-                                scan = safe = other.end()
+                                inner = self._inner_end(buf, fold, t, other.end())
+                                if inner != -1:
+                                    scan = inner  # that end tag counts: read it
+                                else:
+                                    scan = safe = other.end()
                             continue
                         end_m = _TAG_REST.match(buf, name_m.end())
                         if end_m is None:
@@ -1195,6 +1211,17 @@ class HtmlRewriter:
                         if new is _MISSING:
                             new = self._inspect_small(tag, name_m.end() - q, name_m.group(1))
                             self._remember(tag, new, len(tag))
+                    inner = self._inner_end(buf, fold, t, end)
+                    if inner != -1 and (new is None or new.endswith(buf[inner:end])):
+                        # an end tag inside the tag counts (<noscript>, foreign
+                        # content): the tag is neutralised up to it (its URL
+                        # comes before it), and what follows is read as markup
+                        if new is not None:
+                            sink.append(buf[emit:q])
+                            sink.append(new[: len(new) - (end - inner)])
+                            emit = inner
+                        scan = inner
+                        continue
                     if new is not None:
                         sink.append(buf[emit:q])
                         sink.append(new)
@@ -1262,6 +1289,15 @@ class HtmlRewriter:
                 ):
                     q, incomplete = _enclosing(buf, safe, p)
                     if incomplete != -1:
+                        inner = self._inner_end(buf, fold, p + 1, n)
+                        if inner != -1 and (final or t >= inner):
+                            # the unfinished tag around p ends, to a browser
+                            # running scripts, at a </noscript (in foreign
+                            # content a raw-text end tag) ahead: read on there
+                            # (unless a "//" comes first: the tag may still
+                            # be finished by a later chunk, so it is held)
+                            scan = inner
+                            continue
                         if n - incomplete <= self.max_tag:
                             hold = incomplete  # (final: unfinished, see close())
                             break
@@ -1271,6 +1307,24 @@ class HtmlRewriter:
                         scan = p + 1
                         continue
                     if q != -1:
+                        # p, and every token up to the end of the tag at q, is
+                        # inside that tag: read on after it (linear, however
+                        # many tokens a long attribute value holds), or from a
+                        # "//" in it, for the look-back to examine. Not past an
+                        # end tag that counts inside an attribute value there
+                        # (</noscript in <noscript>; in foreign content any "</")
+                        other = _MARKUP_AT.match(buf, q)
+                        if other is not None and other.end() > p:
+                            end = other.end()
+                            inner = self._inner_end(buf, fold, p + 1, end)
+                            stop = end if inner == -1 else inner
+                            if t < stop:
+                                scan = t
+                            elif inner != -1:
+                                scan = inner
+                            else:
+                                scan = safe = end
+                            continue
                         scan = p + 1
                         continue
                     plain.put(between, -1)

@@ -256,6 +256,21 @@ FOREIGN_CASES = [
         "--></title></svg>",
         "cdn.segment.com",
     ),
+    # an attribute value left open (no quote after it in the page), holding a
+    # token, that a browser running scripts ends at </noscript> (raw text)
+    (
+        "noscript-open-value",
+        '<noscript><p title="<script>x</noscript>'
+        "<script src=https://static.hotjar.com/c/hotjar-2.js></script>",
+        "static.hotjar.com",
+    ),
+    # a URL in the same value, before that </noscript>
+    (
+        "noscript-value-after-url",
+        "<noscript><img src=//127.0.0.1/a.png alt='</noscript>"
+        "<script src=https://www.clarity.ms/tag/xyz></script>'>",
+        "www.clarity.ms",
+    ),
 ]
 
 
@@ -283,8 +298,9 @@ def test_foreign_content_hides_no_tracker(
 ) -> None:
     """Breakouts (``<p>`` in ``<svg>``), HTML integration points
     (``foreignObject``, SVG ``title``, MathML ``mi``), CDATA sections and an
-    SVG script's ``href``: nothing reaches the tracker before consent, and the
-    tracker loads after "Accept all"."""
+    SVG script's ``href``, and an attribute value left open in ``<noscript>``:
+    nothing reaches the tracker before consent, and the tracker loads after
+    "Accept all"."""
     _none_before_and_one_after(new_context(base_url=foreign_server), f"/foreign/{name}", {host})
 
 

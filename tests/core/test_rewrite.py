@@ -448,6 +448,13 @@ def test_reading_between_tokens_is_linear(monkeypatch: pytest.MonkeyPatch) -> No
         b'<span class="c">// increment the counter</span>\n<span class="k">i</span>++;\n' * 400,
         b"<p>see https://example.com/page for more</p>\n" * 400,
         b"<div title='oops>" + b'<p>text</p><link rel="stylesheet" href="/a.css">' * 1500,
+        # structural tokens inside one long attribute value (a reflected search
+        # query): read once, not from the tag's start for each (32 KB of "<!--"
+        # took 3 s)
+        b'<div title="' + b"<!--<script><svg><iframe " * 1200 + b'">x</div>',
+        b'<noscript><p title="' + b"<!--<script></a>" * 1500 + b'">x</p></noscript>',
+        b'<svg><g title="' + b"<!--<script><p " * 1500 + b'"/></svg>',
+        b'<img alt="' + b"<script>" * 3000 + b'" src="//www.facebook.com/tr">',
     )
     for doc in pages:
         read[0] = 0
@@ -456,6 +463,49 @@ def test_reading_between_tokens_is_linear(monkeypatch: pytest.MonkeyPatch) -> No
         read[0] = 0
         run([doc], fragment=None)
         assert read[0] <= 3 * len(doc), (doc[:40], read[0], len(doc))
+
+
+def test_tokens_in_a_long_attribute_value_hide_no_tracker() -> None:
+    """Reading on after the tag that holds a token keeps what the tag and the
+    bytes after it say: its own tracker URL, the end tags that count inside a
+    value in <noscript> and foreign content."""
+    many = b"<!--<script><svg>" * 200
+    assert b"data-cg-src" in run([b'<img alt="' + many + b'" src=//www.facebook.com/tr>'])
+    assert b"data-cg-src" in run([b'<img alt="' + many + b'">x<img src=//www.facebook.com/tr>'])
+    # <noscript>: its end tag inside the value ends it (scripts are on)
+    doc = b'<noscript><p title="' + many + b"</noscript><script src=//static.hotjar.com/c/h.js>"
+    assert b"data-cg-src=//static.hotjar.com" in run([doc])
+    # foreign content: </style> in a value ends the raw text a browser may see
+    doc = b'<svg><g title="' + many + b"</style><script src=//static.hotjar.com/c/h.js>"
+    assert b"data-cg-src=//static.hotjar.com" in run([doc])
+
+
+def test_an_end_tag_counting_inside_a_value_is_read_after_a_url_before_it() -> None:
+    """In <noscript> (scripts on: raw text) and in foreign content (raw-text
+    end tags, the safety net), an end tag inside what looks like one tag's
+    attribute value ends it: a "//" earlier in that tag does not make the
+    rewriter jump past it, and the tag's own tracker URL is still neutralised."""
+    gtag = b"<script src=https://www.googletagmanager.com/gtag/js></script>"
+    for doc in (
+        b"<noscript><img src=//cdn.example/a.png alt='</noscript>" + gtag + b"'>",
+        b"<noscript><b title=//x alt='</noscript>" + gtag + b"'>",
+        b"<svg><style><g title=//x alt='</style>" + gtag + b"'>",
+    ):
+        out = run([doc], fragment=None)
+        assert b'data-cg-tracker="google-analytics"' in out, doc
+        assert (
+            out.replace(b'<script type="text/plain" ', b"<script ").replace(
+                b' data-cg-blocked="performance" data-cg-tracker="google-analytics" data-cg-src=',
+                b" src=",
+            )
+            == doc
+        )
+    doc = b"<noscript><img src=//www.facebook.com/tr alt='</noscript>" + gtag + b"'>"
+    out = run([doc], fragment=None)
+    assert out.startswith(
+        b'<noscript><img data-cg-blocked="performance" data-cg-tracker="meta-pixel" '
+    )
+    assert b'data-cg-tracker="google-analytics"' in out
 
 
 def test_upper_case_and_quoted_gt() -> None:
