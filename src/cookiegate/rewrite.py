@@ -1084,6 +1084,17 @@ class HtmlRewriter:
         )
         return -1 if m is None else m.start()
 
+    def _past_end_tag(self, buf: bytes, fold: bytes, at: int, name_len: int) -> tuple[int, int]:
+        """:func:`_after_end_tag`, but in ``<noscript>`` or foreign content not
+        past an end tag that counts inside its attributes there (``</script
+        </noscript>``: a browser running scripts ends the ``<noscript>``)."""
+        scan, safe = _after_end_tag(buf, at, name_len)
+        if scan == safe:
+            inner = self._inner_end(buf, fold, at + 2, scan)
+            if inner != -1:
+                return inner, inner
+        return scan, safe
+
     def _remember(self, key: object, value: object, size: int) -> None:
         if size <= _MEMO_ITEM:
             memo = self._memo
@@ -1509,7 +1520,7 @@ class HtmlRewriter:
                         if e + 8 < n and buf[e + 8] == 62:
                             scan = safe = e + 9  # "</script>"
                         else:
-                            scan, safe = _after_end_tag(buf, e, 8)
+                            scan, safe = self._past_end_tag(buf, fold, e, 8)
                     else:
                         scan = end
                         state = _SCRIPT
@@ -1563,7 +1574,7 @@ class HtmlRewriter:
                 elif buf[m.end() - 1] == 62:
                     scan = safe = m.end()  # "</script>"
                 else:
-                    scan, safe = _after_end_tag(buf, m.start(), 8)
+                    scan, safe = self._past_end_tag(buf, fold, m.start(), 8)
                 continue
             if state == _SCRIPT:
                 # _script_end's fast path, inline: no "<!--" before "</script"
@@ -1585,7 +1596,7 @@ class HtmlRewriter:
                 if buf[e + 8] == 62:
                     scan = safe = e + 9  # "</script>"
                 else:
-                    scan, safe = _after_end_tag(buf, e, 8)
+                    scan, safe = self._past_end_tag(buf, fold, e, 8)
                 state = _DATA
                 continue
             if state == _CDATA:
@@ -1641,7 +1652,7 @@ class HtmlRewriter:
                 elif buf[m.end() - 1] == 62:
                     scan = safe = m.end()  # "</name>"
                 else:
-                    scan, safe = _after_end_tag(buf, m.start(), m.end() - m.start() - 1)
+                    scan, safe = self._past_end_tag(buf, fold, m.start(), m.end() - m.start() - 1)
                 state = _DATA
                 continue
             # _PLAINTEXT

@@ -271,6 +271,15 @@ FOREIGN_CASES = [
         "<script src=https://www.clarity.ms/tag/xyz></script>'>",
         "www.clarity.ms",
     ),
+    # in the attributes of a script's end tag
+    (
+        "noscript-in-end-tag",
+        "<noscript><script></script </noscript><script>window.fbq=function(){};"
+        "var s=document.createElement('script');"
+        "s.src='https://connect.facebook.net/en_US/fbevents.js';"
+        "document.head.appendChild(s);fbq('init', '1');</script>",
+        "connect.facebook.net",
+    ),
 ]
 
 

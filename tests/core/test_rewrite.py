@@ -508,6 +508,18 @@ def test_an_end_tag_counting_inside_a_value_is_read_after_a_url_before_it() -> N
     assert b'data-cg-tracker="google-analytics"' in out
 
 
+def test_a_noscript_end_inside_an_end_tag_counts() -> None:
+    """``</script </noscript>``: to a browser running scripts the <noscript>
+    (raw text) ends there, so the script after it runs and is neutralised,
+    in one chunk as in 1-byte chunks; the same after </style and </title."""
+    after = b"<script>gtag('config', 'G-1')</script><p>x</p>"
+    for inner in (b"<script></script ", b"<style></style x=", b"<title></title "):
+        doc = b"<noscript>" + inner + b"</noscript>" + after
+        out = run([doc], fragment=None)
+        assert b'<script type="text/plain" data-cg-blocked="performance"' in out, inner
+        assert run([doc[i : i + 1] for i in range(len(doc))], fragment=None) == out
+
+
 def test_upper_case_and_quoted_gt() -> None:
     doc = (
         b'<IMG ALT="a > b <script>" SRC="https://www.facebook.com/tr?id=1">'
