@@ -738,6 +738,10 @@ PIECES = [
     b"<title/>",
     b"<style/>",
     b"<svg><script/>",
+    # end tags with attributes, a value left open (what a </noscript> may end)
+    b"</script ",
+    b"</style x=",
+    b'<p title="',
     # foreign content: breakouts, integration points, CDATA
     b"<foreignObject>",
     b"</foreignObject>",
