@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -206,10 +207,14 @@ def url_host_path(url: str) -> tuple[str | None, str]:
     host = unquote(host).lower()
     if not host.isascii():
         # what the browser fetches (UTS #46 / IDNA mapping): fullwidth letters,
-        # ideographic full stops, soft hyphens... map to the ASCII host
+        # ideographic full stops, soft hyphens... map to the ASCII host. Python's
+        # "idna" codec is IDNA 2003 (Unicode 3.2): NFKC with today's Unicode
+        # first maps what browsers map and it does not know (U+1D62 "ᵢ" is "i")
         # (not a valid IDN: compared as it is, it matches no tracker)
-        with contextlib.suppress(UnicodeError):
-            host = host.encode("idna").decode("ascii").lower()
+        host = unicodedata.normalize("NFKC", host.replace("\u3002", ".")).casefold()
+        if not host.isascii():
+            with contextlib.suppress(UnicodeError):
+                host = host.encode("idna").decode("ascii").lower()
     return host.rstrip("."), _path_of(remainder)
 
 

@@ -280,6 +280,13 @@ FOREIGN_CASES = [
         "document.head.appendChild(s);fbq('init', '1');</script>",
         "connect.facebook.net",
     ),
+    # a host letter Unicode added after IDNA 2003 (U+1D43, modifier letter a),
+    # which the browser maps to "a" (UTS #46)
+    (
+        "idn-modifier-letter",
+        '<img src="https://www.f\u1d43cebook.com/tr?id=3&amp;ev=PageView" alt="">',
+        "www.facebook.com",
+    ),
 ]
 
 

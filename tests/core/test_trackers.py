@@ -194,6 +194,11 @@ def test_hosts_are_mapped_to_ascii_as_the_browser_does() -> None:
         "www.\uff47oogletagmanager.com",
         "www.google\u00adtagmanager.com",
         "WWW.GOOGLETAGMANAGER\uff0eCOM",
+        # letters Unicode added after 3.2 (IDNA 2003's version), which Python's
+        # idna codec keeps as punycode and browsers map (NFKC): modifier letters
+        # a and t (U+1D43, U+1D57)
+        "www.googletagm\u1d43nager.com",
+        "www.google\u1d57agmanager.com",
     ):
         assert url_host_path(f"https://{host}/gtag/js") == ("www.googletagmanager.com", "/gtag/js")
     assert url_host_path("https://b\u00fccher.example/") == ("xn--bcher-kva.example", "/")
