@@ -1323,7 +1323,8 @@ class HtmlRewriter:
                         # many tokens a long attribute value holds), or from a
                         # "//" in it, for the look-back to examine. Not past an
                         # end tag that counts inside an attribute value there
-                        # (</noscript in <noscript>; in foreign content any "</")
+                        # (_inner_end: </noscript in <noscript>, the raw-text
+                        # end tags in foreign content)
                         other = _MARKUP_AT.match(buf, q)
                         if other is not None and other.end() > p:
                             end = other.end()

@@ -264,7 +264,6 @@ class TrackerMatcher:
         "_hosts",
         "_lit_implied",
         "_lit_re",
-        "_literals",
         "_order",
         "_own_sig",
         "_paths",
@@ -301,11 +300,6 @@ class TrackerMatcher:
         self._sig_ids: dict[str, Tracker] = {}
         #: each tracker's own signature regex (for :meth:`match_scripts`)
         self._own_sig: list[tuple[re.Pattern[bytes], Tracker]] = []
-        # literal signatures: tested with ``in`` by match_script (it stops at
-        # the first), scanned for at once by match_scripts (see _lit_re)
-        self._literals: tuple[tuple[bytes, Tracker], ...] = tuple(
-            (sig.encode(), t) for t in self.trackers for sig in t.signatures
-        )
         #: every literal in one trie-shaped pattern (for :meth:`match_scripts`:
         #: one scan finds them all), and per literal the trackers of every
         #: literal that is a prefix of it (itself included): the pattern
@@ -315,9 +309,11 @@ class TrackerMatcher:
         for t in self.trackers:
             self._order.setdefault(t, len(self._order))
         owners: dict[bytes, list[Tracker]] = {}
-        for sig_b, t in self._literals:
-            if sig_b and t not in owners.setdefault(sig_b, []):
-                owners[sig_b].append(t)
+        for t in self.trackers:
+            for sig in t.signatures:
+                sig_b = sig.encode()
+                if sig_b and t not in owners.setdefault(sig_b, []):
+                    owners[sig_b].append(t)
         self._lit_implied: dict[bytes, tuple[Tracker, ...]] = {
             lit: tuple(
                 dict.fromkeys(
@@ -426,16 +422,10 @@ class TrackerMatcher:
         return None
 
     def match_script(self, text: bytes) -> Tracker | None:
-        """The tracker whose inline-loader signature occurs in ``text``."""
-        for sig, tracker in self._literals:
-            if sig in text:
-                return tracker
-        if self._sig is None:
-            return None
-        m = self._sig.search(text)
-        if m is None or m.lastgroup is None:
-            return None
-        return self._sig_ids[m.lastgroup]
+        """The first tracker (in catalogue order) whose inline-loader signature
+        occurs in ``text``."""
+        found = self.match_scripts(text)
+        return found[0] if found else None
 
     def match_scripts(self, text: bytes) -> tuple[Tracker, ...]:
         """Every tracker whose inline-loader signature occurs in ``text``, in
