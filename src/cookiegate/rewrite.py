@@ -1388,6 +1388,15 @@ class HtmlRewriter:
                     elif final or n - p > self.max_tag:
                         end = n
                     else:
+                        end = -1  # unfinished: held, unless an end tag in it counts
+                    inner = self._inner_end(buf, fold, tok_end, n if end == -1 else end)
+                    if inner != -1:
+                        # an end tag inside it counts (</noscript in <noscript>,
+                        # the raw-text end tags in foreign content): to a browser
+                        # running scripts this tag is text; read on there
+                        scan = safe = inner
+                        continue
+                    if end == -1:
                         hold = p
                         break
                     if kind == b"noscript":

@@ -271,6 +271,24 @@ FOREIGN_CASES = [
         "<script src=https://www.clarity.ms/tag/xyz></script>'>",
         "www.clarity.ms",
     ),
+    # in the attributes of a nested <noscript> (read only once whole)
+    (
+        "noscript-in-nested-noscript",
+        '<noscript><noscript title="</noscript>"><script>window.fbq=function(){};'
+        "var s=document.createElement('script');"
+        "s.src='https://connect.facebook.net/en_US/fbevents.js';"
+        "document.head.appendChild(s);fbq('init', '1');</script>",
+        "connect.facebook.net",
+    ),
+    # in an end tag inside a MathML integration point in <noscript>
+    (
+        "noscript-in-ip-end-tag",
+        '<noscript><math><mi><script></script p="</noscript>"><script>window.fbq=function(){};'
+        "var s=document.createElement('script');"
+        "s.src='https://connect.facebook.net/en_US/fbevents.js';"
+        "document.head.appendChild(s);fbq('init', '1');</script>",
+        "connect.facebook.net",
+    ),
     # in the attributes of a script's end tag
     (
         "noscript-in-end-tag",

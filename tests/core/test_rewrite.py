@@ -520,6 +520,25 @@ def test_a_noscript_end_inside_an_end_tag_counts() -> None:
         assert run([doc[i : i + 1] for i in range(len(doc))], fragment=None) == out
 
 
+@pytest.mark.parametrize(
+    "inner",
+    [b'<noscript title="', b'<svg title="', b'<math title="', b'</body title="', b'</p title="',
+     b'<math><mi><script></script p="', b'<math><mi></div title="', b'<svg><title></title x="'],
+)  # fmt: skip
+def test_a_noscript_end_in_a_structural_tag_counts(inner: bytes) -> None:
+    """The tags that change the rewriter's depth (<noscript>, <svg>, </body>,
+    end tags in an integration point...) are acted on once whole; a
+    ``</noscript`` inside one, before its end, ends the <noscript> to a browser
+    running scripts: the tag is text, and the script after it runs. It is
+    neutralised in one chunk, cut anywhere, and in 1-byte chunks."""
+    doc = b"<noscript>" + inner + b'</noscript>"><script>fbq("init", "1")</script><p>x'
+    out = run([doc], fragment=None)
+    assert b'<script type="text/plain" data-cg-blocked="performance"' in out, out
+    for cut in range(len(doc)):
+        assert run([doc[:cut], doc[cut:]], fragment=None) == out, cut
+    assert run([doc[i : i + 1] for i in range(len(doc))], fragment=None) == out
+
+
 def test_upper_case_and_quoted_gt() -> None:
     doc = (
         b'<IMG ALT="a > b <script>" SRC="https://www.facebook.com/tr?id=1">'
