@@ -3,16 +3,22 @@ or the consent it replaces was stale, through both adapters."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cookiegate import Gate
+from cookiegate.asgi import CookieGateMiddleware as AsgiGate
 from cookiegate.errors import ConfigError
 from cookiegate.records import Recorder, Retention
+from cookiegate.records.model import canonical
 
 from .conftest import Client, make_gate
+from .store.helpers import pending
 
 JSON = ("content-type", "application/json")
 FORM = ("content-type", "application/x-www-form-urlencoded")
@@ -120,5 +126,65 @@ def test_records_kept_less_long_than_a_decision_is_valid_are_refused(tmp_path: P
         assert err.value.field == "records.retention.records_days"
         assert "30 days" in str(err.value)
         make_gate(records=rec, max_age=30 * 86400)  # exactly as long: accepted
+    finally:
+        rec.close()
+
+
+def _orphan_journal(journal: Path, n: int) -> Path:
+    """A journal that a stopped process left: ``n`` records never committed."""
+    journal.mkdir(parents=True)
+    orphan = journal / "journal-99999-dead.jsonl"
+    orphan.write_text("".join(canonical(pending().to_json()) + "\n" for _ in range(n)))
+    return orphan
+
+
+def _replayed(rec: Recorder, orphan: Path) -> int:
+    deadline = time.monotonic() + 20
+    while orphan.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not orphan.exists(), "the orphan journal was not replayed"
+    return rec.store.count()
+
+
+def test_a_stopped_processs_journal_is_replayed_at_the_first_request(
+    tmp_path: Path, client_for: Callable[[Gate], Client]
+) -> None:
+    """Records a stopped process left in its journal reach the database when
+    the next process serves its first request, even one that records nothing
+    (before, they waited for the next consent record, maybe for days)."""
+    orphan = _orphan_journal(tmp_path / "j", 3)
+    rec = Recorder(str(tmp_path / "records.db"), journal_dir=tmp_path / "j", flush_interval=0.01)
+    try:
+        call = client_for(make_gate(records=rec))
+        assert orphan.exists()  # a gate built does nothing yet
+        assert call("GET", "/").status == 200  # a page view: no record of its own
+        assert _replayed(rec, orphan) == 3
+        assert rec.verify().ok
+    finally:
+        rec.close()
+
+
+def test_a_stopped_processs_journal_is_replayed_at_lifespan_start_up(tmp_path: Path) -> None:
+    """Under an ASGI server the lifespan start-up is the middleware's first call."""
+    orphan = _orphan_journal(tmp_path / "j", 2)
+    rec = Recorder(str(tmp_path / "records.db"), journal_dir=tmp_path / "j", flush_interval=0.01)
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        assert (await receive())["type"] == "lifespan.startup"
+        await send({"type": "lifespan.startup.complete"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    try:
+        mw = AsgiGate(app, gate=make_gate(records=rec))
+        asyncio.run(mw({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
+        assert sent == [{"type": "lifespan.startup.complete"}]
+        assert _replayed(rec, orphan) == 2
     finally:
         rec.close()

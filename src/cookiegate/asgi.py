@@ -171,8 +171,15 @@ class CookieGateMiddleware:
             raise TypeError("gate must be a cookiegate.Gate")
         self.app = app
         self.gate = gate
+        #: the consent records' writer is started by the first call (lifespan
+        #: start-up, or the first request without one): journals that a
+        #: stopped process left are replayed then, not at the first record
+        self._unstarted: Callable[[], object] | None = getattr(gate.records, "start", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Any) -> None:
+        if self._unstarted is not None:
+            start, self._unstarted = self._unstarted, None
+            start()
         kind = scope["type"]
         if kind != "http":
             if kind == "websocket":

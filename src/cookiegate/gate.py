@@ -204,7 +204,9 @@ class ConsentRecorder(Protocol):
     """What ``Gate(records=...)`` needs (:class:`cookiegate.records.Recorder`).
 
     ``consent_changed`` runs on the request path and must only queue;
-    ``my_data`` and ``withdrawn`` do I/O and run in a worker thread under ASGI."""
+    ``my_data`` and ``withdrawn`` do I/O and run in a worker thread under ASGI.
+    An optional ``start()`` is called once, by the middleware's first call
+    (ASGI lifespan start-up or the first request)."""
 
     def consent_changed(
         self,

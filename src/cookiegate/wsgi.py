@@ -110,8 +110,14 @@ class CookieGateMiddleware:
             raise TypeError("gate must be a cookiegate.Gate")
         self.app = app
         self.gate = gate
+        #: the consent records' writer is started by the first request: journals
+        #: that a stopped process left are replayed then, not at the first record
+        self._unstarted: Callable[[], object] | None = getattr(gate.records, "start", None)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if self._unstarted is not None:
+            start, self._unstarted = self._unstarted, None
+            start()
         info = _request_info(environ)
         decision = self.gate.begin(info)
         head = info.method == "HEAD"

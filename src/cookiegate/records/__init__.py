@@ -424,6 +424,13 @@ class Recorder:
     def verify(self, *, min_retention_days: int | None = None) -> VerifyResult:
         return self.store.verify(min_retention_days=min_retention_days)
 
+    def start(self) -> None:
+        """Start the background writer now (idempotent; otherwise the first
+        record starts it). It replays, in its thread, the journals a crashed or
+        stopped process left in :attr:`writer`'s directory. The middleware calls
+        it on its first call (ASGI lifespan start-up, or the first request)."""
+        self.writer.start()
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued record is in the database."""
         return self.writer.flush(timeout)
